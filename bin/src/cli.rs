@@ -1,0 +1,315 @@
+//! The command line: kmod 34.2's options, spellings and messages.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+
+use crate::getopt::{self, HasArg, LongOpt};
+
+/// kmod 34.2's short options.
+const SHORTS: &str = "aAb:m:o:C:E:F:evnP:wVh";
+
+/// kmod 34.2's long options.
+const LONGS: &[LongOpt] = &[
+    LongOpt {
+        name: "all",
+        has_arg: HasArg::No,
+        val: 'a',
+    },
+    LongOpt {
+        name: "quick",
+        has_arg: HasArg::No,
+        val: 'A',
+    },
+    LongOpt {
+        name: "basedir",
+        has_arg: HasArg::Required,
+        val: 'b',
+    },
+    LongOpt {
+        name: "moduledir",
+        has_arg: HasArg::Required,
+        val: 'm',
+    },
+    LongOpt {
+        name: "outdir",
+        has_arg: HasArg::Required,
+        val: 'o',
+    },
+    LongOpt {
+        name: "config",
+        has_arg: HasArg::Required,
+        val: 'C',
+    },
+    LongOpt {
+        name: "symvers",
+        has_arg: HasArg::Required,
+        val: 'E',
+    },
+    LongOpt {
+        name: "filesyms",
+        has_arg: HasArg::Required,
+        val: 'F',
+    },
+    LongOpt {
+        name: "errsyms",
+        has_arg: HasArg::No,
+        val: 'e',
+    },
+    LongOpt {
+        name: "verbose",
+        has_arg: HasArg::No,
+        val: 'v',
+    },
+    LongOpt {
+        name: "show",
+        has_arg: HasArg::No,
+        val: 'n',
+    },
+    LongOpt {
+        name: "dry-run",
+        has_arg: HasArg::No,
+        val: 'n',
+    },
+    LongOpt {
+        name: "symbol-prefix",
+        has_arg: HasArg::Required,
+        val: 'P',
+    },
+    LongOpt {
+        name: "warn",
+        has_arg: HasArg::No,
+        val: 'w',
+    },
+    LongOpt {
+        name: "version",
+        has_arg: HasArg::No,
+        val: 'V',
+    },
+    LongOpt {
+        name: "help",
+        has_arg: HasArg::No,
+        val: 'h',
+    },
+];
+
+/// Parsed options, before any file is touched.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    pub all: bool,
+    pub quick: bool,
+    /// `-b`, already made absolute against the working directory.
+    pub basedir: Option<Vec<u8>>,
+    /// `-m`, with its leading slashes removed.
+    pub moduledir: Option<Vec<u8>>,
+    /// `-o`, already made absolute.
+    pub outdir: Option<Vec<u8>>,
+    pub config: Vec<Vec<u8>>,
+    pub symvers: Option<Vec<u8>>,
+    pub filesyms: Option<Vec<u8>>,
+    pub errsyms: bool,
+    pub verbose: u32,
+    pub dry_run: bool,
+    pub symbol_prefix: Option<u8>,
+    pub warn: bool,
+    /// Positional arguments: the version, then module files.
+    pub positional: Vec<Vec<u8>>,
+}
+
+/// What the command line asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    Run(Options),
+    Help,
+    Version,
+    /// A bad command line: getopt's message (printed as is) or a depmod FATAL message.
+    Fail {
+        getopt_message: Option<String>,
+        fatal: Option<String>,
+    },
+}
+
+/// Makes `p` absolute the way kmod's `path_make_absolute_cwd` does: cwd + `/` + p, unnormalised.
+pub fn absolute(p: &[u8]) -> Vec<u8> {
+    if p.first() == Some(&b'/') {
+        return p.to_vec();
+    }
+    let mut cwd = std::env::current_dir()
+        .map(|d| d.into_os_string().into_vec())
+        .unwrap_or_default();
+    cwd.push(b'/');
+    cwd.extend_from_slice(p);
+    cwd
+}
+
+use std::os::unix::ffi::OsStringExt;
+
+/// Parses the arguments after `argv[0]` (`prog`).
+pub fn parse(prog: &str, args: &[OsString]) -> Command {
+    let posixly = std::env::var_os("POSIXLY_CORRECT").is_some();
+    let (parsed, error) = match getopt::parse(prog, args, SHORTS, LONGS, posixly) {
+        Ok(p) => (p, None),
+        Err((p, msg)) => (p, Some(msg)),
+    };
+    let mut o = Options::default();
+    for opt in &parsed.opts {
+        let arg = opt
+            .arg
+            .as_deref()
+            .map(|a| a.as_bytes().to_vec())
+            .unwrap_or_default();
+        match opt.val {
+            'a' => o.all = true,
+            'A' => o.quick = true,
+            'b' => o.basedir = Some(absolute(&arg)),
+            'm' => {
+                let start = arg.iter().position(|&b| b != b'/').unwrap_or(arg.len());
+                o.moduledir = Some(arg[start..].to_vec());
+            }
+            'o' => o.outdir = Some(absolute(&arg)),
+            'C' => o.config.push(arg),
+            'E' => o.symvers = Some(arg),
+            'F' => o.filesyms = Some(arg),
+            'e' => o.errsyms = true,
+            'v' => o.verbose += 1,
+            'n' => o.dry_run = true,
+            'P' => {
+                if arg.len() != 1 {
+                    return Command::Fail {
+                        getopt_message: None,
+                        fatal: Some("-P only takes a single char".into()),
+                    };
+                }
+                o.symbol_prefix = arg.first().copied();
+            }
+            'w' => o.warn = true,
+            'V' => return Command::Version,
+            'h' => return Command::Help,
+            _ => {}
+        }
+    }
+    if let Some(msg) = error {
+        return Command::Fail {
+            getopt_message: Some(msg),
+            fatal: None,
+        };
+    }
+    o.positional = parsed
+        .positional
+        .into_iter()
+        .map(OsString::into_vec)
+        .collect();
+    Command::Run(o)
+}
+
+/// C `sscanf(version, "%u.%u", ...) == 2`: leading white space and a sign are tolerated.
+pub fn version_is_valid(v: &[u8]) -> bool {
+    fn number(s: &[u8]) -> Option<&[u8]> {
+        let s = s.trim_ascii_start();
+        let s = s
+            .strip_prefix(b"+")
+            .or_else(|| s.strip_prefix(b"-"))
+            .unwrap_or(s);
+        let n = s.iter().take_while(|b| b.is_ascii_digit()).count();
+        (n > 0).then(|| &s[n..])
+    }
+    number(v)
+        .and_then(|rest| rest.strip_prefix(b"."))
+        .and_then(number)
+        .is_some()
+}
+
+/// kmod 34.2's `--help` text, then what this depmod does differently.
+pub fn help(prog: &str) -> String {
+    format!(
+        "Usage:\n\
+\t{prog} -[aA] [options] [forced_version]\n\
+\n\
+If no arguments (except options) are given, \"depmod -a\" is assumed\n\
+\n\
+depmod will output a dependency list suitable for the modprobe utility.\n\
+\n\
+Options:\n\
+\t-a, --all            Probe all modules\n\
+\t-A, --quick          Only does the work if there's a new module\n\
+\t-e, --errsyms        Report not supplied symbols\n\
+\t-n, --show           Write the dependency file on stdout only\n\
+\t-P, --symbol-prefix  Architecture symbol prefix\n\
+\t-C, --config=PATH    Read configuration from PATH\n\
+\t-v, --verbose        Enable verbose mode\n\
+\t-w, --warn           Warn on duplicates\n\
+\t-V, --version        show version\n\
+\t-h, --help           show this help\n\
+\n\
+The following options are useful for people managing distributions:\n\
+\t-b, --basedir=DIR    Root path (default: /).\n\
+\t-m, --moduledir=DIR  Module directory (default: /lib/modules).\n\
+\t-o, --outdir=DIR     Output root path (default: same as <basedir>).\n\
+\t-F, --filesyms=FILE  Use the file instead of the\n\
+\t                     current kernel symbols.\n\
+\t-E, --symvers=FILE   Use Module.symvers file to check\n\
+\t                     symbol versions.\n\
+{DIFFERENCES}"
+    )
+}
+
+/// What `--help` adds after kmod's text: every deliberate difference from kmod 34.2.
+pub const DIFFERENCES: &str = "\n\
+Differences from kmod 34.2's depmod (this is depmod-rs, a reimplementation):\n\
+\t- .ko, .ko.xz, .ko.zst and .ko.gz modules are always read, whatever the build.\n\
+\t- Modules are read on all cores; the output does not depend on it.\n\
+\t- Chained dependency cycles are reported instead of looping forever.\n\
+\t- Failing to write an index is an error: exit status 1, and the old\n\
+\t  index stays complete. Unchanged indexes are not rewritten.\n\
+\t- Broken module files get a message saying what is wrong and where.\n\
+\t- Directory symlink loops are reported and skipped.\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Command {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        parse("depmod", &args)
+    }
+
+    #[test]
+    fn kernel_makefile_spelling() {
+        let Command::Run(o) = run(&["-ae", "-F", "System.map", "-b", "/tmp/x", "6.1.0"]) else {
+            panic!()
+        };
+        assert!(o.all && o.errsyms);
+        assert_eq!(o.filesyms.as_deref(), Some(&b"System.map"[..]));
+        assert_eq!(o.basedir.as_deref(), Some(&b"/tmp/x"[..]));
+        assert_eq!(o.positional, [b"6.1.0".to_vec()]);
+    }
+
+    #[test]
+    fn moduledir_loses_leading_slashes() {
+        let Command::Run(o) = run(&["--moduledir=//usr/lib/modules"]) else {
+            panic!()
+        };
+        assert_eq!(o.moduledir.as_deref(), Some(&b"usr/lib/modules"[..]));
+    }
+
+    #[test]
+    fn symbol_prefix_is_one_char() {
+        assert!(matches!(
+            run(&["-P", "ab"]),
+            Command::Fail { fatal: Some(_), .. }
+        ));
+        let Command::Run(o) = run(&["-P_"]) else {
+            panic!()
+        };
+        assert_eq!(o.symbol_prefix, Some(b'_'));
+    }
+
+    #[test]
+    fn versions() {
+        for good in ["6.1.0-56-amd64", "4.4", " 4.4", "+4.4x", "-1.2"] {
+            assert!(version_is_valid(good.as_bytes()), "{good}");
+        }
+        for bad in ["", "4", "4.", ".4", "/lib/x.ko", "a4.4", "4 .4"] {
+            assert!(!version_is_valid(bad.as_bytes()), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! One depmod run: find the modules, read them, resolve, write.
+
+use std::io::Write;
+
+use depmod_core::config::Config;
+use depmod_core::graph::{self, CycleReport};
+use depmod_core::output::{self, Index};
+use depmod_core::resolve::{self, Event, ResolveOptions, Symbols};
+use depmod_core::tree::{self, Module, ModuleSet};
+
+use crate::cli::{self, Options};
+use crate::load;
+use crate::log::{Log, log};
+use crate::walk::Walk;
+use crate::write::{self, Output};
+
+/// Exit statuses.
+pub const SUCCESS: u8 = 0;
+pub const FAILURE: u8 = 1;
+
+/// Directories of one run, as kmod spells them.
+struct Dirs {
+    /// `<basedir>/<moduledir>/<version>`: where modules and `modules.order` are read.
+    input: Vec<u8>,
+    /// `<outdir or basedir>/<moduledir>/<version>`: where indexes are written.
+    output: Vec<u8>,
+}
+
+fn join3(root: &[u8], moduledir: &[u8], version: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(root.len() + moduledir.len() + version.len() + 2);
+    v.extend_from_slice(root);
+    v.push(b'/');
+    v.extend_from_slice(moduledir);
+    v.push(b'/');
+    v.extend_from_slice(version);
+    v
+}
+
+/// Runs depmod with parsed options; returns the exit status.
+pub fn run(log: &mut Log, opts: &Options) -> u8 {
+    log.set_verbosity(opts.verbose);
+    let log = &*log;
+    let mut positional = opts.positional.iter();
+    let version = match positional.next() {
+        Some(v) if cli::version_is_valid(v) => v.clone(),
+        Some(v) => {
+            log!(log, Error, "Bad version passed ", v);
+            return FAILURE;
+        }
+        None => rustix::system::uname().release().to_bytes().to_vec(),
+    };
+    let moduledir = opts
+        .moduledir
+        .clone()
+        .unwrap_or_else(|| b"lib/modules".to_vec());
+    let root = opts.basedir.clone().unwrap_or_default();
+    let dirs = Dirs {
+        input: join3(&root, &moduledir, &version),
+        output: join3(opts.outdir.as_ref().unwrap_or(&root), &moduledir, &version),
+    };
+
+    let config = Config::default();
+    let mut set = ModuleSet::new(&dirs.input, &config);
+    {
+        let mut walk = Walk::new(log, &config.excludes, &mut set);
+        if let Err(e) = walk.run(&dirs.input) {
+            log!(log, Fatal, "could not search modules: ", e);
+            return FAILURE;
+        }
+    }
+    let mut modules = set.into_modules();
+    apply_order(log, &dirs, &mut modules);
+
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let loaded = load::load_all(&modules, threads);
+    for (m, l) in modules.iter().zip(&loaded) {
+        if let Some(e) = &l.io_error {
+            log!(
+                log,
+                Error,
+                "failed to load symbols from ",
+                m.path(),
+                ": ",
+                e
+            );
+        } else if let Some(e) = l.info.exports_error {
+            log!(
+                log,
+                Error,
+                "failed to load symbols from ",
+                m.path(),
+                ": ",
+                e.errno().message(),
+                " (",
+                e.to_string(),
+                ")"
+            );
+        }
+    }
+    let infos: Vec<_> = loaded.into_iter().map(|l| l.info).collect();
+
+    let mut symbols = Symbols::new(opts.symbol_prefix);
+    resolve::add_exports(&mut symbols, &infos);
+    let options = ResolveOptions {
+        print_unknown: false,
+        check_symvers: false,
+    };
+    let graph = resolve::resolve(&symbols, &infos, options, |event| {
+        if let Event::Needs {
+            module,
+            symbol,
+            owner,
+        } = event
+        {
+            if opts.verbose > 0 {
+                let path = |i: u32| modules.get(i as usize).map_or(&[][..], |m| m.path());
+                let mut line = Vec::new();
+                line.extend_from_slice(path(module));
+                line.extend_from_slice(b" needs \"");
+                line.extend_from_slice(symbol);
+                line.extend_from_slice(b"\": ");
+                line.extend_from_slice(path(owner));
+                line.push(b'\n');
+                let _ = std::io::stdout().write_all(&line);
+            }
+        }
+    });
+    let order = match graph::topo_order(&graph) {
+        Ok(order) => order,
+        Err(users) => {
+            report_cycles(log, &modules, &graph::cycle_report(&graph, &users));
+            return FAILURE;
+        }
+    };
+
+    let index = Index {
+        modules: &modules,
+        infos: &infos,
+        symbols: &symbols,
+        graph: &graph,
+        order: &order,
+    };
+    let outputs = build_outputs(log, &index);
+    if opts.dry_run {
+        let mut stdout = std::io::stdout().lock();
+        for o in &outputs {
+            if stdout.write_all(&o.data).is_err() {
+                break;
+            }
+        }
+        return SUCCESS;
+    }
+    if let Err(e) = write::create_dir(&dirs.output) {
+        log!(
+            log,
+            Fatal,
+            "could not create directory ",
+            &dirs.output[..],
+            ": ",
+            e
+        );
+        return FAILURE;
+    }
+    match write::install(log, &dirs.output, &outputs) {
+        Ok(()) => SUCCESS,
+        Err(_) => FAILURE,
+    }
+}
+
+/// Applies `modules.order`, with kmod's messages when it is missing or corrupted.
+fn apply_order(log: &Log, dirs: &Dirs, modules: &mut Vec<Module>) {
+    let mut path = dirs.input.clone();
+    path.extend_from_slice(b"/modules.order");
+    match std::fs::read(std::ffi::OsStr::from_bytes(&path)) {
+        Ok(data) => {
+            if let Err(e) = tree::sort_by_order(modules, &data) {
+                log!(
+                    log,
+                    Error,
+                    &path[..],
+                    ":",
+                    e.line,
+                    " corrupted line misses '\\n'"
+                );
+            }
+        }
+        Err(e) => log!(
+            log,
+            Warning,
+            "could not open modules.order at ",
+            &dirs.input[..],
+            ": ",
+            e
+        ),
+    }
+}
+
+use std::os::unix::ffi::OsStrExt;
+
+/// kmod's cycle report.
+fn report_cycles(log: &Log, modules: &[Module], report: &CycleReport) {
+    let name = |i: u32| modules.get(i as usize).map_or(&[][..], |m| m.name());
+    for cycle in &report.cycles {
+        let mut line = Vec::new();
+        for (k, &m) in cycle.iter().enumerate() {
+            if k > 0 {
+                line.extend_from_slice(b" -> ");
+            }
+            line.extend_from_slice(name(m));
+        }
+        log!(log, Error, "Cycle detected: ", line);
+    }
+    log!(
+        log,
+        Error,
+        "Found ",
+        report.modules,
+        " modules in dependency cycles!"
+    );
+}
+
+/// Generates every output, in kmod's order.
+fn build_outputs(log: &Log, index: &Index<'_>) -> Vec<Output> {
+    let mut outputs = Vec::with_capacity(11);
+    let mut text = |name: &'static str, f: &dyn Fn(&mut Vec<u8>)| {
+        let mut data = Vec::new();
+        f(&mut data);
+        outputs.push(Output { name, data });
+    };
+    text("modules.dep", &|o| output::write_dep(index, o));
+    text("modules.alias", &|o| output::write_alias(index, o));
+    text("modules.softdep", &|o| output::write_softdep(index, o));
+    text("modules.weakdep", &|o| output::write_weakdep(index, o));
+    text("modules.symbols", &|o| output::write_symbols(index, o));
+    let mut data = Vec::new();
+    for p in output::write_devname(index, &mut data) {
+        log!(
+            log,
+            Error,
+            "Module '",
+            p.module,
+            "' has devname (",
+            p.devname,
+            ") but lacks major and minor information. Ignoring."
+        );
+    }
+    outputs.push(Output {
+        name: "modules.devname",
+        data,
+    });
+    outputs
+}

@@ -1,0 +1,228 @@
+//! The directory walk: module files in raw `readdir` order, as kmod finds them.
+
+use std::ffi::CStr;
+use std::io;
+
+use depmod_core::tree::ModuleSet;
+use rustix::fd::{AsFd, AsRawFd, OwnedFd};
+use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags};
+
+use crate::log::{Errno, Log, log};
+
+/// File name endings that make a file a module candidate. kmod recognises only the formats its
+/// build enables (Debian's 34.2: no gzip); this depmod reads them all.
+pub const EXTENSIONS: [&[u8]; 4] = [b".ko", b".ko.gz", b".ko.xz", b".ko.zst"];
+
+/// Whether `name` (a basename) is a module candidate: it ends in a module extension and is
+/// longer than it.
+pub fn is_module_name(name: &[u8]) -> bool {
+    EXTENSIONS
+        .iter()
+        .any(|ext| name.len() > ext.len() && name.ends_with(ext))
+}
+
+/// Walks one directory tree, adding module files to a [`ModuleSet`].
+pub struct Walk<'a, 'c> {
+    pub log: &'a Log,
+    pub excludes: &'a [Vec<u8>],
+    pub set: &'a mut ModuleSet<'c>,
+    /// `(device, inode)` of the directories on the current path, to stop at symlink loops.
+    ancestors: Vec<(u64, u64)>,
+}
+
+impl<'a, 'c> Walk<'a, 'c> {
+    pub fn new(log: &'a Log, excludes: &'a [Vec<u8>], set: &'a mut ModuleSet<'c>) -> Self {
+        Walk {
+            log,
+            excludes,
+            set,
+            ancestors: Vec::new(),
+        }
+    }
+
+    /// Walks `root`. Failing to open `root` itself is the only error returned (after kmod's
+    /// `could not open directory` message); problems below it are reported and skipped.
+    pub fn run(&mut self, root: &[u8]) -> io::Result<()> {
+        let fd = match rustix::fs::openat(
+            CWD,
+            root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let e = io::Error::from(e);
+                log!(self.log, Error, "could not open directory ", root, ": ", e);
+                return Err(e);
+            }
+        };
+        let mut path = root.to_vec();
+        path.push(b'/');
+        self.ancestors.clear();
+        self.dir(fd, &mut path);
+        Ok(())
+    }
+
+    /// Walks the open directory `fd`, whose path (with a final `/`) is `path`.
+    fn dir(&mut self, fd: OwnedFd, path: &mut Vec<u8>) {
+        let dfd = fd.as_raw_fd();
+        if let Ok(st) = rustix::fs::fstat(&fd) {
+            self.ancestors.push((st.st_dev, st.st_ino));
+        } else {
+            self.ancestors.push((u64::MAX, u64::MAX));
+        }
+        let mut dir = match Dir::new(fd) {
+            Ok(d) => d,
+            Err(e) => {
+                log!(
+                    self.log,
+                    Error,
+                    "fdopendir(",
+                    dfd,
+                    "): ",
+                    io::Error::from(e)
+                );
+                self.ancestors.pop();
+                return;
+            }
+        };
+        let base = path.len();
+        while let Some(entry) = dir.read() {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    log!(
+                        self.log,
+                        Error,
+                        "readdir(",
+                        &path[..],
+                        "): ",
+                        io::Error::from(e)
+                    );
+                    break;
+                }
+            };
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." || name == b"build" || name == b"source" {
+                continue;
+            }
+            if self.excludes.iter().any(|x| x.as_slice() == name) {
+                continue;
+            }
+            path.truncate(base);
+            path.extend_from_slice(name);
+            let is_dir = match entry.file_type() {
+                FileType::RegularFile => false,
+                FileType::Directory => true,
+                _ => match stat_type(&dir, entry.file_name()) {
+                    Ok(FileType::RegularFile) => false,
+                    Ok(FileType::Directory) => true,
+                    Ok(other) => {
+                        let mode = other.as_raw_mode();
+                        log!(
+                            self.log,
+                            Error,
+                            "unsupported file type ",
+                            &path[..],
+                            ": ",
+                            Octal(mode)
+                        );
+                        continue;
+                    }
+                    Err(e) => {
+                        log!(self.log, Error, "fstatat(", dfd, ", ", name, "): ", e);
+                        continue;
+                    }
+                },
+            };
+            if is_dir {
+                self.subdir(&dir, entry.file_name(), dfd, path);
+            } else if is_module_name(name) {
+                self.set.add(path.clone());
+            }
+        }
+        path.truncate(base);
+        self.ancestors.pop();
+    }
+
+    fn subdir(&mut self, dir: &Dir, name: &CStr, dfd: i32, path: &mut Vec<u8>) {
+        let Ok(parent) = dir.fd() else { return };
+        let fd = match rustix::fs::openat(
+            parent,
+            name,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let n = name.to_bytes();
+                log!(
+                    self.log,
+                    Error,
+                    "openat(",
+                    dfd,
+                    ", ",
+                    n,
+                    ", O_RDONLY): ",
+                    io::Error::from(e)
+                );
+                return;
+            }
+        };
+        if let Ok(st) = rustix::fs::fstat(&fd) {
+            if let Some(depth) = self
+                .ancestors
+                .iter()
+                .position(|&a| a == (st.st_dev, st.st_ino))
+            {
+                // kmod follows such links until it runs out of file descriptors.
+                let levels = self.ancestors.len() - depth;
+                log!(
+                    self.log,
+                    Error,
+                    "skipping ",
+                    &path[..],
+                    ": directory loop (it is the directory ",
+                    levels,
+                    " level(s) up)"
+                );
+                return;
+            }
+        }
+        path.push(b'/');
+        self.dir(fd, path);
+    }
+}
+
+/// `fstatat(dir, name, &st, 0)`: the type of what `name` leads to, following symbolic links.
+fn stat_type(dir: &Dir, name: &CStr) -> Result<FileType, Errno> {
+    let fd = dir.fd().map_err(|e| Errno(e.raw_os_error()))?;
+    let st = rustix::fs::statat(fd.as_fd(), name, AtFlags::empty())
+        .map_err(|e| Errno(e.raw_os_error()))?;
+    Ok(FileType::from_raw_mode(st.st_mode))
+}
+
+/// A mode shown in octal, as kmod's `%o`.
+struct Octal(u32);
+
+impl crate::log::Part for Octal {
+    fn put(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        let _ = write!(out, "{:o}", self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates() {
+        for good in ["a.ko", "a.ko.xz", "a.ko.zst", "a.ko.gz", "a-b.c.ko"] {
+            assert!(is_module_name(good.as_bytes()), "{good}");
+        }
+        for bad in [".ko", ".ko.xz", "a.ko.bz2", "a.o", "ako", "a.ko.xz.bak"] {
+            assert!(!is_module_name(bad.as_bytes()), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! A checked view of an ELF relocatable object: header, section table, sections found by name.
+//!
+//! The checks are libkmod's (`kmod_elf_new`): a file they reject is rejected here with the same
+//! errno, and a file they accept is read the same way. Width and byte order come from `e_ident`.
+
+pub mod raw;
+mod symbols;
+#[cfg(any(test, feature = "elf-writer"))]
+pub mod writer;
+
+pub use symbols::{Export, Import, exports, imports};
+
+use crate::bytes::{Endian, cstr_at, to_usize};
+use crate::error::Error;
+use raw::Layout;
+
+/// A validated ELF file: the header checks passed and the section-name table is usable.
+#[derive(Clone, Copy, Debug)]
+pub struct Elf<'a> {
+    data: &'a [u8],
+    endian: Endian,
+    layout: &'static Layout,
+    machine: u16,
+    shoff: usize,
+    shnum: u16,
+    names: &'a [u8],
+}
+
+/// One section's location and contents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Section<'a> {
+    /// Index in the section header table.
+    pub index: u16,
+    /// `sh_offset`.
+    pub offset: u64,
+    /// The `sh_size` bytes at `sh_offset`.
+    pub data: &'a [u8],
+}
+
+impl<'a> Elf<'a> {
+    /// Checks the header of `data` the way libkmod does and returns a view of it.
+    pub fn parse(data: &'a [u8]) -> Result<Self, Error> {
+        let len = data.len() as u64;
+        if data.len() <= raw::EI_NIDENT || data.get(..4) != Some(&raw::MAGIC[..]) {
+            return Err(Error::NotElf { len });
+        }
+        let byte = |i: usize| data.get(i).copied().unwrap_or(0);
+        let layout = match byte(raw::EI_CLASS) {
+            raw::ELFCLASS32 => &raw::LAYOUT32,
+            raw::ELFCLASS64 => &raw::LAYOUT64,
+            class => return Err(Error::BadClass(class)),
+        };
+        if data.len() <= layout.ehdr_size {
+            return Err(Error::HeaderTruncated {
+                len,
+                header: layout.ehdr_size as u64,
+            });
+        }
+        let endian = match byte(raw::EI_DATA) {
+            raw::ELFDATA2LSB => Endian::Little,
+            raw::ELFDATA2MSB => Endian::Big,
+            other => return Err(Error::BadData(other)),
+        };
+        // The header is in bounds (checked above), so these reads cannot fail.
+        let half = |off| endian.u16(data, off).unwrap_or(0);
+        let shoff = endian.word(data, layout.e_shoff, layout.wide).unwrap_or(0);
+        let shentsize = half(layout.e_shentsize);
+        let shnum = half(layout.e_shnum);
+        let shstrndx = half(layout.e_shstrndx);
+        let machine = half(layout.e_machine);
+
+        if usize::from(shentsize) != layout.shdr_size {
+            return Err(Error::BadSectionEntrySize {
+                found: shentsize,
+                expected: layout.shdr_size as u16,
+            });
+        }
+        let table_end = (layout.shdr_size as u64 * u64::from(shnum)).checked_add(shoff);
+        if table_end.is_none_or(|end| end > len) {
+            return Err(Error::SectionTableOutOfBounds {
+                offset: shoff,
+                count: shnum,
+                len,
+            });
+        }
+        let mut elf = Elf {
+            data,
+            endian,
+            layout,
+            machine,
+            shoff: to_usize(shoff).ok_or(Error::TooLarge { len: shoff })?,
+            shnum,
+            names: &[],
+        };
+        if shstrndx == 0 || shstrndx >= shnum {
+            return Err(Error::BadNamesIndex {
+                index: shstrndx,
+                count: shnum,
+            });
+        }
+        let names = elf.section(shstrndx)?;
+        match names.data.last() {
+            None => return Err(Error::NamesEmpty { index: shstrndx }),
+            Some(0) => {}
+            Some(_) => return Err(Error::NamesNotTerminated { index: shstrndx }),
+        }
+        elf.names = names.data;
+        Ok(elf)
+    }
+
+    /// The whole file.
+    pub fn data(&self) -> &'a [u8] {
+        self.data
+    }
+
+    /// Byte order of the file.
+    pub fn endian(&self) -> Endian {
+        self.endian
+    }
+
+    /// Field layout of the file's class.
+    pub fn layout(&self) -> &'static Layout {
+        self.layout
+    }
+
+    /// `e_machine`.
+    pub fn machine(&self) -> u16 {
+        self.machine
+    }
+
+    /// `e_shnum`.
+    pub fn section_count(&self) -> u16 {
+        self.shnum
+    }
+
+    /// Section `index`, checked to lie inside the file. Index 0 and indexes past `e_shnum` are
+    /// [`Error::BadNamesIndex`]-like errors reported as out of bounds.
+    pub fn section(&self, index: u16) -> Result<Section<'a>, Error> {
+        let (_, offset, size) = self.header(index)?;
+        let len = self.data.len() as u64;
+        let out = Error::SectionOutOfBounds {
+            index,
+            offset,
+            size,
+            len,
+        };
+        let end = offset
+            .checked_add(size)
+            .filter(|&end| end <= len)
+            .ok_or(out)?;
+        let range = to_usize(offset).zip(to_usize(end)).ok_or(out)?;
+        let data = self.data.get(range.0..range.1).ok_or(out)?;
+        Ok(Section {
+            index,
+            offset,
+            data,
+        })
+    }
+
+    /// `sh_name`, `sh_offset` and `sh_size` of section `index`.
+    fn header(&self, index: u16) -> Result<(u32, u64, u64), Error> {
+        let len = self.data.len() as u64;
+        let oob = Error::SectionOutOfBounds {
+            index,
+            offset: 0,
+            size: 0,
+            len,
+        };
+        if index == 0 || index >= self.shnum {
+            return Err(oob);
+        }
+        let base = usize::from(index)
+            .checked_mul(self.layout.shdr_size)
+            .and_then(|o| o.checked_add(self.shoff))
+            .ok_or(oob)?;
+        let l = self.layout;
+        let name = self.endian.u32(self.data, base + l.sh_name);
+        let offset = self.endian.word(self.data, base + l.sh_offset, l.wide);
+        let size = self.endian.word(self.data, base + l.sh_size, l.wide);
+        match (name, offset, size) {
+            (Some(n), Some(o), Some(s)) => Ok((n, o, s)),
+            _ => Err(oob),
+        }
+    }
+
+    /// The first section called `name`, scanning indexes 1.. and skipping headers that run past
+    /// the end of the file or have a name outside the name table, as libkmod does.
+    pub fn section_by_name(&self, name: &str) -> Option<Section<'a>> {
+        (1..self.shnum).find_map(|index| {
+            let section = self.section(index).ok()?;
+            let (name_off, _, _) = self.header(index).ok()?;
+            let found = cstr_at(self.names, to_usize(u64::from(name_off))?)?;
+            (found == name.as_bytes()).then_some(section)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::writer::{Class, ObjectBuilder};
+    use super::*;
+
+    fn sample(class: Class, endian: Endian) -> alloc::vec::Vec<u8> {
+        let mut b = ObjectBuilder::new(class, endian);
+        b.section(".modinfo", b"license=GPL\0");
+        b.section(".modinfo", b"second=ignored\0");
+        b.build()
+    }
+
+    #[test]
+    fn finds_the_first_section_of_a_name_in_every_class_and_order() {
+        for class in [Class::Elf32, Class::Elf64] {
+            for endian in [Endian::Little, Endian::Big] {
+                let bytes = sample(class, endian);
+                let elf = Elf::parse(&bytes).expect("valid");
+                assert_eq!(elf.endian(), endian);
+                let s = elf.section_by_name(".modinfo").expect("found");
+                assert_eq!(s.data, b"license=GPL\0");
+                assert!(elf.section_by_name(".symtab").is_none());
+            }
+        }
+    }
+
+    fn patch(bytes: &mut [u8], at: usize, value: &[u8]) {
+        bytes[at..at + value.len()].copy_from_slice(value);
+    }
+
+    #[test]
+    fn rejects_what_libkmod_rejects() {
+        let good = sample(Class::Elf64, Endian::Little);
+        let len = good.len() as u64;
+        assert_eq!(
+            Elf::parse(&good[..16]).unwrap_err(),
+            Error::NotElf { len: 16 }
+        );
+        assert_eq!(
+            Elf::parse(b"hello, world, not elf").unwrap_err(),
+            Error::NotElf { len: 21 }
+        );
+        assert_eq!(
+            Elf::parse(&good[..64]).unwrap_err(),
+            Error::HeaderTruncated {
+                len: 64,
+                header: 64
+            }
+        );
+
+        let mut b = good.clone();
+        patch(&mut b, 4, &[3]);
+        assert_eq!(Elf::parse(&b).unwrap_err(), Error::BadClass(3));
+
+        let mut b = good.clone();
+        patch(&mut b, 5, &[0]);
+        assert_eq!(Elf::parse(&b).unwrap_err(), Error::BadData(0));
+
+        let mut b = good.clone();
+        patch(&mut b, 58, &40u16.to_le_bytes());
+        assert_eq!(
+            Elf::parse(&b).unwrap_err(),
+            Error::BadSectionEntrySize {
+                found: 40,
+                expected: 64
+            }
+        );
+
+        let mut b = good.clone();
+        patch(&mut b, 60, &1000u16.to_le_bytes());
+        let shoff = u64::from_le_bytes(b[40..48].try_into().unwrap());
+        assert_eq!(
+            Elf::parse(&b).unwrap_err(),
+            Error::SectionTableOutOfBounds {
+                offset: shoff,
+                count: 1000,
+                len
+            }
+        );
+
+        let mut b = good.clone();
+        patch(&mut b, 40, &u64::MAX.to_le_bytes());
+        assert_eq!(
+            Elf::parse(&b).unwrap_err(),
+            Error::SectionTableOutOfBounds {
+                offset: u64::MAX,
+                count: 4,
+                len
+            }
+        );
+
+        for index in [0u16, 4, 77] {
+            let mut b = good.clone();
+            patch(&mut b, 62, &index.to_le_bytes());
+            assert_eq!(
+                Elf::parse(&b).unwrap_err(),
+                Error::BadNamesIndex { index, count: 4 }
+            );
+        }
+    }
+
+    /// Offset of section `index`'s header in `bytes` (an ELF64 little-endian file).
+    fn shdr(bytes: &[u8], index: usize) -> usize {
+        u64::from_le_bytes(bytes[40..48].try_into().unwrap()) as usize + index * 64
+    }
+
+    #[test]
+    fn rejects_bad_name_tables() {
+        let good = sample(Class::Elf64, Endian::Little);
+        let names = usize::from(u16::from_le_bytes(good[62..64].try_into().unwrap()));
+        let at = shdr(&good, names);
+        let len = good.len() as u64;
+        let offset = u64::from_le_bytes(good[at + 24..at + 32].try_into().unwrap());
+        let size = u64::from_le_bytes(good[at + 32..at + 40].try_into().unwrap());
+
+        let mut b = good.clone();
+        patch(&mut b, at + 32, &0u64.to_le_bytes());
+        assert_eq!(
+            Elf::parse(&b).unwrap_err(),
+            Error::NamesEmpty {
+                index: names as u16
+            }
+        );
+
+        let mut b = good.clone();
+        let last = (offset + size - 1) as usize;
+        b[last] = b'x';
+        assert_eq!(
+            Elf::parse(&b).unwrap_err(),
+            Error::NamesNotTerminated {
+                index: names as u16
+            }
+        );
+
+        let mut b = good.clone();
+        patch(&mut b, at + 24, &(len - 1).to_le_bytes());
+        assert_eq!(
+            Elf::parse(&b).unwrap_err(),
+            Error::SectionOutOfBounds {
+                index: names as u16,
+                offset: len - 1,
+                size,
+                len
+            }
+        );
+    }
+
+    #[test]
+    fn skips_sections_out_of_bounds_or_badly_named() {
+        let mut b = sample(Class::Elf64, Endian::Little);
+        // Section 1 is the first .modinfo: push it out of the file; the second one is found.
+        let at = shdr(&b, 1);
+        let len = b.len() as u64;
+        patch(&mut b, at + 24, &len.to_le_bytes());
+        let elf = Elf::parse(&b).expect("still valid");
+        assert_eq!(
+            elf.section_by_name(".modinfo").unwrap().data,
+            b"second=ignored\0"
+        );
+        // A name offset outside the name table is skipped too.
+        let mut b = sample(Class::Elf64, Endian::Little);
+        let at = shdr(&b, 1);
+        patch(&mut b, at, &0xffff_u32.to_le_bytes());
+        let elf = Elf::parse(&b).expect("still valid");
+        assert_eq!(
+            elf.section_by_name(".modinfo").unwrap().data,
+            b"second=ignored\0"
+        );
+    }
+}

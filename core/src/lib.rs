@@ -1,0 +1,49 @@
+//! kmod-compatible module indexing, over byte slices.
+//!
+//! This crate knows bytes, not files: the `depmod` program reads directories and files and hands
+//! their contents here. It reproduces kmod 34.2's depmod byte for byte.
+//!
+//! Map:
+//! - [`elf`]: a checked ELF32/ELF64 reader (either byte order) and a module's symbols;
+//! - [`modinfo`]: `.modinfo` records; [`module`]: [`ModuleInfo`], what depmod keeps of a file;
+//! - [`name`]: module names and alias keys; [`hash`]: kmod's hash-table order;
+//! - [`config`]: depmod.d priority rules; [`tree`]: the module set and `modules.order`;
+//! - [`resolve`]: symbol owners and edges; [`graph`]: topological order and cycle report;
+//! - [`output`]: the output files.
+//!
+//! ```
+//! use depmod_core::{config::Config, tree::ModuleSet, ModuleInfo};
+//!
+//! let config = Config::default();
+//! let mut set = ModuleSet::new(b"/lib/modules/6.1", &config);
+//! set.add(b"/lib/modules/6.1/kernel/a.ko".to_vec());
+//! let modules = set.into_modules();
+//! // Not an ELF file: the module is still indexed, with the error recorded.
+//! let info = ModuleInfo::parse(b"not an ELF file at all");
+//! assert!(info.exports_error.is_some());
+//! assert_eq!(modules[0].name(), b"a");
+//! ```
+#![no_std]
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)
+)]
+
+extern crate alloc;
+
+mod bytes;
+pub mod config;
+pub mod elf;
+pub mod error;
+pub mod graph;
+pub mod hash;
+pub mod modinfo;
+pub mod module;
+pub mod name;
+pub mod output;
+pub mod resolve;
+pub mod tree;
+
+pub use bytes::Endian;
+pub use error::{Errno, Error};
+pub use module::ModuleInfo;

@@ -1,0 +1,75 @@
+//! The output files, one module per format. Each writes into a byte buffer.
+//!
+//! Every per-module output walks the modules in array order ([`crate::tree::sort_by_order`]);
+//! `modules.symbols` walks the symbol table in kmod's hash order.
+
+mod dep;
+mod devname;
+mod modinfo;
+mod symbols;
+
+pub use dep::write_dep;
+pub use devname::{DevnameProblem, write_devname};
+pub use modinfo::{write_alias, write_softdep, write_weakdep};
+pub use symbols::write_symbols;
+
+use crate::graph::Closure;
+use crate::module::ModuleInfo;
+use crate::resolve::{Graph, Symbols};
+use crate::tree::Module;
+
+/// Everything the writers read: the modules in array order with their metadata, the symbol
+/// table, the dependency graph and its topological order.
+#[derive(Clone, Copy, Debug)]
+pub struct Index<'a> {
+    /// Modules in array order.
+    pub modules: &'a [Module],
+    /// `infos[i]` belongs to `modules[i]`.
+    pub infos: &'a [ModuleInfo],
+    /// Symbol owners.
+    pub symbols: &'a Symbols<'a>,
+    /// Direct dependencies.
+    pub graph: &'a Graph,
+    /// `dep_sort_idx` of each module.
+    pub order: &'a [u32],
+}
+
+impl<'a> Index<'a> {
+    /// Calls `f` with each module and its full dependency list (as array indexes, in
+    /// `modules.dep` order).
+    pub fn for_each_dep_list(&self, mut f: impl FnMut(usize, &Module, &[u32])) {
+        let mut closure = Closure::default();
+        for (i, m) in self.modules.iter().enumerate() {
+            let deps = closure.of(self.graph, self.order, i as u32);
+            f(i, m, deps);
+        }
+    }
+
+    /// The module at array index `i`.
+    pub fn module(&self, i: u32) -> Option<&'a Module> {
+        self.modules.get(i as usize)
+    }
+
+    /// Module and metadata pairs in array order.
+    pub fn with_info(&self) -> impl Iterator<Item = (&'a Module, &'a ModuleInfo)> {
+        self.modules.iter().zip(self.infos)
+    }
+}
+
+/// Appends `n` in decimal.
+pub(crate) fn push_decimal(out: &mut alloc::vec::Vec<u8>, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(i..).unwrap_or_default());
+}

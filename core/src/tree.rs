@@ -1,0 +1,282 @@
+//! The set of modules found in a tree, and kmod's array order over it.
+
+use alloc::vec::Vec;
+
+use crate::config::{Candidate, Config};
+use crate::hash::{MODULE_BUCKETS, Table};
+use crate::name::{basename, module_name};
+
+/// One module file chosen for indexing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Module {
+    name: Vec<u8>,
+    path: Vec<u8>,
+    /// Where the path relative to the module directory starts, when it is under it.
+    rel: Option<usize>,
+}
+
+impl Module {
+    /// A module at `path` (as the walk built it), with the module directory `dirname`.
+    pub fn new(path: Vec<u8>, dirname: &[u8]) -> Self {
+        let name = module_name(&path);
+        let rel = path
+            .strip_prefix(dirname)
+            .filter(|t| t.first() == Some(&b'/'))
+            .map(|_| dirname.len() + 1);
+        Module { name, path, rel }
+    }
+
+    /// Module name: basename to the first `.`, `-` as `_`.
+    pub fn name(&self) -> &[u8] {
+        &self.name
+    }
+
+    /// Full path, as used in messages.
+    pub fn path(&self) -> &[u8] {
+        &self.path
+    }
+
+    /// Path relative to the module directory, when the module is under it.
+    pub fn relpath(&self) -> Option<&[u8]> {
+        self.rel.and_then(|r| self.path.get(r..))
+    }
+
+    /// The path written in `modules.dep`: relative when possible, otherwise the full path.
+    pub fn output_path(&self) -> &[u8] {
+        self.relpath().unwrap_or(&self.path)
+    }
+
+    /// The relative path `modules.order` lines are compared with: directory plus the first
+    /// `len(name) + 3` bytes of the basename (`fat.ko` for `fat.ko.xz`; `a.b.` for `a.b.ko`).
+    pub fn order_key(&self) -> Option<&[u8]> {
+        let rel = self.relpath()?;
+        let dir = rel.len() - basename(rel).len();
+        rel.get(..(dir + self.name.len() + 3).min(rel.len()))
+    }
+}
+
+/// What [`ModuleSet::add`] did with a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Added {
+    /// First file with this module name.
+    New,
+    /// It replaced the file at this path, which had lower priority.
+    Replaced(Vec<u8>),
+    /// A file with the same name and higher priority stays (at this path).
+    Ignored(Vec<u8>),
+}
+
+/// Modules by name, with kmod's duplicate resolution and table order.
+#[derive(Clone, Debug)]
+pub struct ModuleSet<'c> {
+    dirname: Vec<u8>,
+    config: &'c Config,
+    table: Table<Vec<u8>, Module>,
+}
+
+impl<'c> ModuleSet<'c> {
+    /// An empty set for the module directory `dirname` (the string kmod calls `dirname`).
+    pub fn new(dirname: &[u8], config: &'c Config) -> Self {
+        ModuleSet {
+            dirname: dirname.to_vec(),
+            config,
+            table: Table::new(MODULE_BUCKETS),
+        }
+    }
+
+    /// The module directory.
+    pub fn dirname(&self) -> &[u8] {
+        &self.dirname
+    }
+
+    /// Adds the file at `path`; a second file with the same module name is settled by the
+    /// configuration's priority rules.
+    pub fn add(&mut self, path: Vec<u8>) -> Added {
+        let module = Module::new(path, &self.dirname);
+        let Some(old) = self.table.get_mut(&module.name) else {
+            self.table.insert(module.name.clone(), module);
+            return Added::New;
+        };
+        fn candidate(m: &Module) -> Candidate<'_> {
+            Candidate {
+                path: &m.path,
+                name_len: m.name.len(),
+            }
+        }
+        if self
+            .config
+            .old_wins(&self.dirname, candidate(old), candidate(&module))
+        {
+            return Added::Ignored(old.path.clone());
+        }
+        let old = core::mem::replace(old, module);
+        Added::Replaced(old.path)
+    }
+
+    /// Number of modules.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether no module was added.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// The modules in kmod's table order, before `modules.order` is applied.
+    pub fn into_modules(self) -> Vec<Module> {
+        self.table.into_values().collect()
+    }
+}
+
+/// A `modules.order` line that is not newline-terminated (1-based line number, counted as
+/// kmod counts `fgets` calls); kmod then skips the whole sort.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CorruptedOrder {
+    /// The line number.
+    pub line: usize,
+}
+
+/// kmod reads `modules.order` with `fgets` into a `PATH_MAX` buffer: at most 4095 bytes a line.
+const FGETS_MAX: usize = 4095;
+
+/// The lines of `modules.order` as kmod's `fgets` loop sees them, each up to its first NUL.
+fn fgets_lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = data;
+    core::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let limit = rest.len().min(FGETS_MAX);
+        let window = rest.get(..limit).unwrap_or_default();
+        let len = window
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(limit, |i| i + 1);
+        let (chunk, tail) = rest.split_at(len);
+        rest = tail;
+        let strlen = chunk.iter().position(|&b| b == 0).unwrap_or(chunk.len());
+        chunk.get(..strlen)
+    })
+}
+
+/// Reorders `modules` by `modules.order` (kmod 34): listed modules first, in the order of their
+/// first listing, then the others in their current order.
+pub fn sort_by_order(modules: &mut Vec<Module>, order: &[u8]) -> Result<(), CorruptedOrder> {
+    for (i, line) in fgets_lines(order).enumerate() {
+        if !line.is_empty() && line.last() != Some(&b'\n') {
+            return Err(CorruptedOrder { line: i + 1 });
+        }
+    }
+    let mut by_key: Table<&[u8], usize> = Table::new(MODULE_BUCKETS);
+    for (i, m) in modules.iter().enumerate() {
+        if let Some(key) = m.order_key() {
+            by_key.insert(key, i);
+        }
+    }
+    let mut placed = alloc::vec![false; modules.len()];
+    let mut sorted: Vec<usize> = Vec::with_capacity(modules.len());
+    for line in fgets_lines(order) {
+        let Some(path) = line.strip_suffix(b"\n") else {
+            continue;
+        };
+        if let Some(&i) = by_key.get(path) {
+            if let Some(p) = placed.get_mut(i).filter(|p| !**p) {
+                *p = true;
+                sorted.push(i);
+            }
+        }
+    }
+    sorted.extend((0..modules.len()).filter(|&i| !placed.get(i).copied().unwrap_or(true)));
+    let mut slots: Vec<Option<Module>> = core::mem::take(modules).into_iter().map(Some).collect();
+    modules.extend(
+        sorted
+            .into_iter()
+            .filter_map(|i| slots.get_mut(i).and_then(Option::take)),
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn names(m: &[Module]) -> Vec<&[u8]> {
+        m.iter().map(|m| m.name()).collect()
+    }
+
+    #[test]
+    fn paths_and_keys() {
+        let m = Module::new(
+            b"/lib/modules/6/kernel/fs/fat/vfat-x.ko.xz".to_vec(),
+            b"/lib/modules/6",
+        );
+        assert_eq!(m.name(), b"vfat_x");
+        assert_eq!(m.output_path(), b"kernel/fs/fat/vfat-x.ko.xz");
+        assert_eq!(m.order_key(), Some(&b"kernel/fs/fat/vfat-x.ko"[..]));
+        let m = Module::new(b"/lib/modules/6/kernel/a.b.ko".to_vec(), b"/lib/modules/6");
+        assert_eq!(m.order_key(), Some(&b"kernel/a.b."[..]));
+        let m = Module::new(b"/lib/modules/6-ext/a.ko".to_vec(), b"/lib/modules/6");
+        assert_eq!(m.relpath(), None);
+        assert_eq!(m.output_path(), b"/lib/modules/6-ext/a.ko");
+    }
+
+    fn set(paths: &[&str]) -> Vec<Module> {
+        let config = Config::default();
+        let mut s = ModuleSet::new(b"/m", &config);
+        for p in paths {
+            s.add(p.as_bytes().to_vec());
+        }
+        s.into_modules()
+    }
+
+    #[test]
+    fn order_first_listing_wins_and_rest_keep_their_order() {
+        let mut m = set(&["/m/k/a.ko", "/m/k/b.ko", "/m/k/c.ko", "/m/k/d.ko"]);
+        let before: Vec<Vec<u8>> = names(&m).into_iter().map(<[u8]>::to_vec).collect();
+        sort_by_order(&mut m, b"k/c.ko\nk/a.ko\n#1\nk/c.ko\nk/zz.ko\n").unwrap();
+        let mut expected = vec![b"c".to_vec(), b"a".to_vec()];
+        expected.extend(before.into_iter().filter(|n| n != b"a" && n != b"c"));
+        assert_eq!(names(&m), expected);
+    }
+
+    #[test]
+    fn order_without_final_newline_is_refused() {
+        let mut m = set(&["/m/k/a.ko", "/m/k/b.ko"]);
+        let before = m.clone();
+        assert_eq!(
+            sort_by_order(&mut m, b"k/b.ko\nk/a.ko"),
+            Err(CorruptedOrder { line: 2 })
+        );
+        assert_eq!(m, before);
+        assert_eq!(
+            sort_by_order(&mut m, b"k/b.ko\nk/\0a.ko\n"),
+            Err(CorruptedOrder { line: 2 })
+        );
+        // A line starting with NUL is skipped, not corrupted.
+        assert_eq!(sort_by_order(&mut m, b"\0k/b.ko\nk/b.ko\n"), Ok(()));
+        assert_eq!(names(&m)[0], b"b");
+    }
+
+    #[test]
+    fn duplicates_default_to_updates_then_first_found() {
+        let config = Config::default();
+        let mut s = ModuleSet::new(b"/m", &config);
+        assert_eq!(s.add(b"/m/kernel/x.ko".to_vec()), Added::New);
+        assert_eq!(
+            s.add(b"/m/extra/x.ko".to_vec()),
+            Added::Ignored(b"/m/kernel/x.ko".to_vec())
+        );
+        assert_eq!(
+            s.add(b"/m/updates/x.ko".to_vec()),
+            Added::Replaced(b"/m/kernel/x.ko".to_vec())
+        );
+        assert_eq!(
+            s.add(b"/m/updates/b/x.ko".to_vec()),
+            Added::Replaced(b"/m/updates/x.ko".to_vec())
+        );
+        assert_eq!(s.add(b"/m/kernel/y-z.ko".to_vec()), Added::New);
+        assert_eq!(s.len(), 2);
+    }
+}
