@@ -4,7 +4,8 @@ use std::io::Write;
 
 use depmod_core::config::Config;
 use depmod_core::graph::{self, CycleReport};
-use depmod_core::output::{self, Index};
+use depmod_core::index::IndexError;
+use depmod_core::output::{self, BinError, Index, Notice};
 use depmod_core::resolve::{self, Event, ResolveOptions, Symbols};
 use depmod_core::tree::{self, Module, ModuleSet};
 
@@ -140,7 +141,9 @@ pub fn run(log: &mut Log, opts: &Options) -> u8 {
         graph: &graph,
         order: &order,
     };
-    let outputs = build_outputs(log, &index);
+    let Some(outputs) = build_outputs(log, &dirs, &index, opts) else {
+        return FAILURE;
+    };
     if opts.dry_run {
         let mut stdout = std::io::stdout().lock();
         for o in &outputs {
@@ -219,19 +222,80 @@ fn report_cycles(log: &Log, modules: &[Module], report: &CycleReport) {
     );
 }
 
-/// Generates every output, in kmod's order.
-fn build_outputs(log: &Log, index: &Index<'_>) -> Vec<Output> {
-    let mut outputs = Vec::with_capacity(11);
-    let mut text = |name: &'static str, f: &dyn Fn(&mut Vec<u8>)| {
+/// The outputs made so far, in kmod's order.
+struct Made<'l> {
+    log: &'l Log,
+    warn_dups: bool,
+    dry_run: bool,
+    list: Vec<Output>,
+    failed: Option<BinError>,
+}
+
+/// A `.bin` writer: fills the buffer, reporting notices.
+type BinWriter<'f> = &'f dyn Fn(&mut Vec<u8>, &mut dyn FnMut(Notice<'_>)) -> Result<(), BinError>;
+
+impl Made<'_> {
+    fn text(&mut self, name: &'static str, write: &dyn Fn(&mut Vec<u8>)) {
         let mut data = Vec::new();
-        f(&mut data);
-        outputs.push(Output { name, data });
+        write(&mut data);
+        self.list.push(Output { name, data });
+    }
+
+    /// Makes a `.bin` output; like kmod's `-n`, a dry run makes none.
+    fn bin(&mut self, name: &'static str, write: BinWriter<'_>) {
+        if self.dry_run || self.failed.is_some() {
+            return;
+        }
+        let mut data = Vec::new();
+        let (log, warn_dups) = (self.log, self.warn_dups);
+        match write(&mut data, &mut |n| report_notice(log, warn_dups, n)) {
+            Ok(()) => self.list.push(Output { name, data }),
+            Err(e) => self.failed = Some(e),
+        }
+    }
+}
+
+/// Generates every output, in kmod's order, reporting what the writers notice. `None` when an
+/// index cannot be written (a FATAL message has been printed).
+fn build_outputs(log: &Log, dirs: &Dirs, index: &Index<'_>, opts: &Options) -> Option<Vec<Output>> {
+    let mut made = Made {
+        log,
+        warn_dups: opts.warn,
+        dry_run: opts.dry_run,
+        list: Vec::new(),
+        failed: None,
     };
-    text("modules.dep", &|o| output::write_dep(index, o));
-    text("modules.alias", &|o| output::write_alias(index, o));
-    text("modules.softdep", &|o| output::write_softdep(index, o));
-    text("modules.weakdep", &|o| output::write_weakdep(index, o));
-    text("modules.symbols", &|o| output::write_symbols(index, o));
+    made.text("modules.dep", &|o| output::write_dep(index, o));
+    made.bin("modules.dep.bin", &|o, n| {
+        output::write_dep_bin(index, o, n)
+    });
+    made.text("modules.alias", &|o| output::write_alias(index, o));
+    made.bin("modules.alias.bin", &|o, n| {
+        output::write_alias_bin(index, o, n)
+    });
+    made.text("modules.softdep", &|o| output::write_softdep(index, o));
+    made.text("modules.weakdep", &|o| output::write_weakdep(index, o));
+    made.text("modules.symbols", &|o| output::write_symbols(index, o));
+    made.bin("modules.symbols.bin", &|o, n| {
+        output::write_symbols_bin(index, o, n)
+    });
+    if !opts.dry_run {
+        // A missing input gives kmod's warning and an empty (0-byte) index.
+        let builtin = read_input(log, dirs, "modules.builtin");
+        made.bin("modules.builtin.bin", &|o, n| match &builtin {
+            Some(input) => output::write_builtin_bin(input, o, n),
+            None => Ok(()),
+        });
+        let modinfo = read_input(log, dirs, "modules.builtin.modinfo");
+        made.bin("modules.builtin.alias.bin", &|o, n| match &modinfo {
+            Some(input) => output::write_builtin_alias_bin(input, o, n),
+            None => Ok(()),
+        });
+    }
+    if let Some(e) = made.failed {
+        report_bin_error(log, &e);
+        return None;
+    }
     let mut data = Vec::new();
     for p in output::write_devname(index, &mut data) {
         log!(
@@ -244,9 +308,65 @@ fn build_outputs(log: &Log, index: &Index<'_>) -> Vec<Output> {
             ") but lacks major and minor information. Ignoring."
         );
     }
-    outputs.push(Output {
+    made.list.push(Output {
         name: "modules.devname",
         data,
     });
-    outputs
+    Some(made.list)
+}
+
+/// Reads an input file of the module directory; a missing one gets kmod's warning.
+fn read_input(log: &Log, dirs: &Dirs, name: &str) -> Option<Vec<u8>> {
+    let mut path = dirs.input.clone();
+    path.push(b'/');
+    path.extend_from_slice(name.as_bytes());
+    match std::fs::read(std::ffi::OsStr::from_bytes(&path)) {
+        Ok(data) => Some(data),
+        Err(e) => {
+            log!(
+                log,
+                Warning,
+                "could not open ",
+                name,
+                " at ",
+                &dirs.input[..],
+                ": ",
+                e
+            );
+            None
+        }
+    }
+}
+
+fn report_notice(log: &Log, warn_dups: bool, notice: Notice<'_>) {
+    match notice {
+        Notice::UnmatchedBracket(alias) => log!(log, Warning, "Unmatched bracket in ", alias),
+        Notice::Duplicate { kind, text } if warn_dups => {
+            log!(log, Warning, "duplicate module ", kind, ":\n", text);
+        }
+        Notice::Duplicate { .. } => {}
+        Notice::InvalidBuiltinLine(line) => {
+            log!(log, Error, "Invalid modules.builtin line: ", line)
+        }
+    }
+}
+
+fn report_bin_error(log: &Log, e: &BinError) {
+    match e.error {
+        IndexError::BadCharacter { byte, .. } => {
+            let mut hex = String::new();
+            let _ = std::fmt::Write::write_fmt(&mut hex, format_args!("{byte:x}"));
+            log!(
+                log,
+                Fatal,
+                "Module index: bad character '",
+                &[byte][..],
+                "'=0x",
+                hex,
+                " - only 7-bit ASCII is supported:\n",
+                e.text
+            );
+        }
+        IndexError::TooLarge { .. } => log!(log, Fatal, "Module index: ", e.error.to_string()),
+    }
 }

@@ -37,6 +37,7 @@ pub mod elf;
 pub mod error;
 pub mod graph;
 pub mod hash;
+pub mod index;
 pub mod modinfo;
 pub mod module;
 pub mod name;

@@ -2,7 +2,9 @@
 
 use alloc::vec::Vec;
 
-use super::Index;
+use super::{BinError, Index, Notice, finish, insert};
+use crate::index::IndexBuilder;
+use crate::name::alias_key;
 
 /// Appends `modules.alias`: `alias VALUE NAME` per alias.
 pub fn write_alias(index: &Index<'_>, out: &mut Vec<u8>) {
@@ -12,6 +14,35 @@ pub fn write_alias(index: &Index<'_>, out: &mut Vec<u8>) {
             line(out, &[b"alias ", alias, b" ", m.name(), b"\n"]);
         }
     }
+}
+
+/// Appends `modules.alias.bin`: each alias (dashes made underscores outside brackets) with the
+/// module name as value and its array index as priority. Aliases with unmatched brackets are
+/// reported and left out.
+pub fn write_alias_bin<'a>(
+    index: &Index<'a>,
+    out: &mut Vec<u8>,
+    notice: &mut dyn FnMut(Notice<'a>),
+) -> Result<(), BinError> {
+    let mut bin = IndexBuilder::new();
+    for (i, (m, info)) in index.with_info().enumerate() {
+        for alias in info.aliases() {
+            let Some(key) = alias_key(alias) else {
+                notice(Notice::UnmatchedBracket(alias));
+                continue;
+            };
+            if insert(&mut bin, &key, m.name(), i as u32)? {
+                let mut text = key;
+                text.push(b' ');
+                text.extend_from_slice(m.name());
+                notice(Notice::Duplicate {
+                    kind: "alias",
+                    text,
+                });
+            }
+        }
+    }
+    finish(&bin, out)
 }
 
 /// Appends `modules.softdep`: `softdep NAME VALUE` per softdep.
