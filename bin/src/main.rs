@@ -1,6 +1,7 @@
 //! `depmod`: writes the module indexes `modprobe` uses, byte for byte as kmod 34.2 does.
 
 mod cli;
+mod config;
 mod getopt;
 mod load;
 mod log;

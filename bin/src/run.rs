@@ -2,7 +2,6 @@
 
 use std::io::Write;
 
-use depmod_core::config::Config;
 use depmod_core::graph::{self, CycleReport};
 use depmod_core::index::IndexError;
 use depmod_core::output::{self, BinError, Index, Notice};
@@ -10,6 +9,7 @@ use depmod_core::resolve::{self, Event, ResolveOptions, Symbols};
 use depmod_core::tree::{self, Module, ModuleSet};
 
 use crate::cli::{self, Options};
+use crate::config;
 use crate::load;
 use crate::log::{Log, log};
 use crate::walk::Walk;
@@ -60,7 +60,14 @@ pub fn run(log: &mut Log, opts: &Options) -> u8 {
         output: join3(opts.outdir.as_ref().unwrap_or(&root), &moduledir, &version),
     };
 
-    let config = Config::default();
+    // Where kmod creates its library context (and says so at -vv, also when it is released).
+    let _context = ContextLog::new(log);
+    index(log, opts, &dirs, &version)
+}
+
+/// Finds, reads and indexes the modules; returns the exit status.
+fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> u8 {
+    let config = config::load(log, &opts.config, version);
     let mut set = ModuleSet::new(&dirs.input, &config);
     {
         let mut walk = Walk::new(log, &config.excludes, &mut set);
@@ -68,9 +75,18 @@ pub fn run(log: &mut Log, opts: &Options) -> u8 {
             log!(log, Fatal, "could not search modules: ", e);
             return FAILURE;
         }
+        // External directories, the last configured first; a missing one is only reported.
+        for dir in config.externals.iter().rev() {
+            if let Err(e) = walk.run(dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    log!(log, Fatal, "could not search modules: ", e);
+                    return FAILURE;
+                }
+            }
+        }
     }
     let mut modules = set.into_modules();
-    apply_order(log, &dirs, &mut modules);
+    apply_order(log, dirs, &mut modules);
 
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let loaded = load::load_all(&modules, threads);
@@ -141,7 +157,7 @@ pub fn run(log: &mut Log, opts: &Options) -> u8 {
         graph: &graph,
         order: &order,
     };
-    let Some(outputs) = build_outputs(log, &dirs, &index, opts) else {
+    let Some(outputs) = build_outputs(log, dirs, &index, opts) else {
         return FAILURE;
     };
     if opts.dry_run {
@@ -368,5 +384,45 @@ fn report_bin_error(log: &Log, e: &BinError) {
             );
         }
         IndexError::TooLarge { .. } => log!(log, Fatal, "Module index: ", e.error.to_string()),
+    }
+}
+
+/// libkmod's INFO messages about its context, printed at `-vv` when it is created and released.
+struct ContextLog<'l> {
+    log: &'l Log,
+}
+
+impl<'l> ContextLog<'l> {
+    fn new(log: &'l Log) -> Self {
+        log!(
+            log,
+            Info,
+            "custom logging function ",
+            Pointer(Log::emit as *const () as usize),
+            " registered"
+        );
+        ContextLog { log }
+    }
+}
+
+impl Drop for ContextLog<'_> {
+    fn drop(&mut self) {
+        let here: *const Self = self;
+        log!(
+            self.log,
+            Info,
+            "context ",
+            Pointer(here as usize),
+            " released"
+        );
+    }
+}
+
+/// A pointer shown as C's `%p` does.
+struct Pointer(usize);
+
+impl crate::log::Part for Pointer {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(format!("{:#x}", self.0).as_bytes());
     }
 }

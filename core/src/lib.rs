@@ -34,6 +34,7 @@ extern crate alloc;
 mod bytes;
 pub mod config;
 pub mod elf;
+pub mod ere;
 pub mod error;
 pub mod graph;
 pub mod hash;
