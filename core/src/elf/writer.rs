@@ -273,6 +273,8 @@ impl ObjectBuilder {
 pub struct ModuleSpec {
     pub class: Class,
     pub endian: Endian,
+    /// `e_machine`.
+    pub machine: u16,
     /// `key=value` strings of `.modinfo`, in order.
     pub modinfo: Vec<Vec<u8>>,
     /// Exported symbols; with `crcs`, as `__crc_` symbols pointing into `__kcrctab`.
@@ -293,6 +295,7 @@ impl ModuleSpec {
         ModuleSpec {
             class: Class::Elf64,
             endian: Endian::Little,
+            machine: 62,
             modinfo: Vec::new(),
             exports: Vec::new(),
             crcs: None,
@@ -305,6 +308,7 @@ impl ModuleSpec {
     /// Writes the object.
     pub fn build(&self) -> Vec<u8> {
         let mut b = ObjectBuilder::new(self.class, self.endian);
+        b.machine(self.machine);
         let text = b.section(".text", &[0xc3]);
         let mut modinfo = Vec::new();
         for m in &self.modinfo {
