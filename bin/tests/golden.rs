@@ -4,7 +4,8 @@
 //! Each scenario is built twice from its description; this depmod must reproduce `expected/`
 //! exactly (exit status, stdout, stderr, every output file), and kmod 34.2 run on the other copy
 //! must too, which proves the expectation is kmod's. `UPDATE_GOLDEN=1` rewrites `expected/` from
-//! kmod's run (or from ours where the scenario says `kmod skip`, to be reviewed by hand).
+//! kmod's run; where the scenario says `kmod skip` or `kmod differs`, `expected/` comes from our
+//! run and must be reviewed by hand (and `expected-kmod/` from kmod's).
 //!
 //! Scenario syntax (paths relative to the scenario root; `$MOD` is `lib/modules/VERSION`):
 //! ```text
@@ -17,6 +18,11 @@
 //!   export NAME...   need NAME...   weak NAME...
 //!   modinfo KEY=VALUE                one .modinfo string (escapes: \0 \n \t \xNN \\)
 //!   version NAME CRC                 a __versions record
+//!   section NAME BYTES               an extra section (escapes as above)
+//!   patch SECTION OFFSET HEX         overwrite bytes of the built file: OFFSET is relative to
+//!                                    the named section (negative: from its end), or to the file
+//!                                    when SECTION is `file`; applied before compression
+//!   truncate LENGTH                  cut the built file to LENGTH bytes
 //! file PATH / file-noeol PATH        a text file; its lines follow, indented by two spaces
 //! symlink PATH TARGET / dir PATH
 //! ```
@@ -48,11 +54,22 @@ struct Scenario {
     steps: Vec<Step>,
 }
 
+/// A change to a built module file, to make it malformed.
+enum Patch {
+    Bytes {
+        section: String,
+        offset: i64,
+        bytes: Vec<u8>,
+    },
+    Truncate(usize),
+}
+
 enum Step {
     Module {
         path: String,
         spec: ModuleSpec,
         compress: Option<String>,
+        patches: Vec<Patch>,
     },
     File {
         path: String,
@@ -126,6 +143,7 @@ fn parse(name: &str, text: &str) -> Scenario {
                 let mut spec = ModuleSpec::new();
                 let mut compress = None;
                 let mut crcs = false;
+                let mut patches = Vec::new();
                 for opt in words {
                     match opt.split_once('=') {
                         Some(("class", "32")) => spec.class = Class::Elf32,
@@ -160,6 +178,24 @@ fn parse(name: &str, text: &str) -> Scenario {
                                 u64::from_str_radix(crc.trim_start_matches("0x"), 16).unwrap();
                             spec.versions.push((unescape(n), crc));
                         }
+                        "patch" => {
+                            let w: Vec<&str> = args.split_whitespace().collect();
+                            let bytes = (0..w[2].len())
+                                .step_by(2)
+                                .map(|i| u8::from_str_radix(&w[2][i..i + 2], 16).unwrap())
+                                .collect();
+                            let offset = w[1].parse().unwrap();
+                            patches.push(Patch::Bytes {
+                                section: w[0].to_string(),
+                                offset,
+                                bytes,
+                            });
+                        }
+                        "section" => {
+                            let (n, data) = args.split_once(' ').unwrap_or((args, ""));
+                            spec.extra_sections.push((n.to_string(), unescape(data)));
+                        }
+                        "truncate" => patches.push(Patch::Truncate(args.trim().parse().unwrap())),
                         _ => panic!("{name}: unknown module line {body}"),
                     }
                 }
@@ -171,6 +207,7 @@ fn parse(name: &str, text: &str) -> Scenario {
                     path,
                     spec,
                     compress,
+                    patches,
                 });
             }
             "file" | "file-noeol" => {
@@ -220,8 +257,14 @@ fn build(s: &Scenario, root: &Path) {
         };
         fs::create_dir_all(parent).unwrap();
         match step {
-            Step::Module { spec, compress, .. } => {
-                let elf = spec.build();
+            Step::Module {
+                spec,
+                compress,
+                patches,
+                ..
+            } => {
+                let mut elf = spec.build();
+                apply_patches(&mut elf, patches);
                 let data = match compress.as_deref() {
                     None => elf,
                     Some(tool) => compress_with(tool, &elf),
@@ -231,6 +274,35 @@ fn build(s: &Scenario, root: &Path) {
             Step::File { data, .. } => fs::write(&path, data).unwrap(),
             Step::Symlink { target, .. } => std::os::unix::fs::symlink(target, &path).unwrap(),
             Step::Dir { .. } => fs::create_dir_all(&path).unwrap(),
+        }
+    }
+}
+
+fn apply_patches(elf: &mut Vec<u8>, patches: &[Patch]) {
+    for p in patches {
+        match p {
+            Patch::Truncate(len) => elf.truncate(*len),
+            Patch::Bytes {
+                section,
+                offset,
+                bytes,
+            } => {
+                let (start, len) = if section == "file" {
+                    (0, elf.len())
+                } else {
+                    let parsed = depmod_core::elf::Elf::parse(elf).expect("patch needs valid ELF");
+                    let s = parsed
+                        .section_by_name(section)
+                        .expect("patched section exists");
+                    (s.offset as usize, s.data.len())
+                };
+                let at = if *offset < 0 {
+                    start + len - offset.unsigned_abs() as usize
+                } else {
+                    start + *offset as usize
+                };
+                elf[at..at + bytes.len()].copy_from_slice(bytes);
+            }
         }
     }
 }
@@ -395,16 +467,15 @@ fn golden_scenarios() {
             _ => dir.join("expected"),
         };
         if update {
-            match &kmod_results {
-                Some(k) => write_expected(&kmod_dir, k),
-                None if s.kmod == KmodRole::Skip => {
-                    eprintln!("{name}: expected/ written from OUR run (kmod skip): review it");
-                    write_expected(&dir.join("expected"), &ours);
-                }
-                None => {}
+            if let Some(k) = &kmod_results {
+                write_expected(&kmod_dir, k);
             }
-            if s.kmod == KmodRole::Differs {
-                eprintln!("{name}: kmod differs; expected/ is kept as written by hand");
+            if s.kmod != KmodRole::Compare {
+                eprintln!(
+                    "{name}: expected/ written from OUR run ({:?}): review it",
+                    s.kmod
+                );
+                write_expected(&dir.join("expected"), &ours);
             }
         }
         for d in differences(&read_expected(&dir.join("expected")), &ours) {

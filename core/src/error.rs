@@ -38,6 +38,8 @@ pub enum Error {
     NameOutOfRange { symbol: u32, name: u32, strtab: u64 },
     /// A symbol's name runs to the end of `.strtab` without a terminating NUL.
     NameNotTerminated { symbol: u32, name: u32 },
+    /// A `__versions` record whose name fills its field without a terminating NUL.
+    VersionNotTerminated { record: u32 },
     /// A string section (`__ksymtab_strings`) does not end with a NUL byte.
     StringsNotTerminated(&'static str),
     /// The input is larger than this host can address.
@@ -151,6 +153,12 @@ impl fmt::Display for Error {
                 f,
                 ".symtab entry {symbol}: name at .strtab offset {name:#x} has no terminating NUL"
             ),
+            Error::VersionNotTerminated { record } => {
+                write!(
+                    f,
+                    "__versions record {record} has a name without a terminating NUL"
+                )
+            }
             Error::StringsNotTerminated(section) => {
                 write!(f, "{section} does not end with a NUL byte")
             }

@@ -287,6 +287,8 @@ pub struct ModuleSpec {
     pub imports: Vec<(Vec<u8>, bool)>,
     /// `__versions` records.
     pub versions: Vec<(Vec<u8>, u64)>,
+    /// More sections, written as given (after the others, before the symbol table).
+    pub extra_sections: Vec<(alloc::string::String, Vec<u8>)>,
 }
 
 impl ModuleSpec {
@@ -302,6 +304,7 @@ impl ModuleSpec {
             namespace: None,
             imports: Vec::new(),
             versions: Vec::new(),
+            extra_sections: Vec::new(),
         }
     }
 
@@ -367,6 +370,9 @@ impl ModuleSpec {
                 records.extend_from_slice(&rec);
             }
             b.section("__versions", &records);
+        }
+        for (name, data) in &self.extra_sections {
+            b.section(name, data);
         }
         for e in &self.exports {
             b.symbol(SymbolSpec {
