@@ -7,14 +7,23 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use depmod_core::ModuleInfo;
+
+use crate::decompress::{DecodeError, Decoders, Format};
 use depmod_core::tree::Module;
 
 /// What was read of one module.
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub info: ModuleInfo,
-    /// The file could not be read at all.
-    pub io_error: Option<io::Error>,
+    /// Why the file could not be used at all: it could not be read or decompressed.
+    pub failure: Option<Failure>,
+}
+
+/// Why a module file could not be used at all.
+#[derive(Debug)]
+pub enum Failure {
+    Io(io::Error),
+    Decode(DecodeError),
 }
 
 /// Reads and parses every module, on up to `threads` threads. The result is in `modules`' order
@@ -24,11 +33,12 @@ pub fn load_all(modules: &[Module], threads: usize) -> Vec<Loaded> {
     let threads = threads.clamp(1, modules.len().max(1));
     let work = || {
         let mut buf = Vec::new();
+        let mut decoders = Decoders::default();
         let mut done = Vec::new();
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(m) = modules.get(i) else { break };
-            done.push((i, load_one(m.path(), &mut buf)));
+            done.push((i, load_one(m.path(), &mut buf, &mut decoders)));
         }
         done
     };
@@ -53,18 +63,25 @@ pub fn load_all(modules: &[Module], threads: usize) -> Vec<Loaded> {
     results.into_iter().map(Option::unwrap_or_default).collect()
 }
 
-/// Reads one module file into `buf` (reused between calls) and parses it.
-fn load_one(path: &[u8], buf: &mut Vec<u8>) -> Loaded {
+/// Reads one module file into `buf` (reused between calls), decompresses it when its magic says
+/// so, and parses it.
+fn load_one(path: &[u8], buf: &mut Vec<u8>, decoders: &mut Decoders) -> Loaded {
     buf.clear();
     let read = File::open(OsStr::from_bytes(path)).and_then(|mut f| f.read_to_end(buf));
-    match read {
-        Ok(_) => Loaded {
-            info: ModuleInfo::parse(buf),
-            io_error: None,
+    if let Err(e) = read {
+        return Loaded {
+            info: ModuleInfo::default(),
+            failure: Some(Failure::Io(e)),
+        };
+    }
+    match decoders.decode(Format::detect(buf), buf) {
+        Ok(data) => Loaded {
+            info: ModuleInfo::parse(data),
+            failure: None,
         },
         Err(e) => Loaded {
             info: ModuleInfo::default(),
-            io_error: Some(e),
+            failure: Some(Failure::Decode(e)),
         },
     }
 }

@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod decompress;
 mod getopt;
 mod load;
 mod log;

@@ -88,33 +88,9 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> u8 {
     let mut modules = set.into_modules();
     apply_order(log, dirs, &mut modules);
 
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = thread_count();
     let loaded = load::load_all(&modules, threads);
-    for (m, l) in modules.iter().zip(&loaded) {
-        if let Some(e) = &l.io_error {
-            log!(
-                log,
-                Error,
-                "failed to load symbols from ",
-                m.path(),
-                ": ",
-                e
-            );
-        } else if let Some(e) = l.info.exports_error {
-            log!(
-                log,
-                Error,
-                "failed to load symbols from ",
-                m.path(),
-                ": ",
-                e.errno().message(),
-                " (",
-                e.to_string(),
-                ")"
-            );
-        }
-    }
-    let infos: Vec<_> = loaded.into_iter().map(|l| l.info).collect();
+    let (modules, infos) = keep_usable(log, modules, loaded);
 
     let mut symbols = Symbols::new(opts.symbol_prefix);
     resolve::add_exports(&mut symbols, &infos);
@@ -184,6 +160,79 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> u8 {
         Ok(()) => SUCCESS,
         Err(_) => FAILURE,
     }
+}
+
+/// Threads for reading modules: `DEPMOD_THREADS` when set to a positive number, otherwise one per
+/// available CPU.
+fn thread_count() -> usize {
+    std::env::var("DEPMOD_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Reports what loading found wrong, in array order, and drops the modules whose files cannot be
+/// used at all (unreadable, undecompressable, not ELF): kmod would list them with nothing in them
+/// and modprobe could not load them anyway. Partial problems are reported and the module is
+/// indexed as kmod indexes it.
+fn keep_usable(
+    log: &Log,
+    modules: Vec<Module>,
+    loaded: Vec<load::Loaded>,
+) -> (Vec<Module>, Vec<depmod_core::ModuleInfo>) {
+    let mut kept = (
+        Vec::with_capacity(modules.len()),
+        Vec::with_capacity(modules.len()),
+    );
+    for (m, l) in modules.into_iter().zip(loaded) {
+        let path = m.path();
+        let unusable = match (&l.failure, l.info.elf_error) {
+            (Some(load::Failure::Io(e)), _) => Some(format!("cannot be read: {}", strerror(e))),
+            (Some(load::Failure::Decode(e)), _) => Some(e.to_string()),
+            (None, Some(e)) => Some(e.to_string()),
+            (None, None) => None,
+        };
+        if let Some(what) = unusable {
+            log!(log, Error, path, ": ", what, "; the module is not indexed");
+            continue;
+        }
+        if let Some(e) = l.info.exports_error {
+            let detail = e.to_string();
+            log!(
+                log,
+                Error,
+                "failed to load symbols from ",
+                path,
+                ": ",
+                e.errno().message(),
+                " (",
+                detail,
+                ")"
+            );
+        }
+        if let Some(e) = l.info.imports_error {
+            let detail = e.to_string();
+            log!(
+                log,
+                Warning,
+                path,
+                ": its needed symbols cannot be read (",
+                detail,
+                "); no dependencies are recorded for it"
+            );
+        }
+        kept.0.push(m);
+        kept.1.push(l.info);
+    }
+    kept
+}
+
+/// glibc's text for an I/O error.
+fn strerror(e: &std::io::Error) -> String {
+    let mut v = Vec::new();
+    crate::log::Part::put(e, &mut v);
+    String::from_utf8_lossy(&v).into_owned()
 }
 
 /// Applies `modules.order`, with kmod's messages when it is missing or corrupted.

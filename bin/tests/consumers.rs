@@ -5,8 +5,8 @@
 mod support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::{Depmod, kmod34, link_tree, missing, scratch, tree};
@@ -72,12 +72,17 @@ fn consumers(meta: &str) {
         missing("the host's kmod (apt-get install kmod)");
         return;
     }
-    let Some((root, version)) = tree(meta) else { return };
+    let Some((root, version)) = tree(meta) else {
+        return;
+    };
     let work = scratch(&format!("consumers-{meta}"));
     let moddir = format!("lib/modules/{version}");
     let empty = work.join("empty.d");
     fs::create_dir_all(&empty).unwrap();
-    for (name, depmod) in [("kmod", Depmod::Kmod(kmod_root.clone())), ("ours", Depmod::Ours)] {
+    for (name, depmod) in [
+        ("kmod", Depmod::Kmod(kmod_root.clone())),
+        ("ours", Depmod::Ours),
+    ] {
         let base = work.join(name);
         link_tree(&root.join(&moddir), &base.join(&moddir));
         let args = [
@@ -111,7 +116,10 @@ fn consumers(meta: &str) {
             .collect(),
         300,
     );
-    assert!(names.len() >= 300 && aliases.len() >= 300, "enough samples in {meta}");
+    assert!(
+        names.len() >= 300 && aliases.len() >= 300,
+        "enough samples in {meta}"
+    );
 
     let consumers = [Kmod::Host(host.to_path_buf()), Kmod::Fetched(kmod_root)];
     let mut problems = Vec::new();
@@ -131,10 +139,16 @@ fn consumers(meta: &str) {
         let queries: Vec<(&str, Vec<&str>, &String)> = names
             .iter()
             .flat_map(|n| {
-                [("modprobe", vec!["--show-depends"], n), ("modinfo", vec![], n)]
+                [
+                    ("modprobe", vec!["--show-depends"], n),
+                    ("modinfo", vec![], n),
+                ]
             })
             .chain(aliases.iter().flat_map(|a| {
-                [("modprobe", vec!["--show-depends"], a), ("modprobe", vec!["-R"], a)]
+                [
+                    ("modprobe", vec!["--show-depends"], a),
+                    ("modprobe", vec!["-R"], a),
+                ]
             }))
             .collect();
         for (tool, extra, what) in queries {
@@ -151,10 +165,18 @@ fn consumers(meta: &str) {
             }
         }
     }
-    assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} differences:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
     // Most queries must actually resolve, or the comparison proves little.
     let total = consumers.len() * (names.len() + aliases.len()) * 2;
-    assert!(answered * 10 >= total * 9, "only {answered} of {total} queries succeeded");
+    assert!(
+        answered * 10 >= total * 9,
+        "only {answered} of {total} queries succeeded"
+    );
     let _ = fs::remove_dir_all(&work);
 }
 

@@ -18,9 +18,9 @@
 //! let mut set = ModuleSet::new(b"/lib/modules/6.1", &config);
 //! set.add(b"/lib/modules/6.1/kernel/a.ko".to_vec());
 //! let modules = set.into_modules();
-//! // Not an ELF file: the module is still indexed, with the error recorded.
+//! // Not an ELF file: the error says what is wrong.
 //! let info = ModuleInfo::parse(b"not an ELF file at all");
-//! assert!(info.exports_error.is_some());
+//! assert!(info.elf_error.is_some());
 //! assert_eq!(modules[0].name(), b"a");
 //! ```
 #![no_std]

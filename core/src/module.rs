@@ -35,6 +35,9 @@ pub struct ModuleInfo {
     imports: Vec<Sym>,
     /// `weak[i]`: `imports[i]` is a weak symbol. Kept apart to keep `Sym` small.
     weak: Vec<bool>,
+    /// Why the file is not a usable ELF object at all (its header checks failed). The other
+    /// parts are then empty and their errors unset.
+    pub elf_error: Option<Error>,
     /// Why the export list could not be read (kmod reports this one).
     pub exports_error: Option<Error>,
     /// Why `.modinfo` could not be read (kmod is silent about it).
@@ -62,9 +65,7 @@ impl ModuleInfo {
         let elf = match Elf::parse(data) {
             Ok(elf) => elf,
             Err(e) => {
-                info.exports_error = Some(e);
-                info.modinfo_error = Some(e);
-                info.imports_error = Some(e);
+                info.elf_error = Some(e);
                 return info;
             }
         };

@@ -86,6 +86,21 @@ pub fn tree(meta: &str) -> Option<(PathBuf, String)> {
     }
 }
 
+/// A real module tree recompressed with `format` (`xz`, `zst`, `gz`): root and kernel release.
+pub fn recompressed(meta: &str, format: &str) -> Option<(PathBuf, String)> {
+    match fetch(&["recompressed", meta, format])
+        .and_then(|r| Ok((r, fetch(&["tree-version", meta])?)))
+    {
+        Ok((root, version)) => Some((PathBuf::from(root), version)),
+        Err(e) => {
+            missing(&format!(
+                "the Debian {meta} tree recompressed with {format} ({e})"
+            ));
+            None
+        }
+    }
+}
+
 /// Which depmod to run.
 #[derive(Clone, Debug)]
 pub enum Depmod {

@@ -1,0 +1,243 @@
+//! Compressed modules: the format is taken from the magic bytes, as kmod does (the file name only
+//! decides whether a file is a candidate). One [`Decoders`] per thread keeps its decoder state
+//! and output buffer between files.
+//!
+//! Decoders (measured on the 4,229 `.ko.xz` modules of Debian's 6.12 kernel, see the README):
+//! liblzma (C, built in statically) for xz, libzstd (C) for zstd, zlib-rs (pure Rust) through
+//! flate2 for gzip.
+
+use std::fmt;
+use std::io::Read;
+
+/// A module file's format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Not compressed (anything without a known magic).
+    Raw,
+    Xz,
+    Zstd,
+    Gzip,
+}
+
+impl Format {
+    /// The format of a file starting with `head`, by kmod's magic numbers.
+    pub fn detect(head: &[u8]) -> Format {
+        if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Format::Zstd
+        } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+            Format::Xz
+        } else if head.starts_with(&[0x1f, 0x8b]) {
+            Format::Gzip
+        } else {
+            Format::Raw
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Format::Raw => "raw",
+            Format::Xz => "xz",
+            Format::Zstd => "zstd",
+            Format::Gzip => "gzip",
+        }
+    }
+}
+
+/// A stream that could not be decompressed.
+#[derive(Debug)]
+pub struct DecodeError {
+    pub format: Format,
+    pub detail: String,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "corrupt {} stream: {}", self.format.name(), self.detail)
+    }
+}
+
+/// Decompressed modules larger than this are refused: no kernel module comes near it, and a
+/// small bomb must not take the machine's memory.
+const MAX_OUTPUT: usize = 1 << 30;
+
+/// Per-thread decoder state and output buffer.
+#[derive(Default)]
+pub struct Decoders {
+    zstd: Option<zstd::stream::raw::Decoder<'static>>,
+    out: Vec<u8>,
+}
+
+impl Decoders {
+    /// Decompresses `input` (in `format`) into this thread's buffer and returns it.
+    pub fn decode<'a>(
+        &'a mut self,
+        format: Format,
+        input: &'a [u8],
+    ) -> Result<&'a [u8], DecodeError> {
+        self.out.clear();
+        let result = match format {
+            Format::Raw => return Ok(input),
+            Format::Xz => self.xz(input),
+            Format::Zstd => self.zstd(input),
+            Format::Gzip => self.gzip(input),
+        };
+        result.map_err(|detail| DecodeError { format, detail })?;
+        Ok(&self.out)
+    }
+
+    /// Makes room for more output, refusing to grow past [`MAX_OUTPUT`].
+    fn grow(&mut self, hint: usize) -> Result<(), String> {
+        if self.out.len() >= MAX_OUTPUT {
+            return Err(format!("decompresses to more than {MAX_OUTPUT} bytes"));
+        }
+        let want = hint.max(self.out.capacity()).max(64 * 1024);
+        self.out.reserve(want.min(MAX_OUTPUT - self.out.len() + 1));
+        Ok(())
+    }
+
+    fn xz(&mut self, input: &[u8]) -> Result<(), String> {
+        use liblzma::stream::{Action, CONCATENATED, Status, Stream};
+        let mut stream =
+            Stream::new_stream_decoder(u64::MAX, CONCATENATED).map_err(|e| e.to_string())?;
+        let mut consumed = 0usize;
+        loop {
+            if self.out.capacity() == self.out.len() {
+                self.grow(input.len() * 4)?;
+            }
+            let before = stream.total_in();
+            let rest = input.get(consumed..).unwrap_or_default();
+            let status = stream.process_vec(rest, &mut self.out, Action::Finish);
+            consumed += (stream.total_in() - before) as usize;
+            match status {
+                Ok(Status::StreamEnd) => return Ok(()),
+                Ok(_) if self.out.len() < self.out.capacity() && consumed >= input.len() => {
+                    return Err("truncated".into());
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    fn zstd(&mut self, input: &[u8]) -> Result<(), String> {
+        let mut decoder = match self.zstd.take() {
+            Some(d) => d,
+            None => zstd::stream::raw::Decoder::new().map_err(|e| e.to_string())?,
+        };
+        let result = zstd_into(&mut decoder, input, &mut self.out);
+        self.zstd = Some(decoder);
+        result
+    }
+
+    fn gzip(&mut self, input: &[u8]) -> Result<(), String> {
+        let mut decoder = flate2::read::MultiGzDecoder::new(input).take(MAX_OUTPUT as u64 + 1);
+        decoder
+            .read_to_end(&mut self.out)
+            .map_err(|e| e.to_string())?;
+        if self.out.len() > MAX_OUTPUT {
+            return Err(format!("decompresses to more than {MAX_OUTPUT} bytes"));
+        }
+        Ok(())
+    }
+}
+
+/// Runs a (reused) zstd decoder over all frames of `input`, appending to `out`.
+fn zstd_into(
+    decoder: &mut zstd::stream::raw::Decoder<'static>,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
+    decoder.reinit().map_err(|e| e.to_string())?;
+    if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(input) {
+        out.reserve(size.min(MAX_OUTPUT as u64) as usize);
+    }
+    let mut inbuf = InBuffer::around(input);
+    loop {
+        if out.capacity() == out.len() {
+            if out.len() >= MAX_OUTPUT {
+                return Err(format!("decompresses to more than {MAX_OUTPUT} bytes"));
+            }
+            out.reserve((input.len() * 4).max(out.capacity()).max(64 * 1024));
+        }
+        let pos = out.len();
+        let mut outbuf = OutBuffer::around_pos(out, pos);
+        let remaining = decoder
+            .run(&mut inbuf, &mut outbuf)
+            .map_err(|e| e.to_string())?;
+        let wrote = outbuf.pos() - pos;
+        let room_left = outbuf.pos() < outbuf.capacity();
+        if remaining == 0 && inbuf.pos() == input.len() {
+            return Ok(());
+        }
+        if wrote == 0 && inbuf.pos() == input.len() && room_left {
+            return Err("truncated".into());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn sample() -> Vec<u8> {
+        (0..200_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect()
+    }
+
+    fn xz(data: &[u8]) -> Vec<u8> {
+        let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn detects_kmods_magics() {
+        assert_eq!(Format::detect(&[0x28, 0xb5, 0x2f, 0xfd, 0]), Format::Zstd);
+        assert_eq!(Format::detect(b"\xfd7zXZ\0rest"), Format::Xz);
+        assert_eq!(Format::detect(b"\xfd7zXZ"), Format::Raw);
+        assert_eq!(Format::detect(&[0x1f, 0x8b, 8]), Format::Gzip);
+        assert_eq!(Format::detect(b"\x7fELF"), Format::Raw);
+    }
+
+    #[test]
+    fn round_trips_and_reuse() {
+        let data = sample();
+        let zst = zstd::bulk::compress(&data, 3).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&data).unwrap();
+        let gz = gz.finish().unwrap();
+        let mut d = Decoders::default();
+        for _ in 0..2 {
+            assert_eq!(d.decode(Format::Xz, &xz(&data)).unwrap(), &data[..]);
+            assert_eq!(d.decode(Format::Zstd, &zst).unwrap(), &data[..]);
+            assert_eq!(d.decode(Format::Gzip, &gz).unwrap(), &data[..]);
+            assert_eq!(d.decode(Format::Raw, b"abc").unwrap(), b"abc");
+        }
+    }
+
+    #[test]
+    fn corrupt_and_truncated_streams_are_errors() {
+        let data = sample();
+        let mut d = Decoders::default();
+        let x = xz(&data);
+        assert!(d.decode(Format::Xz, &x[..x.len() / 2]).is_err());
+        let mut bad = x.clone();
+        let n = bad.len();
+        bad[n - 20] ^= 0xff; // inside the index/footer checks
+        assert!(d.decode(Format::Xz, &bad).is_err());
+        let z = zstd::bulk::compress(&data, 3).unwrap();
+        assert!(d.decode(Format::Zstd, &z[..z.len() / 2]).is_err());
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&data).unwrap();
+        let mut g = gz.finish().unwrap();
+        let n = g.len();
+        g[n - 6] ^= 0xff; // the CRC32 trailer
+        assert!(d.decode(Format::Gzip, &g).is_err());
+        assert!(d.decode(Format::Gzip, &g[..n / 2]).is_err());
+        // Still usable afterwards.
+        assert_eq!(d.decode(Format::Zstd, &z).unwrap(), &data[..]);
+    }
+}
