@@ -60,6 +60,67 @@ impl fmt::Display for DecodeError {
 /// small bomb must not take the machine's memory.
 const MAX_OUTPUT: usize = 1 << 30;
 
+/// Modules that decompress to more than this (amdgpu: 28 MiB) are decoded one at a time, and the
+/// buffer that held one is given back afterwards, so peak memory stays near one big module.
+const BIG: usize = 8 << 20;
+
+/// Held while a big module is decoded.
+static BIG_DECODE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The uncompressed size a stream announces, to size the output buffer exactly: the xz index,
+/// the zstd frame header, the gzip trailer (modulo 4 GiB). Only a hint.
+fn size_hint(format: Format, input: &[u8]) -> Option<usize> {
+    let size = match format {
+        Format::Raw => return None,
+        Format::Xz => xz_uncompressed_size(input)?,
+        Format::Zstd => zstd::zstd_safe::get_frame_content_size(input)
+            .ok()
+            .flatten()?,
+        Format::Gzip => u64::from(u32::from_le_bytes(
+            input.get(input.len().checked_sub(4)?..)?.try_into().ok()?,
+        )),
+    };
+    usize::try_from(size).ok().filter(|&s| s <= MAX_OUTPUT)
+}
+
+/// The total uncompressed size recorded in the index of the last xz stream in `input`.
+fn xz_uncompressed_size(input: &[u8]) -> Option<u64> {
+    let footer = input.get(input.len().checked_sub(12)?..)?;
+    if footer.get(10..12)? != b"YZ" {
+        return None;
+    }
+    let backward = u32::from_le_bytes(footer.get(4..8)?.try_into().ok()?);
+    let index_size = (u64::from(backward) + 1) * 4;
+    let start = input
+        .len()
+        .checked_sub(12)?
+        .checked_sub(usize::try_from(index_size).ok()?)?;
+    let index = input.get(start..input.len() - 12)?;
+    let mut at = 1; // the index indicator, 0x00
+    if index.first() != Some(&0) {
+        return None;
+    }
+    let mut vli = || -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..63).step_by(7) {
+            let byte = *index.get(at)?;
+            at += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    };
+    let records = vli()?;
+    let mut total = 0u64;
+    for _ in 0..records.min(1 << 20) {
+        let _unpadded = vli()?;
+        total = total.checked_add(vli()?)?;
+    }
+    Some(total)
+}
+
 /// Per-thread decoder state and output buffer.
 #[derive(Default)]
 pub struct Decoders {
@@ -74,9 +135,23 @@ impl Decoders {
         format: Format,
         input: &'a [u8],
     ) -> Result<&'a [u8], DecodeError> {
+        if format == Format::Raw {
+            return Ok(input);
+        }
+        if self.out.capacity() > BIG {
+            self.out = Vec::new();
+        }
         self.out.clear();
+        let hint = size_hint(format, input);
+        if let Some(size) = hint {
+            self.out.reserve_exact(size);
+        }
+        let _turn = match hint {
+            Some(size) if size > BIG => Some(BIG_DECODE.lock().unwrap_or_else(|e| e.into_inner())),
+            _ => None,
+        };
         let result = match format {
-            Format::Raw => return Ok(input),
+            Format::Raw => Ok(()),
             Format::Xz => self.xz(input),
             Format::Zstd => self.zstd(input),
             Format::Gzip => self.gzip(input),
@@ -149,9 +224,6 @@ fn zstd_into(
 ) -> Result<(), String> {
     use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
     decoder.reinit().map_err(|e| e.to_string())?;
-    if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(input) {
-        out.reserve(size.min(MAX_OUTPUT as u64) as usize);
-    }
     let mut inbuf = InBuffer::around(input);
     loop {
         if out.capacity() == out.len() {
@@ -191,6 +263,21 @@ mod tests {
         let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
         e.write_all(data).unwrap();
         e.finish().unwrap()
+    }
+
+    #[test]
+    fn size_hints() {
+        let data = sample();
+        assert_eq!(size_hint(Format::Xz, &xz(&data)), Some(data.len()));
+        let z = zstd::bulk::compress(&data, 3).unwrap();
+        assert_eq!(size_hint(Format::Zstd, &z), Some(data.len()));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&data).unwrap();
+        assert_eq!(
+            size_hint(Format::Gzip, &gz.finish().unwrap()),
+            Some(data.len())
+        );
+        assert_eq!(size_hint(Format::Xz, b"garbage"), None);
     }
 
     #[test]

@@ -63,25 +63,57 @@ pub fn load_all(modules: &[Module], threads: usize) -> Vec<Loaded> {
     results.into_iter().map(Option::unwrap_or_default).collect()
 }
 
-/// Reads one module file into `buf` (reused between calls), decompresses it when its magic says
-/// so, and parses it.
+/// Files smaller than this are read; larger ones are mapped, so that only the pages the parser
+/// touches (headers, symbol tables, `.modinfo`) are ever brought in.
+const MAP_THRESHOLD: u64 = 32 * 1024;
+
+/// Opens one module file, decompresses it when its magic says so, and parses it. `buf` is reused
+/// for small files between calls.
 fn load_one(path: &[u8], buf: &mut Vec<u8>, decoders: &mut Decoders) -> Loaded {
-    buf.clear();
-    let read = File::open(OsStr::from_bytes(path)).and_then(|mut f| f.read_to_end(buf));
-    if let Err(e) = read {
-        return Loaded {
-            info: ModuleInfo::default(),
-            failure: Some(Failure::Io(e)),
-        };
-    }
-    match decoders.decode(Format::detect(buf), buf) {
+    let fail = |f| Loaded {
+        info: ModuleInfo::default(),
+        failure: Some(f),
+    };
+    let file = match File::open(OsStr::from_bytes(path)) {
+        Ok(f) => f,
+        Err(e) => return fail(Failure::Io(e)),
+    };
+    let len = match file.metadata() {
+        Ok(m) => m.len(),
+        Err(e) => return fail(Failure::Io(e)),
+    };
+    let map;
+    let data: &[u8] = if len >= MAP_THRESHOLD {
+        // SAFETY: the mapping is private and read-only. If another process truncated the file
+        // while it is mapped, reading past the new end would raise SIGBUS; installers replace
+        // module files by renaming new ones into place, which leaves this mapping intact, and
+        // kmod maps module files the same way.
+        match unsafe { memmap2::MmapOptions::new().map_copy_read_only(&file) } {
+            Ok(m) => {
+                map = m;
+                &map
+            }
+            Err(_) => match read_all(file, buf) {
+                Ok(()) => buf,
+                Err(e) => return fail(Failure::Io(e)),
+            },
+        }
+    } else {
+        match read_all(file, buf) {
+            Ok(()) => buf,
+            Err(e) => return fail(Failure::Io(e)),
+        }
+    };
+    match decoders.decode(Format::detect(data), data) {
         Ok(data) => Loaded {
             info: ModuleInfo::parse(data),
             failure: None,
         },
-        Err(e) => Loaded {
-            info: ModuleInfo::default(),
-            failure: Some(Failure::Decode(e)),
-        },
+        Err(e) => fail(Failure::Decode(e)),
     }
+}
+
+fn read_all(mut file: File, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    file.read_to_end(buf).map(|_| ())
 }

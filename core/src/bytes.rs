@@ -61,7 +61,7 @@ pub fn cstr_at(bytes: &[u8], offset: usize) -> Option<&[u8]> {
 
 /// Position of the first NUL byte.
 pub fn memchr0(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == 0)
+    memchr::memchr(0, bytes)
 }
 
 /// Converts a file offset or size to `usize`, failing on hosts where it does not fit.

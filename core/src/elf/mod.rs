@@ -14,6 +14,15 @@ use crate::bytes::{Endian, cstr_at, to_usize};
 use crate::error::Error;
 use raw::Layout;
 
+/// The sections depmod reads, found in one pass when the file is parsed.
+const KNOWN: [&str; 5] = [
+    ".modinfo",
+    "__ksymtab_strings",
+    ".symtab",
+    ".strtab",
+    "__versions",
+];
+
 /// A validated ELF file: the header checks passed and the section-name table is usable.
 #[derive(Clone, Copy, Debug)]
 pub struct Elf<'a> {
@@ -24,6 +33,8 @@ pub struct Elf<'a> {
     shoff: usize,
     shnum: u16,
     names: &'a [u8],
+    /// The first usable section of each [`KNOWN`] name.
+    known: [Option<Section<'a>>; KNOWN.len()],
 }
 
 /// One section's location and contents.
@@ -91,6 +102,7 @@ impl<'a> Elf<'a> {
             shoff: to_usize(shoff).ok_or(Error::TooLarge { len: shoff })?,
             shnum,
             names: &[],
+            known: [None; KNOWN.len()],
         };
         if shstrndx == 0 || shstrndx >= shnum {
             return Err(Error::BadNamesIndex {
@@ -105,6 +117,16 @@ impl<'a> Elf<'a> {
             Some(_) => return Err(Error::NamesNotTerminated { index: shstrndx }),
         }
         elf.names = names.data;
+        for index in 1..shnum {
+            let Some((name, section)) = elf.named(index) else {
+                continue;
+            };
+            if let Some(k) = KNOWN.iter().position(|k| k.as_bytes() == name) {
+                if let Some(slot) = elf.known.get_mut(k).filter(|slot| slot.is_none()) {
+                    *slot = Some(section);
+                }
+            }
+        }
         Ok(elf)
     }
 
@@ -183,13 +205,25 @@ impl<'a> Elf<'a> {
         }
     }
 
+    /// Section `index` with its name, if it is usable: inside the file, with a name inside the
+    /// name table.
+    fn named(&self, index: u16) -> Option<(&'a [u8], Section<'a>)> {
+        let section = self.section(index).ok()?;
+        let (name_off, _, _) = self.header(index).ok()?;
+        Some((
+            cstr_at(self.names, to_usize(u64::from(name_off))?)?,
+            section,
+        ))
+    }
+
     /// The first section called `name`, scanning indexes 1.. and skipping headers that run past
     /// the end of the file or have a name outside the name table, as libkmod does.
     pub fn section_by_name(&self, name: &str) -> Option<Section<'a>> {
+        if let Some(k) = KNOWN.iter().position(|&k| k == name) {
+            return self.known.get(k).copied().flatten();
+        }
         (1..self.shnum).find_map(|index| {
-            let section = self.section(index).ok()?;
-            let (name_off, _, _) = self.header(index).ok()?;
-            let found = cstr_at(self.names, to_usize(u64::from(name_off))?)?;
+            let (found, section) = self.named(index)?;
             (found == name.as_bytes()).then_some(section)
         })
     }

@@ -1,6 +1,8 @@
 //! A module's exported and needed symbols, read as libkmod reads them.
 
 use super::{Elf, raw};
+use alloc::vec::Vec;
+
 use crate::bytes::{cstr_at, memchr0, to_usize};
 use crate::error::Error;
 
@@ -187,25 +189,17 @@ fn version_section<'a>(elf: &Elf<'a>) -> &'a [u8] {
         .unwrap_or_default()
 }
 
-/// Each `__versions` record with a terminated name: index, CRC and name.
-fn version_records<'a>(elf: &Elf<'a>) -> impl Iterator<Item = (usize, u64, &'a [u8])> {
-    let records = version_section(elf);
-    let crc_size = elf.layout().version_crc_size;
-    let endian = elf.endian();
-    let wide = elf.layout().wide;
-    records
-        .chunks_exact(raw::VERSION_RECORD_SIZE)
-        .enumerate()
-        .filter_map(move |(i, rec)| {
-            let field = rec.get(crc_size..)?;
-            let name = field.get(..memchr0(field)?)?;
-            Some((i, endian.word(rec, 0, wide)?, name))
-        })
+/// One `__versions` record.
+#[derive(Clone, Copy)]
+struct Version<'a> {
+    name: &'a [u8],
+    crc: u64,
 }
 
 /// Calls `f` for each symbol the module needs: the named undefined entries of `.symtab`
 /// (weak ones included) in table order, each with its `__versions` CRC, then the `__versions`
-/// records no entry matched. Fails without `.symtab`/`.strtab` or on a bad name offset.
+/// records no entry matched. Fails without `.symtab`/`.strtab`, on a bad name offset, or on a
+/// `__versions` record whose name is not NUL-terminated (kmod 34.2 then drops the whole list).
 pub fn imports<'a>(elf: &Elf<'a>, mut f: impl FnMut(Import<'a>)) -> Result<(), Error> {
     let table = SymbolTable::new(elf)?;
     let sparc = matches!(elf.machine(), raw::EM_SPARC | raw::EM_SPARCV9);
@@ -221,41 +215,58 @@ pub fn imports<'a>(elf: &Elf<'a>, mut f: impl FnMut(Import<'a>)) -> Result<(), E
         }
     }
     let crc_size = elf.layout().version_crc_size;
+    let (endian, wide) = (elf.endian(), elf.layout().wide);
+    let mut versions = Vec::new();
     for (record, chunk) in version_section(elf)
         .chunks_exact(raw::VERSION_RECORD_SIZE)
         .enumerate()
     {
-        if memchr0(chunk.get(crc_size..).unwrap_or_default()).is_none() {
-            return Err(Error::VersionNotTerminated {
-                record: record as u32,
-            });
-        }
+        let field = chunk.get(crc_size..).unwrap_or_default();
+        let name =
+            memchr0(field)
+                .and_then(|n| field.get(..n))
+                .ok_or(Error::VersionNotTerminated {
+                    record: record as u32,
+                })?;
+        versions.push(Version {
+            name,
+            crc: endian.word(chunk, 0, wide).unwrap_or(0),
+        });
     }
-    let record_count = version_section(elf).len() / raw::VERSION_RECORD_SIZE;
-    // Which records some symbol matched.
-    let mut matched = alloc::vec![false; record_count];
+    // Records by name (then position), so each symbol finds the first record of its name.
+    let mut by_name: Vec<u32> = (0..versions.len() as u32).collect();
+    by_name.sort_by(|&a, &b| {
+        let name = |i: u32| versions.get(i as usize).map_or(&[][..], |v| v.name);
+        name(a).cmp(name(b)).then(a.cmp(&b))
+    });
+    let mut matched = alloc::vec![false; versions.len()];
     for i in 1..table.count {
         let Some(sym) = undefined(i) else { continue };
         let name = table.name(i, &sym)?;
         if name.is_empty() {
             continue;
         }
-        let found = version_records(elf).find(|&(_, _, n)| n == name);
-        if let Some(flag) = found.and_then(|(idx, _, _)| matched.get_mut(idx)) {
-            *flag = true;
+        let at =
+            by_name.partition_point(|&r| versions.get(r as usize).is_some_and(|v| v.name < name));
+        let found = by_name
+            .get(at)
+            .copied()
+            .filter(|&r| versions.get(r as usize).is_some_and(|v| v.name == name));
+        let mut crc = 0;
+        if let Some(r) = found {
+            if let Some(flag) = matched.get_mut(r as usize) {
+                *flag = true;
+            }
+            crc = versions.get(r as usize).map_or(0, |v| v.crc);
         }
         let weak = sym.info >> 4 == raw::STB_WEAK;
-        f(Import {
-            name,
-            crc: found.map_or(0, |(_, crc, _)| crc),
-            weak,
-        });
+        f(Import { name, crc, weak });
     }
-    for (idx, crc, name) in version_records(elf) {
-        if !matched.get(idx).copied().unwrap_or(true) {
+    for (v, seen) in versions.iter().zip(&matched) {
+        if !seen {
             f(Import {
-                name,
-                crc,
+                name: v.name,
+                crc: v.crc,
                 weak: false,
             });
         }
