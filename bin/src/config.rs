@@ -47,13 +47,7 @@ fn list(log: &Log, paths: &[Vec<u8>]) -> Vec<ConfFile> {
         };
         if meta.is_file() {
             let name_start = path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
-            add(
-                &mut files,
-                ConfFile {
-                    path: path.clone(),
-                    name_start,
-                },
-            );
+            add(&mut files, ConfFile { path: path.clone(), name_start });
             continue;
         }
         if !meta.is_dir() {
@@ -73,14 +67,7 @@ fn list(log: &Log, paths: &[Vec<u8>]) -> Vec<ConfFile> {
                 continue;
             }
             if name.len() < 6 || !name.ends_with(b".conf") {
-                log!(
-                    log,
-                    Info,
-                    "All cfg files need .conf: ",
-                    &path[..],
-                    "/",
-                    name
-                );
+                log!(log, Info, "All cfg files need .conf: ", &path[..], "/", name);
                 continue;
             }
             match std::fs::metadata(entry.path()) {
@@ -102,15 +89,7 @@ fn list(log: &Log, paths: &[Vec<u8>]) -> Vec<ConfFile> {
                 }
                 // kmod would block reading a FIFO; it is not a configuration file.
                 Ok(m) if m.file_type().is_fifo() => {
-                    log!(
-                        log,
-                        Error,
-                        "skipping ",
-                        &path[..],
-                        "/",
-                        name,
-                        ": not a regular file"
-                    );
+                    log!(log, Error, "skipping ", &path[..], "/", name, ": not a regular file");
                     continue;
                 }
                 Ok(_) => {}
@@ -119,13 +98,7 @@ fn list(log: &Log, paths: &[Vec<u8>]) -> Vec<ConfFile> {
             full.push(b'/');
             let name_start = full.len();
             full.extend_from_slice(name);
-            add(
-                &mut files,
-                ConfFile {
-                    path: full,
-                    name_start,
-                },
-            );
+            add(&mut files, ConfFile { path: full, name_start });
         }
     }
     files
@@ -135,11 +108,7 @@ fn list(log: &Log, paths: &[Vec<u8>]) -> Vec<ConfFile> {
 /// kernel release `kernel`.
 pub fn load(log: &Log, paths: &[Vec<u8>], kernel: &[u8]) -> Config {
     let defaults: Vec<Vec<u8>> = DEFAULT_DIRS.iter().map(|d| d.as_bytes().to_vec()).collect();
-    let paths = if paths.is_empty() {
-        &defaults[..]
-    } else {
-        paths
-    };
+    let paths = if paths.is_empty() { &defaults[..] } else { paths };
     let mut config = Config::default();
     for file in list(log, paths) {
         let text = match std::fs::read(OsStr::from_bytes(&file.path)) {
@@ -152,50 +121,16 @@ pub fn load(log: &Log, paths: &[Vec<u8>], kernel: &[u8]) -> Config {
         let f = &file.path[..];
         config.parse(&text, kernel, |n| match n {
             ConfigNotice::BadLine { line, command } => {
-                log!(
-                    log,
-                    Error,
-                    f,
-                    ":",
-                    line,
-                    ": ignoring bad line starting with '",
-                    command,
-                    "'"
-                );
+                log!(log, Error, f, ":", line, ": ignoring bad line starting with '", command, "'");
             }
             ConfigNotice::NotImplemented { line, command } => {
-                log!(
-                    log,
-                    Info,
-                    f,
-                    ":",
-                    line,
-                    ": command ",
-                    command,
-                    " not implemented yet"
-                );
+                log!(log, Info, f, ":", line, ": command ", command, " not implemented yet");
             }
             ConfigNotice::OverrideMismatch { line, version } => {
-                log!(
-                    log,
-                    Info,
-                    f,
-                    ":",
-                    line,
-                    ": override kernel did not match ",
-                    version
-                );
+                log!(log, Info, f, ":", line, ": override kernel did not match ", version);
             }
             ConfigNotice::ExternalMismatch { line, version } => {
-                log!(
-                    log,
-                    Info,
-                    f,
-                    ":",
-                    line,
-                    ": external directory did not match ",
-                    version
-                );
+                log!(log, Info, f, ":", line, ": external directory did not match ", version);
             }
         });
     }

@@ -73,9 +73,7 @@ fn size_hint(format: Format, input: &[u8]) -> Option<usize> {
     let size = match format {
         Format::Raw => return None,
         Format::Xz => xz_uncompressed_size(input)?,
-        Format::Zstd => zstd::zstd_safe::get_frame_content_size(input)
-            .ok()
-            .flatten()?,
+        Format::Zstd => zstd::zstd_safe::get_frame_content_size(input).ok().flatten()?,
         Format::Gzip => u64::from(u32::from_le_bytes(
             input.get(input.len().checked_sub(4)?..)?.try_into().ok()?,
         )),
@@ -91,10 +89,7 @@ fn xz_uncompressed_size(input: &[u8]) -> Option<u64> {
     }
     let backward = u32::from_le_bytes(footer.get(4..8)?.try_into().ok()?);
     let index_size = (u64::from(backward) + 1) * 4;
-    let start = input
-        .len()
-        .checked_sub(12)?
-        .checked_sub(usize::try_from(index_size).ok()?)?;
+    let start = input.len().checked_sub(12)?.checked_sub(usize::try_from(index_size).ok()?)?;
     let index = input.get(start..input.len() - 12)?;
     let mut at = 1; // the index indicator, 0x00
     if index.first() != Some(&0) {
@@ -206,9 +201,7 @@ impl Decoders {
 
     fn gzip(&mut self, input: &[u8]) -> Result<(), String> {
         let mut decoder = flate2::read::MultiGzDecoder::new(input).take(MAX_OUTPUT as u64 + 1);
-        decoder
-            .read_to_end(&mut self.out)
-            .map_err(|e| e.to_string())?;
+        decoder.read_to_end(&mut self.out).map_err(|e| e.to_string())?;
         if self.out.len() > MAX_OUTPUT {
             return Err(format!("decompresses to more than {MAX_OUTPUT} bytes"));
         }
@@ -234,9 +227,7 @@ fn zstd_into(
         }
         let pos = out.len();
         let mut outbuf = OutBuffer::around_pos(out, pos);
-        let remaining = decoder
-            .run(&mut inbuf, &mut outbuf)
-            .map_err(|e| e.to_string())?;
+        let remaining = decoder.run(&mut inbuf, &mut outbuf).map_err(|e| e.to_string())?;
         let wrote = outbuf.pos() - pos;
         let room_left = outbuf.pos() < outbuf.capacity();
         if remaining == 0 && inbuf.pos() == input.len() {
@@ -254,9 +245,7 @@ mod tests {
     use std::io::Write;
 
     fn sample() -> Vec<u8> {
-        (0..200_000u32)
-            .flat_map(|i| (i % 251).to_le_bytes())
-            .collect()
+        (0..200_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect()
     }
 
     fn xz(data: &[u8]) -> Vec<u8> {
@@ -273,10 +262,7 @@ mod tests {
         assert_eq!(size_hint(Format::Zstd, &z), Some(data.len()));
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(&data).unwrap();
-        assert_eq!(
-            size_hint(Format::Gzip, &gz.finish().unwrap()),
-            Some(data.len())
-        );
+        assert_eq!(size_hint(Format::Gzip, &gz.finish().unwrap()), Some(data.len()));
         assert_eq!(size_hint(Format::Xz, b"garbage"), None);
     }
 

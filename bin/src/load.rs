@@ -49,10 +49,7 @@ pub fn load_all(modules: &[Module], threads: usize) -> Vec<Loaded> {
     } else {
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_default())
-                .collect()
+            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
         })
     };
     for (i, loaded) in batches.into_iter().flatten() {
@@ -70,10 +67,7 @@ const MAP_THRESHOLD: u64 = 32 * 1024;
 /// Opens one module file, decompresses it when its magic says so, and parses it. `buf` is reused
 /// for small files between calls.
 fn load_one(path: &[u8], buf: &mut Vec<u8>, decoders: &mut Decoders) -> Loaded {
-    let fail = |f| Loaded {
-        info: ModuleInfo::default(),
-        failure: Some(f),
-    };
+    let fail = |f| Loaded { info: ModuleInfo::default(), failure: Some(f) };
     let file = match File::open(OsStr::from_bytes(path)) {
         Ok(f) => f,
         Err(e) => return fail(Failure::Io(e)),
@@ -105,10 +99,7 @@ fn load_one(path: &[u8], buf: &mut Vec<u8>, decoders: &mut Decoders) -> Loaded {
         }
     };
     match decoders.decode(Format::detect(data), data) {
-        Ok(data) => Loaded {
-            info: ModuleInfo::parse(data),
-            failure: None,
-        },
+        Ok(data) => Loaded { info: ModuleInfo::parse(data), failure: None },
         Err(e) => fail(Failure::Decode(e)),
     }
 }

@@ -50,10 +50,7 @@ pub fn run(log: &mut Log, opts: &Options) -> u8 {
         }
         None => rustix::system::uname().release().to_bytes().to_vec(),
     };
-    let moduledir = opts
-        .moduledir
-        .clone()
-        .unwrap_or_else(|| b"lib/modules".to_vec());
+    let moduledir = opts.moduledir.clone().unwrap_or_else(|| b"lib/modules".to_vec());
     let root = opts.basedir.clone().unwrap_or_default();
     let dirs = Dirs {
         input: join3(&root, &moduledir, &version),
@@ -94,17 +91,9 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> u8 {
 
     let mut symbols = Symbols::new(opts.symbol_prefix);
     resolve::add_exports(&mut symbols, &infos);
-    let options = ResolveOptions {
-        print_unknown: false,
-        check_symvers: false,
-    };
+    let options = ResolveOptions { print_unknown: false, check_symvers: false };
     let graph = resolve::resolve(&symbols, &infos, options, |event| {
-        if let Event::Needs {
-            module,
-            symbol,
-            owner,
-        } = event
-        {
+        if let Event::Needs { module, symbol, owner } = event {
             if opts.verbose > 0 {
                 let path = |i: u32| modules.get(i as usize).map_or(&[][..], |m| m.path());
                 let mut line = Vec::new();
@@ -126,13 +115,8 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> u8 {
         }
     };
 
-    let index = Index {
-        modules: &modules,
-        infos: &infos,
-        symbols: &symbols,
-        graph: &graph,
-        order: &order,
-    };
+    let index =
+        Index { modules: &modules, infos: &infos, symbols: &symbols, graph: &graph, order: &order };
     let Some(outputs) = build_outputs(log, dirs, &index, opts) else {
         return FAILURE;
     };
@@ -146,14 +130,7 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> u8 {
         return SUCCESS;
     }
     if let Err(e) = write::create_dir(&dirs.output) {
-        log!(
-            log,
-            Fatal,
-            "could not create directory ",
-            &dirs.output[..],
-            ": ",
-            e
-        );
+        log!(log, Fatal, "could not create directory ", &dirs.output[..], ": ", e);
         return FAILURE;
     }
     match write::install(log, &dirs.output, &outputs) {
@@ -181,10 +158,7 @@ fn keep_usable(
     modules: Vec<Module>,
     loaded: Vec<load::Loaded>,
 ) -> (Vec<Module>, Vec<depmod_core::ModuleInfo>) {
-    let mut kept = (
-        Vec::with_capacity(modules.len()),
-        Vec::with_capacity(modules.len()),
-    );
+    let mut kept = (Vec::with_capacity(modules.len()), Vec::with_capacity(modules.len()));
     for (m, l) in modules.into_iter().zip(loaded) {
         let path = m.path();
         let unusable = match (&l.failure, l.info.elf_error) {
@@ -242,24 +216,10 @@ fn apply_order(log: &Log, dirs: &Dirs, modules: &mut Vec<Module>) {
     match std::fs::read(std::ffi::OsStr::from_bytes(&path)) {
         Ok(data) => {
             if let Err(e) = tree::sort_by_order(modules, &data) {
-                log!(
-                    log,
-                    Error,
-                    &path[..],
-                    ":",
-                    e.line,
-                    " corrupted line misses '\\n'"
-                );
+                log!(log, Error, &path[..], ":", e.line, " corrupted line misses '\\n'");
             }
         }
-        Err(e) => log!(
-            log,
-            Warning,
-            "could not open modules.order at ",
-            &dirs.input[..],
-            ": ",
-            e
-        ),
+        Err(e) => log!(log, Warning, "could not open modules.order at ", &dirs.input[..], ": ", e),
     }
 }
 
@@ -278,13 +238,7 @@ fn report_cycles(log: &Log, modules: &[Module], report: &CycleReport) {
         }
         log!(log, Error, "Cycle detected: ", line);
     }
-    log!(
-        log,
-        Error,
-        "Found ",
-        report.modules,
-        " modules in dependency cycles!"
-    );
+    log!(log, Error, "Found ", report.modules, " modules in dependency cycles!");
 }
 
 /// The outputs made so far, in kmod's order.
@@ -323,27 +277,16 @@ impl Made<'_> {
 /// Generates every output, in kmod's order, reporting what the writers notice. `None` when an
 /// index cannot be written (a FATAL message has been printed).
 fn build_outputs(log: &Log, dirs: &Dirs, index: &Index<'_>, opts: &Options) -> Option<Vec<Output>> {
-    let mut made = Made {
-        log,
-        warn_dups: opts.warn,
-        dry_run: opts.dry_run,
-        list: Vec::new(),
-        failed: None,
-    };
+    let mut made =
+        Made { log, warn_dups: opts.warn, dry_run: opts.dry_run, list: Vec::new(), failed: None };
     made.text("modules.dep", &|o| output::write_dep(index, o));
-    made.bin("modules.dep.bin", &|o, n| {
-        output::write_dep_bin(index, o, n)
-    });
+    made.bin("modules.dep.bin", &|o, n| output::write_dep_bin(index, o, n));
     made.text("modules.alias", &|o| output::write_alias(index, o));
-    made.bin("modules.alias.bin", &|o, n| {
-        output::write_alias_bin(index, o, n)
-    });
+    made.bin("modules.alias.bin", &|o, n| output::write_alias_bin(index, o, n));
     made.text("modules.softdep", &|o| output::write_softdep(index, o));
     made.text("modules.weakdep", &|o| output::write_weakdep(index, o));
     made.text("modules.symbols", &|o| output::write_symbols(index, o));
-    made.bin("modules.symbols.bin", &|o, n| {
-        output::write_symbols_bin(index, o, n)
-    });
+    made.bin("modules.symbols.bin", &|o, n| output::write_symbols_bin(index, o, n));
     if !opts.dry_run {
         // A missing input gives kmod's warning and an empty (0-byte) index.
         let builtin = read_input(log, dirs, "modules.builtin");
@@ -373,10 +316,7 @@ fn build_outputs(log: &Log, dirs: &Dirs, index: &Index<'_>, opts: &Options) -> O
             ") but lacks major and minor information. Ignoring."
         );
     }
-    made.list.push(Output {
-        name: "modules.devname",
-        data,
-    });
+    made.list.push(Output { name: "modules.devname", data });
     Some(made.list)
 }
 
@@ -388,16 +328,7 @@ fn read_input(log: &Log, dirs: &Dirs, name: &str) -> Option<Vec<u8>> {
     match std::fs::read(std::ffi::OsStr::from_bytes(&path)) {
         Ok(data) => Some(data),
         Err(e) => {
-            log!(
-                log,
-                Warning,
-                "could not open ",
-                name,
-                " at ",
-                &dirs.input[..],
-                ": ",
-                e
-            );
+            log!(log, Warning, "could not open ", name, " at ", &dirs.input[..], ": ", e);
             None
         }
     }
@@ -457,13 +388,7 @@ impl<'l> ContextLog<'l> {
 impl Drop for ContextLog<'_> {
     fn drop(&mut self) {
         let here: *const Self = self;
-        log!(
-            self.log,
-            Info,
-            "context ",
-            Pointer(here as usize),
-            " released"
-        );
+        log!(self.log, Info, "context ", Pointer(here as usize), " released");
     }
 }
 

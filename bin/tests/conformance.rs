@@ -111,10 +111,7 @@ fn cloud_amd64_recompressed_gzip() {
         let want = match f {
             "modules.dep" => {
                 let text = String::from_utf8(want).unwrap();
-                text.lines()
-                    .map(|l| gz_paths(l) + "\n")
-                    .collect::<String>()
-                    .into_bytes()
+                text.lines().map(|l| gz_paths(l) + "\n").collect::<String>().into_bytes()
             }
             "modules.dep.bin" => {
                 // Compare decoded entries: the paths grow, so the node offsets move.

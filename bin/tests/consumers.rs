@@ -79,19 +79,11 @@ fn consumers(meta: &str) {
     let moddir = format!("lib/modules/{version}");
     let empty = work.join("empty.d");
     fs::create_dir_all(&empty).unwrap();
-    for (name, depmod) in [
-        ("kmod", Depmod::Kmod(kmod_root.clone())),
-        ("ours", Depmod::Ours),
-    ] {
+    for (name, depmod) in [("kmod", Depmod::Kmod(kmod_root.clone())), ("ours", Depmod::Ours)] {
         let base = work.join(name);
         link_tree(&root.join(&moddir), &base.join(&moddir));
-        let args = [
-            "-b".as_ref(),
-            base.as_os_str(),
-            "-C".as_ref(),
-            empty.as_os_str(),
-            version.as_ref(),
-        ];
+        let args =
+            ["-b".as_ref(), base.as_os_str(), "-C".as_ref(), empty.as_os_str(), version.as_ref()];
         assert!(depmod.run(args).status.success(), "{name} depmod failed");
     }
 
@@ -116,10 +108,7 @@ fn consumers(meta: &str) {
             .collect(),
         300,
     );
-    assert!(
-        names.len() >= 300 && aliases.len() >= 300,
-        "enough samples in {meta}"
-    );
+    assert!(names.len() >= 300 && aliases.len() >= 300, "enough samples in {meta}");
 
     let consumers = [Kmod::Host(host.to_path_buf()), Kmod::Fetched(kmod_root)];
     let mut problems = Vec::new();
@@ -138,17 +127,9 @@ fn consumers(meta: &str) {
         };
         let queries: Vec<(&str, Vec<&str>, &String)> = names
             .iter()
-            .flat_map(|n| {
-                [
-                    ("modprobe", vec!["--show-depends"], n),
-                    ("modinfo", vec![], n),
-                ]
-            })
+            .flat_map(|n| [("modprobe", vec!["--show-depends"], n), ("modinfo", vec![], n)])
             .chain(aliases.iter().flat_map(|a| {
-                [
-                    ("modprobe", vec!["--show-depends"], a),
-                    ("modprobe", vec!["-R"], a),
-                ]
+                [("modprobe", vec!["--show-depends"], a), ("modprobe", vec!["-R"], a)]
             }))
             .collect();
         for (tool, extra, what) in queries {
@@ -165,18 +146,10 @@ fn consumers(meta: &str) {
             }
         }
     }
-    assert!(
-        problems.is_empty(),
-        "{} differences:\n{}",
-        problems.len(),
-        problems.join("\n")
-    );
+    assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems.join("\n"));
     // Most queries must actually resolve, or the comparison proves little.
     let total = consumers.len() * (names.len() + aliases.len()) * 2;
-    assert!(
-        answered * 10 >= total * 9,
-        "only {answered} of {total} queries succeeded"
-    );
+    assert!(answered * 10 >= total * 9, "only {answered} of {total} queries succeeded");
     let _ = fs::remove_dir_all(&work);
 }
 

@@ -56,32 +56,15 @@ struct Scenario {
 
 /// A change to a built module file, to make it malformed.
 enum Patch {
-    Bytes {
-        section: String,
-        offset: i64,
-        bytes: Vec<u8>,
-    },
+    Bytes { section: String, offset: i64, bytes: Vec<u8> },
     Truncate(usize),
 }
 
 enum Step {
-    Module {
-        path: String,
-        spec: ModuleSpec,
-        compress: Option<String>,
-        patches: Vec<Patch>,
-    },
-    File {
-        path: String,
-        data: Vec<u8>,
-    },
-    Symlink {
-        path: String,
-        target: String,
-    },
-    Dir {
-        path: String,
-    },
+    Module { path: String, spec: ModuleSpec, compress: Option<String>, patches: Vec<Patch> },
+    File { path: String, data: Vec<u8> },
+    Symlink { path: String, target: String },
+    Dir { path: String },
 }
 
 /// Decodes `\0 \n \t \xNN \\` escapes.
@@ -185,11 +168,7 @@ fn parse(name: &str, text: &str) -> Scenario {
                                 .map(|i| u8::from_str_radix(&w[2][i..i + 2], 16).unwrap())
                                 .collect();
                             let offset = w[1].parse().unwrap();
-                            patches.push(Patch::Bytes {
-                                section: w[0].to_string(),
-                                offset,
-                                bytes,
-                            });
+                            patches.push(Patch::Bytes { section: w[0].to_string(), offset, bytes });
                         }
                         "section" => {
                             let (n, data) = args.split_once(' ').unwrap_or((args, ""));
@@ -203,12 +182,7 @@ fn parse(name: &str, text: &str) -> Scenario {
                     let n = spec.exports.len() as u32;
                     spec.crcs = Some((0..n).map(|i| 0x1000_0000 + i).collect());
                 }
-                s.steps.push(Step::Module {
-                    path,
-                    spec,
-                    compress,
-                    patches,
-                });
+                s.steps.push(Step::Module { path, spec, compress, patches });
             }
             "file" | "file-noeol" => {
                 let path = path_of(rest.trim());
@@ -228,14 +202,9 @@ fn parse(name: &str, text: &str) -> Scenario {
             }
             "symlink" => {
                 let (p, t) = rest.split_once(' ').expect("symlink PATH TARGET");
-                s.steps.push(Step::Symlink {
-                    path: path_of(p),
-                    target: path_of(t.trim()),
-                });
+                s.steps.push(Step::Symlink { path: path_of(p), target: path_of(t.trim()) });
             }
-            "dir" => s.steps.push(Step::Dir {
-                path: path_of(rest.trim()),
-            }),
+            "dir" => s.steps.push(Step::Dir { path: path_of(rest.trim()) }),
             _ => panic!("{name}: unknown scenario line: {line}"),
         }
     }
@@ -250,19 +219,11 @@ fn build(s: &Scenario, root: &Path) {
             Step::Module { path, .. }
             | Step::File { path, .. }
             | Step::Symlink { path, .. }
-            | Step::Dir { path } => (
-                root.join(path),
-                root.join(path).parent().unwrap().to_owned(),
-            ),
+            | Step::Dir { path } => (root.join(path), root.join(path).parent().unwrap().to_owned()),
         };
         fs::create_dir_all(parent).unwrap();
         match step {
-            Step::Module {
-                spec,
-                compress,
-                patches,
-                ..
-            } => {
+            Step::Module { spec, compress, patches, .. } => {
                 let mut elf = spec.build();
                 apply_patches(&mut elf, patches);
                 let data = match compress.as_deref() {
@@ -282,18 +243,12 @@ fn apply_patches(elf: &mut Vec<u8>, patches: &[Patch]) {
     for p in patches {
         match p {
             Patch::Truncate(len) => elf.truncate(*len),
-            Patch::Bytes {
-                section,
-                offset,
-                bytes,
-            } => {
+            Patch::Bytes { section, offset, bytes } => {
                 let (start, len) = if section == "file" {
                     (0, elf.len())
                 } else {
                     let parsed = depmod_core::elf::Elf::parse(elf).expect("patch needs valid ELF");
-                    let s = parsed
-                        .section_by_name(section)
-                        .expect("patched section exists");
+                    let s = parsed.section_by_name(section).expect("patched section exists");
                     (s.offset as usize, s.data.len())
                 };
                 let at = if *offset < 0 {
@@ -354,20 +309,13 @@ fn normalise(text: &[u8], root: &Path) -> Vec<u8> {
 }
 
 fn run(s: &Scenario, depmod: &Depmod, root: &Path) -> Results {
-    let args = s
-        .args
-        .clone()
-        .unwrap_or_else(|| format!("-b $ROOT -C $ROOT/etc/depmod.d {}", s.version));
-    let args: Vec<String> = args
-        .split_whitespace()
-        .map(|a| a.replace("$ROOT", root.to_str().unwrap()))
-        .collect();
+    let args =
+        s.args.clone().unwrap_or_else(|| format!("-b $ROOT -C $ROOT/etc/depmod.d {}", s.version));
+    let args: Vec<String> =
+        args.split_whitespace().map(|a| a.replace("$ROOT", root.to_str().unwrap())).collect();
     let out = depmod.run(&args);
     let mut files = vec![
-        (
-            "exit".to_string(),
-            format!("{}\n", out.status.code().unwrap_or(-1)).into_bytes(),
-        ),
+        ("exit".to_string(), format!("{}\n", out.status.code().unwrap_or(-1)).into_bytes()),
         ("stdout".to_string(), normalise(&out.stdout, root)),
         ("stderr".to_string(), normalise(&out.stderr, root)),
     ];
@@ -381,16 +329,9 @@ fn run(s: &Scenario, depmod: &Depmod, root: &Path) -> Results {
 }
 
 fn read_expected(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut names = vec![
-        "exit".to_string(),
-        "stdout".to_string(),
-        "stderr".to_string(),
-    ];
+    let mut names = vec!["exit".to_string(), "stdout".to_string(), "stderr".to_string()];
     names.extend(OUTPUTS.iter().map(|s| s.to_string()));
-    names
-        .into_iter()
-        .filter_map(|n| fs::read(dir.join(&n)).ok().map(|d| (n, d)))
-        .collect()
+    names.into_iter().filter_map(|n| fs::read(dir.join(&n)).ok().map(|d| (n, d))).collect()
 }
 
 fn write_expected(dir: &Path, r: &Results) {
@@ -471,10 +412,7 @@ fn golden_scenarios() {
                 write_expected(&kmod_dir, k);
             }
             if s.kmod != KmodRole::Compare {
-                eprintln!(
-                    "{name}: expected/ written from OUR run ({:?}): review it",
-                    s.kmod
-                );
+                eprintln!("{name}: expected/ written from OUR run ({:?}): review it", s.kmod);
                 write_expected(&dir.join("expected"), &ours);
             }
         }

@@ -58,16 +58,11 @@ impl Config {
         }
 
         let under = |r: Option<&[u8]>, dir: &[u8]| {
-            r.and_then(|r| r.strip_prefix(dir))
-                .is_some_and(|t| t.first() == Some(&b'/'))
+            r.and_then(|r| r.strip_prefix(dir)).is_some_and(|t| t.first() == Some(&b'/'))
         };
         // Without any `search` line kmod searches `updates` only (built-in is then unlisted).
         let default = [Search::Dir(b"updates".to_vec())];
-        let list: &[Search] = if self.search.is_empty() {
-            &default
-        } else {
-            &self.search
-        };
+        let list: &[Search] = if self.search.is_empty() { &default } else { &self.search };
         let (mut builtin, mut old_prio, mut new_prio) = (-1i64, -1i64, -1i64);
         let mut i = 0i64;
         for s in list.iter().rev() {
@@ -76,8 +71,7 @@ impl Config {
                 Search::External => {
                     for ext in self.externals.iter().rev() {
                         let starts = |p: &[u8]| {
-                            p.strip_prefix(ext.as_slice())
-                                .is_some_and(|t| t.first() == Some(&b'/'))
+                            p.strip_prefix(ext.as_slice()).is_some_and(|t| t.first() == Some(&b'/'))
                         };
                         if starts(new.path) {
                             new_prio = i;
@@ -173,9 +167,7 @@ impl Config {
             if content.first().is_none_or(|&c| c == b'#') {
                 continue;
             }
-            let mut tokens = content
-                .split(|&b| b == b' ' || b == b'\t')
-                .filter(|t| !t.is_empty());
+            let mut tokens = content.split(|&b| b == b' ' || b == b'\t').filter(|t| !t.is_empty());
             let Some(command) = tokens.next() else {
                 continue;
             };
@@ -231,9 +223,7 @@ mod tests {
     fn parse(text: &str) -> (Config, Vec<String>) {
         let mut c = Config::default();
         let mut notes = Vec::new();
-        c.parse(text.as_bytes(), b"6.1.0-56-amd64", |n| {
-            notes.push(alloc::format!("{n:?}"))
-        });
+        c.parse(text.as_bytes(), b"6.1.0-56-amd64", |n| notes.push(alloc::format!("{n:?}")));
         (c, notes)
     }
 
@@ -282,10 +272,7 @@ mod tests {
 
     fn cand(path: &str) -> Candidate<'_> {
         let name = crate::name::module_name(path.as_bytes());
-        Candidate {
-            path: path.as_bytes(),
-            name_len: name.len(),
-        }
+        Candidate { path: path.as_bytes(), name_len: name.len() }
     }
 
     #[test]

@@ -92,11 +92,7 @@ impl Parser<'_> {
             if atom == Atom::Start && matches!(self.peek(), Some(b'*' | b'+' | b'?' | b'{')) {
                 return Err(BadPattern);
             }
-            let mut piece = Piece {
-                atom,
-                min: 1,
-                max: Some(1),
-            };
+            let mut piece = Piece { atom, min: 1, max: Some(1) };
             while let Some(q) = self.peek() {
                 let (min, max) = match q {
                     b'*' => (0, None),
@@ -113,14 +109,8 @@ impl Parser<'_> {
                 }
                 // Stacked quantifiers apply to the repetition so far.
                 if piece.min != 1 || piece.max != Some(1) {
-                    let inner = Regex {
-                        alternatives: alloc::vec![alloc::vec![piece]],
-                    };
-                    piece = Piece {
-                        atom: Atom::Group(Box::new(inner)),
-                        min,
-                        max,
-                    };
+                    let inner = Regex { alternatives: alloc::vec![alloc::vec![piece]] };
+                    piece = Piece { atom: Atom::Group(Box::new(inner)), min, max };
                 } else {
                     piece.min = min;
                     piece.max = max;
@@ -145,8 +135,7 @@ impl Parser<'_> {
                 return Ok(None);
             }
             let n = digits.iter().try_fold(0u32, |acc, &d| {
-                acc.checked_mul(10)
-                    .and_then(|a| a.checked_add(u32::from(d - b'0')))
+                acc.checked_mul(10).and_then(|a| a.checked_add(u32::from(d - b'0')))
             });
             n.filter(|&n| n <= DUP_MAX).map(Some).ok_or(BadPattern)
         };
@@ -272,11 +261,7 @@ impl Class {
 impl Regex {
     /// Compiles `pattern` as `regcomp(REG_EXTENDED)` would.
     pub fn new(pattern: &[u8]) -> Result<Regex, BadPattern> {
-        let mut parser = Parser {
-            p: pattern,
-            i: 0,
-            depth: 0,
-        };
+        let mut parser = Parser { p: pattern, i: 0, depth: 0 };
         let re = parser.regex()?;
         if parser.i != pattern.len() {
             return Err(BadPattern);
@@ -385,9 +370,7 @@ mod tests {
     use super::*;
 
     fn m(p: &str, t: &str) -> bool {
-        Regex::new(p.as_bytes())
-            .map(|r| r.is_match(t.as_bytes()))
-            .unwrap_or(false)
+        Regex::new(p.as_bytes()).map(|r| r.is_match(t.as_bytes())).unwrap_or(false)
     }
 
     #[test]

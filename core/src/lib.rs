@@ -24,10 +24,7 @@
 //! assert_eq!(modules[0].name(), b"a");
 //! ```
 #![no_std]
-#![cfg_attr(
-    test,
-    allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)
-)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic))]
 
 extern crate alloc;
 

@@ -78,17 +78,12 @@ impl ModuleInfo {
     fn push(&mut self, bytes: &[u8]) -> Span {
         let start = self.strings.len() as u32;
         self.strings.extend_from_slice(bytes);
-        Span {
-            start,
-            len: bytes.len() as u32,
-        }
+        Span { start, len: bytes.len() as u32 }
     }
 
     fn get(&self, span: Span) -> &[u8] {
         let start = span.start as usize;
-        self.strings
-            .get(start..start + span.len as usize)
-            .unwrap_or_default()
+        self.strings.get(start..start + span.len as usize).unwrap_or_default()
     }
 
     fn read_exports(&mut self, elf: &Elf<'_>) {
@@ -166,14 +161,11 @@ impl ModuleInfo {
 
     /// Needed symbols, in kmod's order.
     pub fn imports(&self) -> impl ExactSizeIterator<Item = Needed<'_>> {
-        self.imports
-            .iter()
-            .zip(&self.weak)
-            .map(|(s, &weak)| Needed {
-                name: self.get(s.name),
-                crc: s.crc,
-                weak,
-            })
+        self.imports.iter().zip(&self.weak).map(|(s, &weak)| Needed {
+            name: self.get(s.name),
+            crc: s.crc,
+            weak,
+        })
     }
 
     /// Bytes of string storage, for memory accounting.

@@ -27,10 +27,7 @@ pub const OUTPUTS: [&str; 11] = [
 
 /// The repository's top directory.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("bin/ has a parent")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bin/ has a parent").to_path_buf()
 }
 
 /// Whether this is a CI run (`CI=true`), where a missing tool is a failure, not a skip.
@@ -93,9 +90,7 @@ pub fn recompressed(meta: &str, format: &str) -> Option<(PathBuf, String)> {
     {
         Ok((root, version)) => Some((PathBuf::from(root), version)),
         Err(e) => {
-            missing(&format!(
-                "the Debian {meta} tree recompressed with {format} ({e})"
-            ));
+            missing(&format!("the Debian {meta} tree recompressed with {format} ({e})"));
             None
         }
     }
@@ -121,10 +116,7 @@ impl Depmod {
             Depmod::Kmod(root) => {
                 let lib = root.join("usr/lib/x86_64-linux-gnu");
                 let mut c = Command::new(lib.join("ld-linux-x86-64.so.2"));
-                c.arg("--library-path")
-                    .arg(&lib)
-                    .arg("--argv0")
-                    .arg("depmod");
+                c.arg("--library-path").arg(&lib).arg("--argv0").arg("depmod");
                 c.arg(root.join("usr/bin/kmod"));
                 c
             }
@@ -145,9 +137,7 @@ impl Depmod {
 
 /// A fresh scratch directory for one test.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("scratch")
-        .join(name);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scratch").join(name);
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).expect("scratch dir");
     dir
@@ -199,18 +189,10 @@ pub fn decode_bin(bytes: &[u8]) -> String {
 /// Describes the first difference between two texts with a few lines of context.
 pub fn first_difference(expected: &str, actual: &str) -> String {
     let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
-    let at = e
-        .iter()
-        .zip(&a)
-        .position(|(x, y)| x != y)
-        .unwrap_or(e.len().min(a.len()));
+    let at = e.iter().zip(&a).position(|(x, y)| x != y).unwrap_or(e.len().min(a.len()));
     let from = at.saturating_sub(2);
-    let mut s = format!(
-        "first difference at line {} ({} vs {} lines):\n",
-        at + 1,
-        e.len(),
-        a.len()
-    );
+    let mut s =
+        format!("first difference at line {} ({} vs {} lines):\n", at + 1, e.len(), a.len());
     for (label, lines) in [("expected", &e), ("actual", &a)] {
         s.push_str(&format!("  --- {label}\n"));
         for (i, line) in lines.iter().enumerate().skip(from).take(6) {
@@ -229,19 +211,12 @@ pub fn compare_file(name: &str, expected: &[u8], actual: &[u8]) -> Result<(), St
     let detail = if name.ends_with(".bin") {
         let (e, a) = (decode_bin(expected), decode_bin(actual));
         if e == a {
-            format!(
-                "same entries, different bytes ({} vs {} bytes)",
-                expected.len(),
-                actual.len()
-            )
+            format!("same entries, different bytes ({} vs {} bytes)", expected.len(), actual.len())
         } else {
             first_difference(&e, &a)
         }
     } else {
-        first_difference(
-            &String::from_utf8_lossy(expected),
-            &String::from_utf8_lossy(actual),
-        )
+        first_difference(&String::from_utf8_lossy(expected), &String::from_utf8_lossy(actual))
     };
     Err(format!("{name} differs: {detail}"))
 }
@@ -266,11 +241,7 @@ pub fn compare_dirs(expected: &Path, actual: &Path, files: &[&str]) -> Result<()
             (None, Some(_)) => problems.push(format!("{name}: not expected, but written")),
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("\n"))
-    }
+    if problems.is_empty() { Ok(()) } else { Err(problems.join("\n")) }
 }
 
 /// `path` as bytes.

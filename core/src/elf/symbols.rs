@@ -45,18 +45,11 @@ struct SymbolTable<'e, 'a> {
 impl<'e, 'a> SymbolTable<'e, 'a> {
     /// Finds `.strtab` and `.symtab` and checks the table's size.
     fn new(elf: &'e Elf<'a>) -> Result<Self, Error> {
-        let strtab = elf
-            .section_by_name(".strtab")
-            .ok_or(Error::MissingSection(".strtab"))?;
-        let symtab = elf
-            .section_by_name(".symtab")
-            .ok_or(Error::MissingSection(".symtab"))?;
+        let strtab = elf.section_by_name(".strtab").ok_or(Error::MissingSection(".strtab"))?;
+        let symtab = elf.section_by_name(".symtab").ok_or(Error::MissingSection(".symtab"))?;
         let entry = elf.layout().sym_size;
         if symtab.data.len() % entry != 0 {
-            return Err(Error::SymtabSize {
-                size: symtab.data.len() as u64,
-                entry: entry as u8,
-            });
+            return Err(Error::SymtabSize { size: symtab.data.len() as u64, entry: entry as u8 });
         }
         Ok(SymbolTable {
             elf,
@@ -97,10 +90,7 @@ impl<'e, 'a> SymbolTable<'e, 'a> {
         self.name_in_range(i, sym)?;
         to_usize(u64::from(sym.name))
             .and_then(|off| cstr_at(self.strtab, off))
-            .ok_or(Error::NameNotTerminated {
-                symbol: i as u32,
-                name: sym.name,
-            })
+            .ok_or(Error::NameNotTerminated { symbol: i as u32, name: sym.name })
     }
 }
 
@@ -129,10 +119,7 @@ pub fn exports<'a>(elf: &Elf<'a>, mut f: impl FnMut(Export<'a>)) -> Result<(), E
             for i in 1..table.count {
                 let sym = table.get(i);
                 if let Some(name) = table.name(i, &sym)?.strip_prefix(CRC_PREFIX) {
-                    f(Export {
-                        name,
-                        crc: resolve_crc(elf, sym.value, sym.shndx),
-                    });
+                    f(Export { name, crc: resolve_crc(elf, sym.value, sym.shndx) });
                 }
             }
             return Ok(());
@@ -154,9 +141,7 @@ fn resolve_crc(elf: &Elf<'_>, value: u64, shndx: u16) -> u64 {
     if size < 4 || value > size - 4 {
         return u64::MAX;
     }
-    to_usize(value)
-        .and_then(|v| elf.endian().u32(section.data, v))
-        .map_or(u64::MAX, u64::from)
+    to_usize(value).and_then(|v| elf.endian().u32(section.data, v)).map_or(u64::MAX, u64::from)
 }
 
 /// The fallback export list: the NUL-separated strings of `__ksymtab_strings`.
@@ -217,21 +202,12 @@ pub fn imports<'a>(elf: &Elf<'a>, mut f: impl FnMut(Import<'a>)) -> Result<(), E
     let crc_size = elf.layout().version_crc_size;
     let (endian, wide) = (elf.endian(), elf.layout().wide);
     let mut versions = Vec::new();
-    for (record, chunk) in version_section(elf)
-        .chunks_exact(raw::VERSION_RECORD_SIZE)
-        .enumerate()
-    {
+    for (record, chunk) in version_section(elf).chunks_exact(raw::VERSION_RECORD_SIZE).enumerate() {
         let field = chunk.get(crc_size..).unwrap_or_default();
-        let name =
-            memchr0(field)
-                .and_then(|n| field.get(..n))
-                .ok_or(Error::VersionNotTerminated {
-                    record: record as u32,
-                })?;
-        versions.push(Version {
-            name,
-            crc: endian.word(chunk, 0, wide).unwrap_or(0),
-        });
+        let name = memchr0(field)
+            .and_then(|n| field.get(..n))
+            .ok_or(Error::VersionNotTerminated { record: record as u32 })?;
+        versions.push(Version { name, crc: endian.word(chunk, 0, wide).unwrap_or(0) });
     }
     // Records by name (then position), so each symbol finds the first record of its name.
     let mut by_name: Vec<u32> = (0..versions.len() as u32).collect();
@@ -264,11 +240,7 @@ pub fn imports<'a>(elf: &Elf<'a>, mut f: impl FnMut(Import<'a>)) -> Result<(), E
     }
     for (v, seen) in versions.iter().zip(&matched) {
         if !seen {
-            f(Import {
-                name: v.name,
-                crc: v.crc,
-                weak: false,
-            });
+            f(Import { name: v.name, crc: v.crc, weak: false });
         }
     }
     Ok(())
@@ -329,10 +301,7 @@ mod tests {
                 let b = m.build();
                 assert_eq!(
                     exports_of(&b).unwrap(),
-                    [
-                        (b"exp_a".to_vec(), 0xdead_beef),
-                        (b"exp_b".to_vec(), 0x0102_0304)
-                    ]
+                    [(b"exp_a".to_vec(), 0xdead_beef), (b"exp_b".to_vec(), 0x0102_0304)]
                 );
                 assert_eq!(
                     imports_of(&b).unwrap(),
@@ -352,15 +321,7 @@ mod tests {
         m.namespace = Some(b"NS".to_vec());
         let b = m.build();
         let names: Vec<Vec<u8>> = exports_of(&b).unwrap().into_iter().map(|e| e.0).collect();
-        assert_eq!(
-            names,
-            [
-                b"exp_a".to_vec(),
-                b"NS".to_vec(),
-                b"exp_b".to_vec(),
-                b"NS".to_vec()
-            ]
-        );
+        assert_eq!(names, [b"exp_a".to_vec(), b"NS".to_vec(), b"exp_b".to_vec(), b"NS".to_vec()]);
     }
 
     #[test]
@@ -382,10 +343,7 @@ mod tests {
         let mut b = spec().build();
         let (off, len) = locate(&b, "__ksymtab_strings");
         b[off + len - 1] = b'x';
-        assert_eq!(
-            exports_of(&b),
-            Err(Error::StringsNotTerminated("__ksymtab_strings"))
-        );
+        assert_eq!(exports_of(&b), Err(Error::StringsNotTerminated("__ksymtab_strings")));
     }
 
     #[test]
@@ -396,23 +354,14 @@ mod tests {
         let at = header_of(&b, ".symtab");
         let size = u64::from_le_bytes(b[at + 32..at + 40].try_into().unwrap());
         b[at + 32..at + 40].copy_from_slice(&(size - 1).to_le_bytes());
-        assert_eq!(
-            imports_of(&b),
-            Err(Error::SymtabSize {
-                size: size - 1,
-                entry: 24
-            })
-        );
+        assert_eq!(imports_of(&b), Err(Error::SymtabSize { size: size - 1, entry: 24 }));
         // Without CRC symbols exports never needed the table.
         assert!(exports_of(&b).is_ok());
 
         // A missing .strtab (renamed in the section-name table).
         let mut b = good.clone();
         let (names, len) = locate(&b, ".shstrtab");
-        let pos = b[names..names + len]
-            .windows(7)
-            .position(|w| w == b".strtab")
-            .unwrap();
+        let pos = b[names..names + len].windows(7).position(|w| w == b".strtab").unwrap();
         b[names + pos + 1] = b'X';
         assert_eq!(imports_of(&b), Err(Error::MissingSection(".strtab")));
 
@@ -442,10 +391,7 @@ mod tests {
         let name = table.get(last).name;
         assert_eq!(
             imports_of(&b).err().or(exports_of(&b).err()),
-            Some(Error::NameNotTerminated {
-                symbol: last as u32,
-                name
-            })
+            Some(Error::NameNotTerminated { symbol: last as u32, name })
         );
     }
 
@@ -454,10 +400,7 @@ mod tests {
         // A record without NUL drops the whole list, as kmod 34.2 does.
         let mut m = spec();
         m.versions.push((vec![b'a'; 56], 3));
-        assert_eq!(
-            imports_of(&m.build()),
-            Err(Error::VersionNotTerminated { record: 2 })
-        );
+        assert_eq!(imports_of(&m.build()), Err(Error::VersionNotTerminated { record: 2 }));
         // A section of a bad size is ignored: no CRCs, no extra records.
         let mut m = spec();
         m.versions.clear();
@@ -473,12 +416,7 @@ mod tests {
         use crate::elf::writer::{ObjectBuilder, SymbolSpec};
         let mut o = ObjectBuilder::new(Class::Elf64, Endian::Big);
         o.machine(raw::EM_SPARCV9);
-        o.symbol(SymbolSpec {
-            name: b"%g7".to_vec(),
-            value: 0,
-            info: 0x10 | 13,
-            shndx: 0,
-        });
+        o.symbol(SymbolSpec { name: b"%g7".to_vec(), value: 0, info: 0x10 | 13, shndx: 0 });
         o.undefined(b"real", false);
         let b = o.build();
         assert_eq!(imports_of(&b).unwrap(), [(b"real".to_vec(), 0, false)]);

@@ -50,13 +50,7 @@ pub struct ObjectBuilder {
 impl ObjectBuilder {
     /// An empty object (x86-64 machine number, whatever the class).
     pub fn new(class: Class, endian: Endian) -> Self {
-        ObjectBuilder {
-            class,
-            endian,
-            machine: 62,
-            sections: Vec::new(),
-            symbols: Vec::new(),
-        }
+        ObjectBuilder { class, endian, machine: 62, sections: Vec::new(), symbols: Vec::new() }
     }
 
     /// Sets `e_machine`.
@@ -86,12 +80,7 @@ impl ObjectBuilder {
     /// Adds an undefined symbol (global, or weak).
     pub fn undefined(&mut self, name: &[u8], weak: bool) -> &mut Self {
         let bind = if weak { STB_WEAK } else { STB_GLOBAL };
-        self.symbol(SymbolSpec {
-            name: name.to_vec(),
-            value: 0,
-            info: bind << 4,
-            shndx: 0,
-        })
+        self.symbol(SymbolSpec { name: name.to_vec(), value: 0, info: bind << 4, shndx: 0 })
     }
 
     fn put(&self, out: &mut Vec<u8>, value: u64, size: usize) {
@@ -121,25 +110,14 @@ impl ObjectBuilder {
         let mut all: Vec<SectionSpec> = self
             .sections
             .iter()
-            .map(|s| SectionSpec {
-                name: s.name.clone(),
-                data: s.data.clone(),
-                ..*s
-            })
+            .map(|s| SectionSpec { name: s.name.clone(), data: s.data.clone(), ..*s })
             .collect();
         if !self.symbols.is_empty() {
             let mut strtab = alloc::vec![0u8];
             let mut symtab = alloc::vec![0; layout.sym_size];
-            let locals = self
-                .symbols
-                .iter()
-                .filter(|s| s.info >> 4 == STB_LOCAL)
-                .count();
-            let mut ordered: Vec<&SymbolSpec> = self
-                .symbols
-                .iter()
-                .filter(|s| s.info >> 4 == STB_LOCAL)
-                .collect();
+            let locals = self.symbols.iter().filter(|s| s.info >> 4 == STB_LOCAL).count();
+            let mut ordered: Vec<&SymbolSpec> =
+                self.symbols.iter().filter(|s| s.info >> 4 == STB_LOCAL).collect();
             ordered.extend(self.symbols.iter().filter(|s| s.info >> 4 != STB_LOCAL));
             for s in ordered {
                 let name = if s.name.is_empty() {
@@ -248,11 +226,7 @@ impl ObjectBuilder {
         for (i, s) in all.iter().enumerate() {
             let name = name_offsets.get(i).copied().unwrap_or(0);
             let off = offsets.get(i).copied().unwrap_or(0) as u64;
-            let entsize = if s.kind == raw::SHT_SYMTAB {
-                layout.sym_size as u64
-            } else {
-                0
-            };
+            let entsize = if s.kind == raw::SHT_SYMTAB { layout.sym_size as u64 } else { 0 };
             self.put(&mut out, name, 4);
             self.put(&mut out, u64::from(s.kind), 4);
             self.put(&mut out, 0, w); // sh_flags

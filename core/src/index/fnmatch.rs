@@ -80,11 +80,7 @@ fn bracket(pattern: &[u8], start: usize, c: u8) -> Option<(bool, usize)> {
                 continue;
             }
         }
-        let (lo, next) = if b == b'\\' {
-            (*pattern.get(i + 1)?, i + 2)
-        } else {
-            (b, i + 1)
-        };
+        let (lo, next) = if b == b'\\' { (*pattern.get(i + 1)?, i + 2) } else { (b, i + 1) };
         if pattern.get(next) == Some(&b'-') && pattern.get(next + 1).is_some_and(|&x| x != b']') {
             let hi_at = next + 1;
             let (hi, after) = match pattern.get(hi_at) {
@@ -160,10 +156,7 @@ mod tests {
             ("[[:alpha:]]", "1"),
         ];
         for (p, t) in no {
-            assert!(
-                !fnmatch(p.as_bytes(), t.as_bytes()),
-                "{p} should not match {t}"
-            );
+            assert!(!fnmatch(p.as_bytes(), t.as_bytes()), "{p} should not match {t}");
         }
     }
 }

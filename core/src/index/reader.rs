@@ -36,10 +36,7 @@ impl fmt::Display for ReadError {
             ReadError::BadMagic(m) => write!(f, "bad magic {m:#010x}"),
             ReadError::BadVersion(v) => write!(f, "unsupported version {v:#010x}"),
             ReadError::NodeOutOfBounds { offset } => {
-                write!(
-                    f,
-                    "node at offset {offset:#x} runs past the end of the file"
-                )
+                write!(f, "node at offset {offset:#x} runs past the end of the file")
             }
             ReadError::BadChildRange { offset } => {
                 write!(f, "node at offset {offset:#x} has first child after last")
@@ -79,14 +76,11 @@ impl<'a> Node<'a> {
     }
 
     fn child_words(&self) -> impl Iterator<Item = (u8, u32)> + '_ {
-        self.children
-            .chunks_exact(4)
-            .enumerate()
-            .filter_map(move |(i, w)| {
-                let word = Endian::Big.u32(w, 0)?;
-                let byte = u8::try_from(usize::from(self.first) + i).ok()?;
-                (word != 0).then_some((byte, word))
-            })
+        self.children.chunks_exact(4).enumerate().filter_map(move |(i, w)| {
+            let word = Endian::Big.u32(w, 0)?;
+            let byte = u8::try_from(usize::from(self.first) + i).ok()?;
+            (word != 0).then_some((byte, word))
+        })
     }
 
     fn values(&self) -> Result<Vec<Value>, ReadError> {
@@ -101,10 +95,7 @@ impl<'a> Node<'a> {
             let priority = Endian::Big.u32(self.data, at).ok_or(oob)?;
             let text = cstr_at(self.data, at + 4).ok_or(oob)?;
             at += 4 + text.len() + 1;
-            out.push(Value {
-                priority,
-                text: text.to_vec(),
-            });
+            out.push(Value { priority, text: text.to_vec() });
         }
         Ok(out)
     }
@@ -112,21 +103,14 @@ impl<'a> Node<'a> {
 
 /// Inserts like kmod's result lists: sorted by priority, a newcomer before equal priorities.
 fn add_sorted(out: &mut Vec<Value>, v: Value) {
-    let at = out
-        .iter()
-        .position(|x| x.priority >= v.priority)
-        .unwrap_or(out.len());
+    let at = out.iter().position(|x| x.priority >= v.priority).unwrap_or(out.len());
     out.insert(at, v);
 }
 
 impl<'a> Index<'a> {
     /// Checks the header of `data`.
     pub fn parse(data: &'a [u8]) -> Result<Self, ReadError> {
-        let word = |at| {
-            Endian::Big
-                .u32(data, at)
-                .ok_or(ReadError::Truncated { len: data.len() })
-        };
+        let word = |at| Endian::Big.u32(data, at).ok_or(ReadError::Truncated { len: data.len() });
         let magic = word(0)?;
         if magic != MAGIC {
             return Err(ReadError::BadMagic(magic));
@@ -135,10 +119,7 @@ impl<'a> Index<'a> {
         if version != VERSION {
             return Err(ReadError::BadVersion(version));
         }
-        Ok(Index {
-            data,
-            root: word(8)?,
-        })
+        Ok(Index { data, root: word(8)? })
     }
 
     fn node(&self, word: u32) -> Result<Node<'a>, ReadError> {
@@ -166,13 +147,7 @@ impl<'a> Index<'a> {
             at += 2 + n;
         }
         let values_at = (word & FLAG_VALUES != 0).then_some(at);
-        Ok(Node {
-            prefix,
-            first,
-            children,
-            values_at,
-            data: self.data,
-        })
+        Ok(Node { prefix, first, children, values_at, data: self.data })
     }
 
     /// The values stored under exactly `key`, best (lowest priority) first.
@@ -228,9 +203,7 @@ impl<'a> Index<'a> {
                 }
             }
             let Some(&c) = name.get(i) else {
-                node.values()?
-                    .into_iter()
-                    .for_each(|v| add_sorted(&mut out, v));
+                node.values()?.into_iter().for_each(|v| add_sorted(&mut out, v));
                 return Ok(out);
             };
             match node.child(c) {

@@ -6,7 +6,7 @@ use super::*;
 
 fn written(b: &IndexBuilder) -> Vec<u8> {
     let mut out = Vec::new();
-    b.write(&mut out).unwrap();
+    b.clone().write(&mut out).unwrap();
     out
 }
 
@@ -20,10 +20,7 @@ fn hex(s: &str) -> Vec<u8> {
 
 #[test]
 fn empty_index_is_the_header() {
-    assert_eq!(
-        written(&IndexBuilder::new()),
-        hex("b007f457 00020001 0000000c")
-    );
+    assert_eq!(written(&IndexBuilder::new()), hex("b007f457 00020001 0000000c"));
 }
 
 /// depmod-spec.md section 15.5: `modules.builtin` with ask, ate, on, once, one.
@@ -49,17 +46,22 @@ fn worked_example_byte_for_byte() {
 #[test]
 fn values_sort_by_priority_newest_first_and_keep_duplicates() {
     let mut b = IndexBuilder::new();
-    assert!(!b.insert(b"k", b"a", 5).unwrap());
-    assert!(!b.insert(b"k", b"b", 1).unwrap());
-    assert!(!b.insert(b"k", b"c", 5).unwrap());
-    assert!(b.insert(b"k", b"a", 9).unwrap());
-    assert!(!b.insert(b"k", b"d", 3).unwrap());
+    b.insert(b"k", b"a", 5).unwrap();
+    b.insert(b"k", b"b", 1).unwrap();
+    b.insert(b"k", b"c", 5).unwrap();
+    b.insert(b"other", b"a", 5).unwrap();
+    b.insert(b"k", b"a", 9).unwrap();
+    b.insert(b"k", b"d", 3).unwrap();
+    b.insert(b"k", b"a", 0).unwrap();
+    // kmod's -w condition: the key already had this value text, at any priority.
+    let dups: Vec<(u32, &[u8], &[u8])> = b.duplicates();
+    assert_eq!(dups, [(4, &b"k"[..], &b"a"[..]), (6, &b"k"[..], &b"a"[..])]);
     let out = written(&b);
     let got = Index::parse(&out).unwrap().lookup(b"k").unwrap();
     let texts: Vec<&[u8]> = got.iter().map(|v| v.text.as_slice()).collect();
-    assert_eq!(texts, [&b"b"[..], b"d", b"c", b"a", b"a"]);
+    assert_eq!(texts, [&b"a"[..], b"b", b"d", b"c", b"a", b"a"]);
     let prios: Vec<u32> = got.iter().map(|v| v.priority).collect();
-    assert_eq!(prios, [1, 3, 5, 5, 9]);
+    assert_eq!(prios, [0, 1, 3, 5, 5, 9]);
 }
 
 #[test]
@@ -67,25 +69,13 @@ fn non_ascii_is_refused() {
     let mut b = IndexBuilder::new();
     assert_eq!(
         b.insert(b"caf\xe9", b"x", 0),
-        Err(IndexError::BadCharacter {
-            byte: 0xe9,
-            in_key: true
-        })
+        Err(IndexError::BadCharacter { byte: 0xe9, in_key: true })
     );
     assert_eq!(
         b.insert(b"cafe", b"\x80", 0),
-        Err(IndexError::BadCharacter {
-            byte: 0x80,
-            in_key: false
-        })
+        Err(IndexError::BadCharacter { byte: 0x80, in_key: false })
     );
-    assert_eq!(
-        b.insert(b"a\0b", b"", 0),
-        Err(IndexError::BadCharacter {
-            byte: 0,
-            in_key: true
-        })
-    );
+    assert_eq!(b.insert(b"a\0b", b"", 0), Err(IndexError::BadCharacter { byte: 0, in_key: true }));
     assert!(b.is_empty());
 }
 
@@ -109,14 +99,7 @@ fn edge_shapes_round_trip() {
     let index = Index::parse(&out).unwrap();
     for (i, k) in keys.iter().enumerate() {
         let v = index.lookup(k).unwrap();
-        assert_eq!(
-            v,
-            [Value {
-                priority: i as u32,
-                text: k.clone()
-            }],
-            "key {k:?}"
-        );
+        assert_eq!(v, [Value { priority: i as u32, text: k.clone() }], "key {k:?}");
     }
     let many = index.lookup(b"many").unwrap();
     assert_eq!(many.len(), 300);
@@ -124,9 +107,7 @@ fn edge_shapes_round_trip() {
     assert!(index.lookup(b"w").unwrap().is_empty());
     assert!(index.lookup(b"abcd").unwrap().is_empty());
     let dumped = index.entries().unwrap();
-    let expected: Vec<(Vec<u8>, Vec<Value>)> =
-        b.entries().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
-    assert_eq!(dumped, expected);
+    assert_eq!(dumped, b.entries());
 }
 
 /// A small deterministic generator (xorshift), so the oracle tests need no dependency.
@@ -144,9 +125,7 @@ impl Rng {
     }
     fn word(&mut self, alphabet: &[u8], max: u64) -> Vec<u8> {
         let len = self.below(max + 1);
-        (0..len)
-            .map(|_| alphabet[self.below(alphabet.len() as u64) as usize])
-            .collect()
+        (0..len).map(|_| alphabet[self.below(alphabet.len() as u64) as usize]).collect()
     }
 }
 
@@ -176,20 +155,11 @@ fn lookups_agree_with_a_linear_scan() {
             for (k, p, v) in &plain {
                 if *k == probe {
                     let at = exact.iter().position(|x: &Value| x.priority >= *p);
-                    exact.insert(
-                        at.unwrap_or(exact.len()),
-                        Value {
-                            priority: *p,
-                            text: v.clone(),
-                        },
-                    );
+                    exact
+                        .insert(at.unwrap_or(exact.len()), Value { priority: *p, text: v.clone() });
                 }
             }
-            assert_eq!(
-                index.lookup(&probe).unwrap(),
-                exact,
-                "round {round} probe {probe:?}"
-            );
+            assert_eq!(index.lookup(&probe).unwrap(), exact, "round {round} probe {probe:?}");
             // Wildcard (searched names never contain pattern characters; kmod's walk can report
             // a key twice when they do): the values of every key matching as a pattern.
             if probe.iter().any(|c| b"*?[".contains(c)) {
@@ -206,10 +176,7 @@ fn lookups_agree_with_a_linear_scan() {
                 .into_iter()
                 .map(|v| (v.priority, v.text))
                 .collect();
-            assert!(
-                got.windows(2).all(|w| w[0].0 <= w[1].0),
-                "sorted by priority"
-            );
+            assert!(got.windows(2).all(|w| w[0].0 <= w[1].0), "sorted by priority");
             expect.sort();
             got.sort();
             assert_eq!(got, expect, "round {round} wild probe {probe:?}");
@@ -220,10 +187,7 @@ fn lookups_agree_with_a_linear_scan() {
 #[test]
 fn corrupt_files_are_errors_not_panics() {
     use super::reader::ReadError;
-    assert_eq!(
-        Index::parse(b"\xb0\x07").unwrap_err(),
-        ReadError::Truncated { len: 2 }
-    );
+    assert_eq!(Index::parse(b"\xb0\x07").unwrap_err(), ReadError::Truncated { len: 2 });
     assert_eq!(
         Index::parse(&hex("00000000 00020001 0000000c")).unwrap_err(),
         ReadError::BadMagic(0)

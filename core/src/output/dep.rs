@@ -2,7 +2,7 @@
 
 use alloc::vec::Vec;
 
-use super::{BinError, Index, Notice, finish, insert};
+use super::{BinError, Index, Notice, finish, insert, value_only};
 use crate::index::IndexBuilder;
 
 /// Appends `modules.dep` to `out`. No header; a module without dependencies ends in `:`.
@@ -43,15 +43,10 @@ pub fn write_dep_bin(
                 line.extend_from_slice(dep.output_path());
             }
         }
-        match insert(&mut bin, m.name(), &line, i as u32) {
-            Ok(true) => notice(Notice::Duplicate {
-                kind: "deps",
-                text: line.clone(),
-            }),
-            Ok(false) => {}
-            Err(e) => result = Err(e),
+        if let Err(e) = insert(&mut bin, m.name(), &line, i as u32) {
+            result = Err(e);
         }
     });
     result?;
-    finish(&bin, out)
+    finish(bin, "deps", value_only, Vec::new(), notice, out)
 }

@@ -107,7 +107,7 @@ pub(crate) fn insert(
     key: &[u8],
     value: &[u8],
     priority: u32,
-) -> Result<bool, BinError> {
+) -> Result<u32, BinError> {
     index.insert(key, value, priority).map_err(|error| {
         let text = match error {
             IndexError::BadCharacter { in_key: false, .. } => value.to_vec(),
@@ -117,10 +117,39 @@ pub(crate) fn insert(
     })
 }
 
-/// Serialises `index` into `out`.
-pub(crate) fn finish(index: &IndexBuilder, out: &mut Vec<u8>) -> Result<(), BinError> {
-    index.write(out).map_err(|error| BinError {
-        error,
-        text: Vec::new(),
-    })
+/// Reports `index`'s duplicate values as `kind` notices, `text` making each one's message,
+/// merged in insertion order with `earlier` notices (each tagged with the number of entries
+/// inserted before it), then serialises the index into `out`.
+pub(crate) fn finish<'a>(
+    mut index: IndexBuilder,
+    kind: &'static str,
+    text: fn(&[u8], &[u8]) -> Vec<u8>,
+    earlier: Vec<(u32, Notice<'a>)>,
+    notice: &mut dyn FnMut(Notice<'a>),
+    out: &mut Vec<u8>,
+) -> Result<(), BinError> {
+    let mut dups = index.duplicates().into_iter().peekable();
+    for (before, n) in earlier {
+        while let Some((_, k, v)) = dups.next_if(|d| d.0 < before) {
+            notice(Notice::Duplicate { kind, text: text(k, v) });
+        }
+        notice(n);
+    }
+    for (_, k, v) in dups {
+        notice(Notice::Duplicate { kind, text: text(k, v) });
+    }
+    index.write(out).map_err(|error| BinError { error, text: Vec::new() })
+}
+
+/// Duplicate text `key value` (alias and symbol indexes).
+pub(crate) fn key_and_value(key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut t = key.to_vec();
+    t.push(b' ');
+    t.extend_from_slice(value);
+    t
+}
+
+/// Duplicate text: the value alone (the dependency index, whose value is the whole line).
+pub(crate) fn value_only(_key: &[u8], value: &[u8]) -> Vec<u8> {
+    value.to_vec()
 }

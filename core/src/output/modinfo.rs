@@ -2,7 +2,7 @@
 
 use alloc::vec::Vec;
 
-use super::{BinError, Index, Notice, finish, insert};
+use super::{BinError, Index, Notice, finish, insert, key_and_value};
 use crate::index::IndexBuilder;
 use crate::name::alias_key;
 
@@ -25,24 +25,17 @@ pub fn write_alias_bin<'a>(
     notice: &mut dyn FnMut(Notice<'a>),
 ) -> Result<(), BinError> {
     let mut bin = IndexBuilder::new();
+    let mut brackets = Vec::new();
     for (i, (m, info)) in index.with_info().enumerate() {
         for alias in info.aliases() {
             let Some(key) = alias_key(alias) else {
-                notice(Notice::UnmatchedBracket(alias));
+                brackets.push((bin.len() as u32, Notice::UnmatchedBracket(alias)));
                 continue;
             };
-            if insert(&mut bin, &key, m.name(), i as u32)? {
-                let mut text = key;
-                text.push(b' ');
-                text.extend_from_slice(m.name());
-                notice(Notice::Duplicate {
-                    kind: "alias",
-                    text,
-                });
-            }
+            insert(&mut bin, &key, m.name(), i as u32)?;
         }
     }
-    finish(&bin, out)
+    finish(bin, "alias", key_and_value, brackets, notice, out)
 }
 
 /// Appends `modules.softdep`: `softdep NAME VALUE` per softdep.

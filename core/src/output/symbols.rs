@@ -2,7 +2,7 @@
 
 use alloc::vec::Vec;
 
-use super::{BinError, Index, Notice, finish, insert};
+use super::{BinError, Index, Notice, finish, insert, key_and_value};
 use crate::index::IndexBuilder;
 
 /// Appends `modules.symbols`: `alias symbol:NAME MODULE` for each module-owned symbol.
@@ -36,12 +36,7 @@ pub fn write_symbols_bin(
         key.clear();
         key.extend_from_slice(b"symbol:");
         key.extend_from_slice(name);
-        if insert(&mut bin, &key, module.name(), m)? {
-            let mut text = key.clone();
-            text.push(b' ');
-            text.extend_from_slice(module.name());
-            notice(Notice::Duplicate { kind: "syms", text });
-        }
+        insert(&mut bin, &key, module.name(), m)?;
     }
-    finish(&bin, out)
+    finish(bin, "syms", key_and_value, Vec::new(), notice, out)
 }
