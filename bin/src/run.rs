@@ -13,7 +13,7 @@ use crate::config;
 use crate::load;
 use crate::log::{Log, log};
 use crate::walk::Walk;
-use crate::write::{self, Output};
+use crate::write;
 
 /// Exit statuses.
 pub const SUCCESS: u8 = 0;
@@ -117,25 +117,50 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> u8 {
 
     let index =
         Index { modules: &modules, infos: &infos, symbols: &symbols, graph: &graph, order: &order };
-    let Some(outputs) = build_outputs(log, dirs, &index, opts) else {
-        return FAILURE;
-    };
-    if opts.dry_run {
-        let mut stdout = std::io::stdout().lock();
-        for o in &outputs {
-            if stdout.write_all(&o.data).is_err() {
-                break;
-            }
+    let mut sink = if opts.dry_run {
+        Sink::Stdout(std::io::stdout().lock())
+    } else {
+        if let Err(e) = write::create_dir(&dirs.output) {
+            log!(log, Fatal, "could not create directory ", &dirs.output[..], ": ", e);
+            return FAILURE;
         }
-        return SUCCESS;
-    }
-    if let Err(e) = write::create_dir(&dirs.output) {
-        log!(log, Fatal, "could not create directory ", &dirs.output[..], ": ", e);
+        Sink::Files(write::Installer::new(log, &dirs.output))
+    };
+    if !build_outputs(log, dirs, &index, opts, &mut sink) {
         return FAILURE;
     }
-    match write::install(log, &dirs.output, &outputs) {
-        Ok(()) => SUCCESS,
-        Err(_) => FAILURE,
+    match sink {
+        Sink::Stdout(_) | Sink::Closed => SUCCESS,
+        Sink::Files(installer) => match installer.commit() {
+            Ok(()) => SUCCESS,
+            Err(_) => FAILURE,
+        },
+    }
+}
+
+/// Where the outputs go.
+enum Sink<'l> {
+    /// `-n`: the text outputs, one after the other, on stdout.
+    Stdout(std::io::StdoutLock<'static>),
+    /// Stdout was closed under us (a pipe reader that went away): nothing more is printed.
+    Closed,
+    /// Files in the output directory, installed together at the end.
+    Files(write::Installer<'l>),
+}
+
+impl Sink<'_> {
+    /// Takes one finished output; `false` if it could not be written (reported).
+    fn put(&mut self, name: &'static str, data: &[u8]) -> bool {
+        match self {
+            Sink::Stdout(out) => {
+                if out.write_all(data).is_err() {
+                    *self = Sink::Closed;
+                }
+                true
+            }
+            Sink::Closed => true,
+            Sink::Files(installer) => installer.add(name, data).is_ok(),
+        }
     }
 }
 
@@ -241,44 +266,56 @@ fn report_cycles(log: &Log, modules: &[Module], report: &CycleReport) {
     log!(log, Error, "Found ", report.modules, " modules in dependency cycles!");
 }
 
-/// The outputs made so far, in kmod's order.
-struct Made<'l> {
+/// Generation of the outputs, in kmod's order, into a sink.
+struct Made<'s, 'l> {
     log: &'l Log,
     warn_dups: bool,
     dry_run: bool,
-    list: Vec<Output>,
-    failed: Option<BinError>,
+    sink: &'s mut Sink<'l>,
+    /// Set once something could not be made or written; nothing more is then made.
+    failed: bool,
 }
 
 /// A `.bin` writer: fills the buffer, reporting notices.
 type BinWriter<'f> = &'f dyn Fn(&mut Vec<u8>, &mut dyn FnMut(Notice<'_>)) -> Result<(), BinError>;
 
-impl Made<'_> {
+impl Made<'_, '_> {
     fn text(&mut self, name: &'static str, write: &dyn Fn(&mut Vec<u8>)) {
+        if self.failed {
+            return;
+        }
         let mut data = Vec::new();
         write(&mut data);
-        self.list.push(Output { name, data });
+        self.failed = !self.sink.put(name, &data);
     }
 
     /// Makes a `.bin` output; like kmod's `-n`, a dry run makes none.
     fn bin(&mut self, name: &'static str, write: BinWriter<'_>) {
-        if self.dry_run || self.failed.is_some() {
+        if self.dry_run || self.failed {
             return;
         }
         let mut data = Vec::new();
         let (log, warn_dups) = (self.log, self.warn_dups);
         match write(&mut data, &mut |n| report_notice(log, warn_dups, n)) {
-            Ok(()) => self.list.push(Output { name, data }),
-            Err(e) => self.failed = Some(e),
+            Ok(()) => self.failed = !self.sink.put(name, &data),
+            Err(e) => {
+                report_bin_error(log, &e);
+                self.failed = true;
+            }
         }
     }
 }
 
-/// Generates every output, in kmod's order, reporting what the writers notice. `None` when an
-/// index cannot be written (a FATAL message has been printed).
-fn build_outputs(log: &Log, dirs: &Dirs, index: &Index<'_>, opts: &Options) -> Option<Vec<Output>> {
-    let mut made =
-        Made { log, warn_dups: opts.warn, dry_run: opts.dry_run, list: Vec::new(), failed: None };
+/// Generates every output, in kmod's order, into `sink`, reporting what the writers notice.
+/// `false` when an output could not be made or written (the message has been printed).
+fn build_outputs<'l>(
+    log: &'l Log,
+    dirs: &Dirs,
+    index: &Index<'_>,
+    opts: &Options,
+    sink: &mut Sink<'l>,
+) -> bool {
+    let mut made = Made { log, warn_dups: opts.warn, dry_run: opts.dry_run, sink, failed: false };
     made.text("modules.dep", &|o| output::write_dep(index, o));
     made.bin("modules.dep.bin", &|o, n| output::write_dep_bin(index, o, n));
     made.text("modules.alias", &|o| output::write_alias(index, o));
@@ -287,7 +324,7 @@ fn build_outputs(log: &Log, dirs: &Dirs, index: &Index<'_>, opts: &Options) -> O
     made.text("modules.weakdep", &|o| output::write_weakdep(index, o));
     made.text("modules.symbols", &|o| output::write_symbols(index, o));
     made.bin("modules.symbols.bin", &|o, n| output::write_symbols_bin(index, o, n));
-    if !opts.dry_run {
+    if !opts.dry_run && !made.failed {
         // A missing input gives kmod's warning and an empty (0-byte) index.
         let builtin = read_input(log, dirs, "modules.builtin");
         made.bin("modules.builtin.bin", &|o, n| match &builtin {
@@ -300,24 +337,17 @@ fn build_outputs(log: &Log, dirs: &Dirs, index: &Index<'_>, opts: &Options) -> O
             None => Ok(()),
         });
     }
-    if let Some(e) = made.failed {
-        report_bin_error(log, &e);
-        return None;
+    if made.failed {
+        return false;
     }
     let mut data = Vec::new();
     for p in output::write_devname(index, &mut data) {
         log!(
-            log,
-            Error,
-            "Module '",
-            p.module,
-            "' has devname (",
-            p.devname,
+            log, Error, "Module '", p.module, "' has devname (", p.devname,
             ") but lacks major and minor information. Ignoring."
         );
     }
-    made.list.push(Output { name: "modules.devname", data });
-    Some(made.list)
+    made.sink.put("modules.devname", &data)
 }
 
 /// Reads an input file of the module directory; a missing one gets kmod's warning.

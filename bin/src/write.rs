@@ -1,87 +1,186 @@
-//! Writing the indexes: all or nothing.
+//! Installing the indexes: all or nothing, and no writes when nothing changed.
 //!
-//! Every output is first written completely to a temporary file created exclusively in the
-//! output directory; only when all of them are written are they renamed over the old indexes,
-//! in kmod's order. Any failure before the renames removes the temporary files and leaves every
-//! old index as it was.
+//! Each output goes, as soon as it is generated, to a temporary file created exclusively in the
+//! output directory, written completely and flushed to disk (`fdatasync`). Only when every output
+//! is in place are they renamed over the old indexes, in kmod's order, and the directory is
+//! synced. Any failure before the renames removes the temporary files and leaves every old index
+//! as it was. An output identical to the file it would replace (same length, same CRC-32, same
+//! bytes) is not written at all, so repeated runs on an unchanged tree cost no flash writes;
+//! an unchanged `modules.dep` still gets a new modification time, which `-A` compares.
+//!
+//! What survives a power cut: before the renames, the old indexes; after depmod returns, the new
+//! ones. A cut during the renames (a few milliseconds) can leave some files old and some new,
+//! each one complete.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::ffi::OsStr;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
 use crate::log::{Log, log};
 
-/// One finished output: its file name and contents.
-pub struct Output {
-    pub name: &'static str,
-    pub data: Vec<u8>,
-}
-
-/// Why the outputs could not be installed.
-#[derive(Debug)]
-pub struct WriteFailed;
+/// Suffix of temporary files: `.<name>.<pid>.<n>.depmod-tmp`.
+const TMP_SUFFIX: &str = ".depmod-tmp";
 
 /// Creates `dir` and its parents (mode 0755), as kmod's `mkdir_p`.
 pub fn create_dir(dir: &[u8]) -> io::Result<()> {
-    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(dir));
-    std::fs::DirBuilder::new().recursive(true).mode(0o755).create(path)
+    fs::DirBuilder::new().recursive(true).mode(0o755).create(Path::new(OsStr::from_bytes(dir)))
 }
 
-use std::os::unix::fs::DirBuilderExt;
+/// Why the outputs could not be installed (the message has been printed).
+#[derive(Debug)]
+pub struct WriteFailed;
 
+/// One output waiting for its rename.
 struct Pending {
     name: &'static str,
-    tmp: PathBuf,
+    /// The temporary file, or `None` when the existing file already has these contents.
+    tmp: Option<PathBuf>,
 }
 
-/// Writes `outputs` into `dir` atomically (see the module documentation).
-pub fn install(log: &Log, dir: &[u8], outputs: &[Output]) -> Result<(), WriteFailed> {
-    let dir_path = PathBuf::from(std::ffi::OsStr::from_bytes(dir));
-    let pid = std::process::id();
-    let mut pending: Vec<Pending> = Vec::with_capacity(outputs.len());
-    let cleanup = |pending: &[Pending]| {
-        for p in pending {
-            let _ = std::fs::remove_file(&p.tmp);
+/// Collects outputs in temporary files, then installs them all at once.
+pub struct Installer<'l> {
+    log: &'l Log,
+    dir: PathBuf,
+    dir_bytes: Vec<u8>,
+    pending: Vec<Pending>,
+    counter: u32,
+}
+
+impl<'l> Installer<'l> {
+    /// An installer writing into the (existing) directory `dir`; removes temporary files that
+    /// killed earlier runs left there.
+    pub fn new(log: &'l Log, dir: &[u8]) -> Self {
+        let installer = Installer {
+            log,
+            dir: PathBuf::from(OsStr::from_bytes(dir)),
+            dir_bytes: dir.to_vec(),
+            pending: Vec::new(),
+            counter: 0,
+        };
+        installer.remove_stale();
+        installer
+    }
+
+    /// Writes `data` as the new `name`, unless the current file already holds exactly it.
+    pub fn add(&mut self, name: &'static str, data: &[u8]) -> Result<(), WriteFailed> {
+        let target = self.dir.join(name);
+        if same_contents(&target, data) {
+            self.pending.push(Pending { name, tmp: None });
+            return Ok(());
         }
-    };
-    for out in outputs {
-        let tmp = dir_path.join(format!(".{}.depmod-tmp.{pid}", out.name));
-        let result =
-            OpenOptions::new().write(true).create_new(true).mode(0o644).open(&tmp).and_then(
-                |mut f: File| {
-                    pending.push(Pending { name: out.name, tmp: tmp.clone() });
-                    f.write_all(&out.data)?;
-                    f.sync_all()
-                },
-            );
-        if let Err(e) = result {
-            log!(log, Error, "could not write ", dir, "/", out.name, ": ", e);
-            cleanup(&pending);
-            return Err(WriteFailed);
+        match self.write_tmp(name, data) {
+            Ok(tmp) => {
+                self.pending.push(Pending { name, tmp: Some(tmp) });
+                Ok(())
+            }
+            Err((tmp, e)) => {
+                if let Some(tmp) = tmp {
+                    let _ = fs::remove_file(tmp);
+                }
+                log!(self.log, Error, "could not write ", &self.dir_bytes[..], "/", name, ": ", e);
+                Err(WriteFailed)
+            }
         }
     }
-    for (i, p) in pending.iter().enumerate() {
-        if let Err(e) = std::fs::rename(&p.tmp, dir_path.join(p.name)) {
-            log!(
-                log,
-                Error,
-                "could not rename ",
-                p.tmp.as_path(),
-                " to ",
-                dir,
-                "/",
-                p.name,
-                ": ",
-                e
-            );
-            cleanup(&pending[i..]);
-            return Err(WriteFailed);
+
+    /// Creates a fresh temporary file for `name` and writes `data` to disk through it.
+    fn write_tmp(&mut self, name: &str, data: &[u8]) -> Result<PathBuf, (Option<PathBuf>, io::Error)> {
+        let pid = std::process::id();
+        loop {
+            self.counter += 1;
+            let tmp = self.dir.join(format!(".{name}.{pid}.{}{TMP_SUFFIX}", self.counter));
+            let file = OpenOptions::new().write(true).create_new(true).mode(0o644).open(&tmp);
+            let mut file = match file {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && self.counter < 1000 => continue,
+                Err(e) => return Err((None, e)),
+            };
+            let written = file.write_all(data).and_then(|()| file.sync_data());
+            return match written {
+                Ok(()) => Ok(tmp),
+                Err(e) => Err((Some(tmp), e)),
+            };
         }
     }
-    if let Ok(d) = File::open(&dir_path) {
-        let _ = d.sync_all();
+
+    /// Renames every output into place, in the order they were added, then syncs the directory.
+    pub fn commit(mut self) -> Result<(), WriteFailed> {
+        let pending = std::mem::take(&mut self.pending);
+        for (i, p) in pending.iter().enumerate() {
+            let target = self.dir.join(p.name);
+            let Some(tmp) = &p.tmp else {
+                if p.name == "modules.dep" {
+                    // `-A` compares module times with this file's: keep it current.
+                    let _ = File::options().write(true).open(&target).and_then(|f| {
+                        f.set_modified(std::time::SystemTime::now())
+                    });
+                }
+                continue;
+            };
+            if let Err(e) = fs::rename(tmp, &target) {
+                log!(
+                    self.log, Error, "could not rename ", tmp.as_path(), " to ", target.as_path(),
+                    ": ", e
+                );
+                for later in &pending[i..] {
+                    if let Some(t) = &later.tmp {
+                        let _ = fs::remove_file(t);
+                    }
+                }
+                return Err(WriteFailed);
+            }
+        }
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Removes `.modules.*.depmod-tmp` files whose process no longer exists.
+    fn remove_stale(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some(body) = name.strip_prefix(".modules.").and_then(|n| n.strip_suffix(TMP_SUFFIX))
+            else {
+                continue;
+            };
+            let mut parts = body.rsplit('.');
+            let (_counter, pid) = (parts.next(), parts.next().and_then(|p| p.parse::<i32>().ok()));
+            let Some(pid) = pid.and_then(rustix::process::Pid::from_raw) else { continue };
+            let gone = matches!(rustix::process::test_kill_process(pid), Err(rustix::io::Errno::SRCH));
+            if gone {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+impl Drop for Installer<'_> {
+    /// An installer dropped before `commit` (a later output failed) leaves nothing behind.
+    fn drop(&mut self) {
+        for p in &self.pending {
+            if let Some(t) = &p.tmp {
+                let _ = fs::remove_file(t);
+            }
+        }
+    }
+}
+
+/// Whether the file at `path` holds exactly `data`: same length, same CRC-32, same bytes.
+fn same_contents(path: &Path, data: &[u8]) -> bool {
+    let Ok(mut file) = File::open(path) else { return false };
+    match file.metadata() {
+        Ok(m) if m.is_file() && m.len() == data.len() as u64 => {}
+        _ => return false,
+    }
+    let mut old = Vec::with_capacity(data.len());
+    if file.read_to_end(&mut old).is_err() {
+        return false;
+    }
+    crc32fast::hash(&old) == crc32fast::hash(data) && old == data
 }
