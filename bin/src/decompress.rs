@@ -121,7 +121,18 @@ fn xz_uncompressed_size(input: &[u8]) -> Option<u64> {
 pub struct Decoders {
     zstd: Option<zstd::stream::raw::Decoder<'static>>,
     out: Vec<u8>,
+    /// Scratch for streamed decoding.
+    chunk: Vec<u8>,
 }
+
+/// Size of the pieces streamed decoding hands out.
+const CHUNK: usize = 256 * 1024;
+
+/// Modules announcing more than this are decoded by [`Decoders::decode_sparse`].
+pub const SPARSE: usize = 16 << 20;
+
+/// A byte range of the decompressed file.
+pub type Range = std::ops::Range<usize>;
 
 impl Decoders {
     /// Decompresses `input` (in `format`) into this thread's buffer and returns it.
@@ -153,6 +164,134 @@ impl Decoders {
         };
         result.map_err(|detail| DecodeError { format, detail })?;
         Ok(&self.out)
+    }
+
+    /// The size `input` announces, if it is large enough for [`Decoders::decode_sparse`].
+    pub fn sparse_size(format: Format, input: &[u8]) -> Option<usize> {
+        size_hint(format, input).filter(|&s| s > SPARSE)
+    }
+
+    /// Decodes a big module keeping only what depmod reads: the stream is decoded in passes,
+    /// each keeping the ranges `plan` asks for (given what is known so far) in a buffer of the
+    /// announced `size` that is zero elsewhere, until `plan` asks for nothing new. The zero
+    /// pages are never touched, so memory stays near the size of the kept parts.
+    pub fn decode_sparse(
+        &mut self,
+        format: Format,
+        input: &[u8],
+        size: usize,
+        plan: &mut dyn FnMut(&[u8]) -> Vec<Range>,
+    ) -> Result<Vec<u8>, DecodeError> {
+        let err = |detail: String| DecodeError { format, detail };
+        let mut out = vec![0u8; size];
+        let mut keep: Vec<Range> = vec![0..size.min(4096), size.saturating_sub(64 * 1024)..size];
+        for _ in 0..4 {
+            let total = self
+                .stream(format, input, &mut |at, chunk| {
+                    for r in &keep {
+                        let (lo, hi) = (r.start.max(at), r.end.min(at + chunk.len()));
+                        if lo < hi {
+                            if let (Some(dst), Some(src)) =
+                                (out.get_mut(lo..hi), chunk.get(lo - at..hi - at))
+                            {
+                                dst.copy_from_slice(src);
+                            }
+                        }
+                    }
+                })
+                .map_err(err)?;
+            if total != size {
+                return Err(err(format!("announces {size} bytes but holds {total}")));
+            }
+            let wanted: Vec<Range> = plan(&out)
+                .into_iter()
+                .map(|r| r.start.min(size)..r.end.min(size))
+                .filter(|r| !keep.iter().any(|k| k.start <= r.start && r.end <= k.end))
+                .collect();
+            if wanted.is_empty() {
+                return Ok(out);
+            }
+            keep.extend(wanted);
+        }
+        Err(err("the parts to keep were still changing after 4 passes".into()))
+    }
+
+    /// Decodes `input`, handing each piece to `sink` with its offset; returns the total size.
+    fn stream(
+        &mut self,
+        format: Format,
+        input: &[u8],
+        sink: &mut dyn FnMut(usize, &[u8]),
+    ) -> Result<usize, String> {
+        self.chunk.resize(CHUNK, 0);
+        let chunk = &mut self.chunk[..];
+        let mut total = 0usize;
+        let mut emit = |piece: &[u8], total: &mut usize| -> Result<(), String> {
+            sink(*total, piece);
+            *total += piece.len();
+            if *total > MAX_OUTPUT {
+                return Err(format!("decompresses to more than {MAX_OUTPUT} bytes"));
+            }
+            Ok(())
+        };
+        match format {
+            Format::Raw => emit(input, &mut total)?,
+            Format::Xz => {
+                use liblzma::stream::{Action, CONCATENATED, Status, Stream};
+                let mut stream = Stream::new_stream_decoder(u64::MAX, CONCATENATED)
+                    .map_err(|e| e.to_string())?;
+                loop {
+                    let (in_before, out_before) = (stream.total_in(), stream.total_out());
+                    let rest = input.get(in_before as usize..).unwrap_or_default();
+                    let status = stream.process(rest, chunk, Action::Finish);
+                    let made = (stream.total_out() - out_before) as usize;
+                    emit(chunk.get(..made).unwrap_or_default(), &mut total)?;
+                    match status {
+                        Ok(Status::StreamEnd) => break,
+                        Ok(_) if made == 0 && stream.total_in() == in_before => {
+                            return Err("truncated".into());
+                        }
+                        Ok(_) => {}
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+            }
+            Format::Zstd => {
+                use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
+                let decoder = match &mut self.zstd {
+                    Some(d) => d,
+                    None => self
+                        .zstd
+                        .insert(zstd::stream::raw::Decoder::new().map_err(|e| e.to_string())?),
+                };
+                decoder.reinit().map_err(|e| e.to_string())?;
+                let mut inbuf = InBuffer::around(input);
+                loop {
+                    let mut outbuf = OutBuffer::around(&mut *chunk);
+                    let remaining =
+                        decoder.run(&mut inbuf, &mut outbuf).map_err(|e| e.to_string())?;
+                    let made = outbuf.pos();
+                    emit(chunk.get(..made).unwrap_or_default(), &mut total)?;
+                    if remaining == 0 && inbuf.pos() == input.len() {
+                        break;
+                    }
+                    if made == 0 && inbuf.pos() == input.len() {
+                        return Err("truncated".into());
+                    }
+                }
+            }
+            Format::Gzip => {
+                let mut decoder = flate2::read::MultiGzDecoder::new(input);
+                loop {
+                    let made = decoder.read(chunk).map_err(|e| e.to_string())?;
+                    if made == 0 {
+                        break;
+                    }
+                    emit(chunk.get(..made).unwrap_or_default(), &mut total)?;
+                }
+            }
+        }
+        Ok(total)
     }
 
     /// Makes room for more output, refusing to grow past [`MAX_OUTPUT`].
@@ -252,6 +391,33 @@ mod tests {
         let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
         e.write_all(data).unwrap();
         e.finish().unwrap()
+    }
+
+    #[test]
+    fn sparse_decoding_keeps_only_what_is_asked() {
+        let data = sample();
+        let mut d = Decoders::default();
+        let inputs =
+            [(Format::Xz, xz(&data)), (Format::Zstd, zstd::bulk::compress(&data, 3).unwrap())];
+        for (format, input) in inputs {
+            let mut passes = 0;
+            let out = d
+                .decode_sparse(format, &input, data.len(), &mut |_| {
+                    passes += 1;
+                    vec![300_000..300_100, 500_000..700_000]
+                })
+                .unwrap();
+            assert_eq!(passes, 2);
+            assert_eq!(out.len(), data.len());
+            assert_eq!(&out[..4096], &data[..4096]);
+            assert_eq!(&out[300_000..300_100], &data[300_000..300_100]);
+            assert_eq!(&out[500_000..700_000], &data[500_000..700_000]);
+            assert!(out[10_000..290_000].iter().all(|&b| b == 0));
+            let tail = data.len() - 64 * 1024;
+            assert_eq!(&out[tail..], &data[tail..]);
+        }
+        // A wrong announced size is an error, not a silent mismatch.
+        assert!(d.decode_sparse(Format::Xz, &xz(&data), data.len() + 1, &mut |_| vec![]).is_err());
     }
 
     #[test]

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use depmod_core::ModuleInfo;
 
-use crate::decompress::{DecodeError, Decoders, Format};
+use depmod_core::elf::{self, Elf};
+
+use crate::decompress::{DecodeError, Decoders, Format, Range};
 use depmod_core::tree::Module;
 
 /// What was read of one module.
@@ -98,10 +100,50 @@ fn load_one(path: &[u8], buf: &mut Vec<u8>, decoders: &mut Decoders) -> Loaded {
             Err(e) => return fail(Failure::Io(e)),
         }
     };
-    match decoders.decode(Format::detect(data), data) {
+    let format = Format::detect(data);
+    if let Some(size) = Decoders::sparse_size(format, data) {
+        match decoders.decode_sparse(format, data, size, &mut wanted_ranges) {
+            Ok(sparse) => return Loaded { info: ModuleInfo::parse(&sparse), failure: None },
+            // Only a stream the passes could not agree on is decoded in full; a corrupt one
+            // fails the same way below.
+            Err(_) => {}
+        }
+    }
+    match decoders.decode(format, data) {
         Ok(data) => Loaded { info: ModuleInfo::parse(data), failure: None },
         Err(e) => fail(Failure::Decode(e)),
     }
+}
+
+/// The parts of a module file depmod reads, as far as `data` (with what is known so far of the
+/// file, zeros elsewhere) tells: the section header table, the section names, the sections
+/// the parser reads, and those its CRC symbols point into.
+fn wanted_ranges(data: &[u8]) -> Vec<Range> {
+    let mut want = Vec::new();
+    let mut push = |offset: u64, len: u64| {
+        if let (Ok(start), Ok(len)) = (usize::try_from(offset), usize::try_from(len)) {
+            want.push(start..start.saturating_add(len));
+        }
+    };
+    let Some((offset, len)) = elf::section_table_range(data) else { return want };
+    push(offset, len);
+    let Ok(elf) = Elf::parse(data) else { return want };
+    if let Some(names) = elf.names_section() {
+        push(names.offset, names.data.len() as u64);
+    }
+    const READ: [&[u8]; 5] =
+        [b".modinfo", b"__ksymtab_strings", b".symtab", b".strtab", b"__versions"];
+    for (name, section) in elf.sections() {
+        if READ.contains(&name) || name.starts_with(b"__kcrctab") {
+            push(section.offset, section.data.len() as u64);
+        }
+    }
+    for index in elf::crc_sections(&elf) {
+        if let Ok(section) = elf.section(index) {
+            push(section.offset, section.data.len() as u64);
+        }
+    }
+    want
 }
 
 fn read_all(mut file: File, buf: &mut Vec<u8>) -> io::Result<()> {

@@ -343,7 +343,12 @@ fn build_outputs<'l>(
     let mut data = Vec::new();
     for p in output::write_devname(index, &mut data) {
         log!(
-            log, Error, "Module '", p.module, "' has devname (", p.devname,
+            log,
+            Error,
+            "Module '",
+            p.module,
+            "' has devname (",
+            p.devname,
             ") but lacks major and minor information. Ignoring."
         );
     }

@@ -87,7 +87,11 @@ impl<'l> Installer<'l> {
     }
 
     /// Creates a fresh temporary file for `name` and writes `data` to disk through it.
-    fn write_tmp(&mut self, name: &str, data: &[u8]) -> Result<PathBuf, (Option<PathBuf>, io::Error)> {
+    fn write_tmp(
+        &mut self,
+        name: &str,
+        data: &[u8],
+    ) -> Result<PathBuf, (Option<PathBuf>, io::Error)> {
         let pid = std::process::id();
         loop {
             self.counter += 1;
@@ -95,7 +99,9 @@ impl<'l> Installer<'l> {
             let file = OpenOptions::new().write(true).create_new(true).mode(0o644).open(&tmp);
             let mut file = match file {
                 Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && self.counter < 1000 => continue,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && self.counter < 1000 => {
+                    continue;
+                }
                 Err(e) => return Err((None, e)),
             };
             let written = file.write_all(data).and_then(|()| file.sync_data());
@@ -114,16 +120,23 @@ impl<'l> Installer<'l> {
             let Some(tmp) = &p.tmp else {
                 if p.name == "modules.dep" {
                     // `-A` compares module times with this file's: keep it current.
-                    let _ = File::options().write(true).open(&target).and_then(|f| {
-                        f.set_modified(std::time::SystemTime::now())
-                    });
+                    let _ = File::options()
+                        .write(true)
+                        .open(&target)
+                        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
                 }
                 continue;
             };
             if let Err(e) = fs::rename(tmp, &target) {
                 log!(
-                    self.log, Error, "could not rename ", tmp.as_path(), " to ", target.as_path(),
-                    ": ", e
+                    self.log,
+                    Error,
+                    "could not rename ",
+                    tmp.as_path(),
+                    " to ",
+                    target.as_path(),
+                    ": ",
+                    e
                 );
                 for later in &pending[i..] {
                     if let Some(t) = &later.tmp {
@@ -145,14 +158,16 @@ impl<'l> Installer<'l> {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            let Some(body) = name.strip_prefix(".modules.").and_then(|n| n.strip_suffix(TMP_SUFFIX))
+            let Some(body) =
+                name.strip_prefix(".modules.").and_then(|n| n.strip_suffix(TMP_SUFFIX))
             else {
                 continue;
             };
             let mut parts = body.rsplit('.');
             let (_counter, pid) = (parts.next(), parts.next().and_then(|p| p.parse::<i32>().ok()));
             let Some(pid) = pid.and_then(rustix::process::Pid::from_raw) else { continue };
-            let gone = matches!(rustix::process::test_kill_process(pid), Err(rustix::io::Errno::SRCH));
+            let gone =
+                matches!(rustix::process::test_kill_process(pid), Err(rustix::io::Errno::SRCH));
             if gone {
                 let _ = fs::remove_file(entry.path());
             }

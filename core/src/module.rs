@@ -72,7 +72,19 @@ impl ModuleInfo {
         info.read_exports(&elf);
         info.read_modinfo(&elf);
         info.read_imports(&elf);
+        info.shrink();
         info
+    }
+
+    /// Gives back spare capacity: thousands of these stay alive until the end of a run.
+    fn shrink(&mut self) {
+        self.strings.shrink_to_fit();
+        self.aliases.shrink_to_fit();
+        self.softdeps.shrink_to_fit();
+        self.weakdeps.shrink_to_fit();
+        self.exports.shrink_to_fit();
+        self.imports.shrink_to_fit();
+        self.weak.shrink_to_fit();
     }
 
     fn push(&mut self, bytes: &[u8]) -> Span {

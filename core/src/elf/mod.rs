@@ -8,7 +8,7 @@ mod symbols;
 #[cfg(any(test, feature = "elf-writer"))]
 pub mod writer;
 
-pub use symbols::{Export, Import, exports, imports};
+pub use symbols::{Export, Import, crc_sections, exports, imports};
 
 use crate::bytes::{Endian, cstr_at, to_usize};
 use crate::error::Error;
@@ -16,6 +16,27 @@ use raw::Layout;
 
 /// The sections depmod reads, found in one pass when the file is parsed.
 const KNOWN: [&str; 5] = [".modinfo", "__ksymtab_strings", ".symtab", ".strtab", "__versions"];
+
+/// Where the section header table of the file starting with `head` lies (offset, length), from
+/// the ELF header alone; `None` if `head` is not the start of an ELF file libkmod would accept.
+pub fn section_table_range(head: &[u8]) -> Option<(u64, u64)> {
+    if head.get(..4) != Some(&raw::MAGIC[..]) {
+        return None;
+    }
+    let layout = match head.get(raw::EI_CLASS)? {
+        &raw::ELFCLASS32 => &raw::LAYOUT32,
+        &raw::ELFCLASS64 => &raw::LAYOUT64,
+        _ => return None,
+    };
+    let endian = match head.get(raw::EI_DATA)? {
+        &raw::ELFDATA2LSB => Endian::Little,
+        &raw::ELFDATA2MSB => Endian::Big,
+        _ => return None,
+    };
+    let shoff = endian.word(head, layout.e_shoff, layout.wide)?;
+    let shnum = endian.u16(head, layout.e_shnum)?;
+    Some((shoff, layout.shdr_size as u64 * u64::from(shnum)))
+}
 
 /// A validated ELF file: the header checks passed and the section-name table is usable.
 #[derive(Clone, Copy, Debug)]
@@ -27,6 +48,8 @@ pub struct Elf<'a> {
     shoff: usize,
     shnum: u16,
     names: &'a [u8],
+    /// `e_shstrndx`.
+    names_index: u16,
     /// The first usable section of each [`KNOWN`] name.
     known: [Option<Section<'a>>; KNOWN.len()],
 }
@@ -89,6 +112,7 @@ impl<'a> Elf<'a> {
             shoff: to_usize(shoff).ok_or(Error::TooLarge { len: shoff })?,
             shnum,
             names: &[],
+            names_index: 0,
             known: [None; KNOWN.len()],
         };
         if shstrndx == 0 || shstrndx >= shnum {
@@ -101,6 +125,7 @@ impl<'a> Elf<'a> {
             Some(_) => return Err(Error::NamesNotTerminated { index: shstrndx }),
         }
         elf.names = names.data;
+        elf.names_index = shstrndx;
         for index in 1..shnum {
             let Some((name, section)) = elf.named(index) else {
                 continue;
@@ -170,6 +195,16 @@ impl<'a> Elf<'a> {
             (Some(n), Some(o), Some(s)) => Ok((n, o, s)),
             _ => Err(oob),
         }
+    }
+
+    /// The section-name string table.
+    pub fn names_section(&self) -> Option<Section<'a>> {
+        self.section(self.names_index).ok()
+    }
+
+    /// Every usable section (inside the file, named inside the name table) with its name.
+    pub fn sections(&self) -> impl Iterator<Item = (&'a [u8], Section<'a>)> + '_ {
+        (1..self.shnum).filter_map(|index| self.named(index))
     }
 
     /// Section `index` with its name, if it is usable: inside the file, with a name inside the

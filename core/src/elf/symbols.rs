@@ -128,6 +128,23 @@ pub fn exports<'a>(elf: &Elf<'a>, mut f: impl FnMut(Export<'a>)) -> Result<(), E
     ksymtab_strings(elf, f)
 }
 
+/// The sections `__crc_` symbols point into (where their CRCs are read), in table order; empty
+/// when the export list does not come from CRC symbols.
+pub fn crc_sections(elf: &Elf<'_>) -> Vec<u16> {
+    let mut found = Vec::new();
+    let Ok(table) = SymbolTable::new(elf) else { return found };
+    for i in 1..table.count {
+        let sym = table.get(i);
+        let is_crc = table.name(i, &sym).is_ok_and(|n| n.starts_with(CRC_PREFIX));
+        if is_crc && sym.shndx != raw::SHN_ABS && sym.shndx != raw::SHN_UNDEF {
+            if !found.contains(&sym.shndx) {
+                found.push(sym.shndx);
+            }
+        }
+    }
+    found
+}
+
 /// The CRC of a `__crc_` symbol: its value for absolute or undefined symbols, otherwise the
 /// 32-bit word at `value` inside section `shndx`, or `u64::MAX` when that is out of bounds.
 fn resolve_crc(elf: &Elf<'_>, value: u64, shndx: u16) -> u64 {
