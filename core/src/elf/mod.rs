@@ -23,14 +23,14 @@ pub fn section_table_range(head: &[u8]) -> Option<(u64, u64)> {
     if head.get(..4) != Some(&raw::MAGIC[..]) {
         return None;
     }
-    let layout = match head.get(raw::EI_CLASS)? {
-        &raw::ELFCLASS32 => &raw::LAYOUT32,
-        &raw::ELFCLASS64 => &raw::LAYOUT64,
+    let layout = match *head.get(raw::EI_CLASS)? {
+        raw::ELFCLASS32 => &raw::LAYOUT32,
+        raw::ELFCLASS64 => &raw::LAYOUT64,
         _ => return None,
     };
-    let endian = match head.get(raw::EI_DATA)? {
-        &raw::ELFDATA2LSB => Endian::Little,
-        &raw::ELFDATA2MSB => Endian::Big,
+    let endian = match *head.get(raw::EI_DATA)? {
+        raw::ELFDATA2LSB => Endian::Little,
+        raw::ELFDATA2MSB => Endian::Big,
         _ => return None,
     };
     let shoff = endian.word(head, layout.e_shoff, layout.wide)?;

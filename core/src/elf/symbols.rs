@@ -136,10 +136,9 @@ pub fn crc_sections(elf: &Elf<'_>) -> Vec<u16> {
     for i in 1..table.count {
         let sym = table.get(i);
         let is_crc = table.name(i, &sym).is_ok_and(|n| n.starts_with(CRC_PREFIX));
-        if is_crc && sym.shndx != raw::SHN_ABS && sym.shndx != raw::SHN_UNDEF {
-            if !found.contains(&sym.shndx) {
-                found.push(sym.shndx);
-            }
+        let in_section = sym.shndx != raw::SHN_ABS && sym.shndx != raw::SHN_UNDEF;
+        if is_crc && in_section && !found.contains(&sym.shndx) {
+            found.push(sym.shndx);
         }
     }
     found
