@@ -102,11 +102,10 @@ fn load_one(path: &[u8], buf: &mut Vec<u8>, decoders: &mut Decoders) -> Loaded {
     };
     let format = Format::detect(data);
     if let Some(size) = Decoders::sparse_size(format, data) {
-        match decoders.decode_sparse(format, data, size, &mut wanted_ranges) {
-            Ok(sparse) => return Loaded { info: ModuleInfo::parse(&sparse), failure: None },
-            // Only a stream the passes could not agree on is decoded in full; a corrupt one
-            // fails the same way below.
-            Err(_) => {}
+        // Only a stream the passes could not agree on is decoded in full below; a corrupt one
+        // fails the same way there.
+        if let Ok(sparse) = decoders.decode_sparse(format, data, size, &mut wanted_ranges) {
+            return Loaded { info: ModuleInfo::parse(&sparse), failure: None };
         }
     }
     match decoders.decode(format, data) {
