@@ -97,6 +97,16 @@ impl Part for io::Error {
     }
 }
 
+/// A file mode in octal, as C's `%o`.
+#[derive(Clone, Copy, Debug)]
+pub struct Octal(pub u32);
+
+impl Part for Octal {
+    fn put(&self, out: &mut Vec<u8>) {
+        let _ = write!(out, "{:o}", self.0);
+    }
+}
+
 /// A raw errno value.
 #[derive(Clone, Copy, Debug)]
 pub struct Errno(pub i32);

@@ -1,17 +1,24 @@
-//! One depmod run: find the modules, read them, resolve, write.
+//! One depmod run, in kmod's order: command-line checks, `-A`, kernel symbols, configuration,
+//! the modules, their order, reading them, resolving, writing.
 
+use std::ffi::OsStr;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 
-use depmod_core::graph::{self, CycleReport};
-use depmod_core::index::IndexError;
-use depmod_core::output::{self, BinError, Index, Notice};
+use depmod_core::config::Config;
+use depmod_core::graph;
+use depmod_core::kernel_symbols::{self, SymbolFileNotice};
+use depmod_core::output::Index;
 use depmod_core::resolve::{self, Event, ResolveOptions, Symbols};
 use depmod_core::tree::{self, Module, ModuleSet};
 
 use crate::cli::{self, Options};
 use crate::config;
 use crate::load;
-use crate::log::{Log, log};
+use crate::log::{Errno, Log, log};
+use crate::outputs::{Sink, build_outputs};
+use crate::quick;
+use crate::report::{self, ContextLog};
 use crate::walk::Walk;
 use crate::write;
 
@@ -20,29 +27,22 @@ pub const SUCCESS: u8 = 0;
 pub const FAILURE: u8 = 1;
 
 /// Directories of one run, as kmod spells them.
-struct Dirs {
+pub struct Dirs {
     /// `<basedir>/<moduledir>/<version>`: where modules and `modules.order` are read.
-    input: Vec<u8>,
+    pub input: Vec<u8>,
     /// `<outdir or basedir>/<moduledir>/<version>`: where indexes are written.
-    output: Vec<u8>,
+    pub output: Vec<u8>,
 }
 
 fn join3(root: &[u8], moduledir: &[u8], version: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(root.len() + moduledir.len() + version.len() + 2);
-    v.extend_from_slice(root);
-    v.push(b'/');
-    v.extend_from_slice(moduledir);
-    v.push(b'/');
-    v.extend_from_slice(version);
-    v
+    [root, b"/", moduledir, b"/", version].concat()
 }
 
 /// Runs depmod with parsed options; returns the exit status.
 pub fn run(log: &mut Log, opts: &Options) -> u8 {
     log.set_verbosity(opts.verbose);
     let log = &*log;
-    let mut positional = opts.positional.iter();
-    let version = match positional.next() {
+    let version = match opts.positional.first() {
         Some(v) if cli::version_is_valid(v) => v.clone(),
         Some(v) => {
             log!(log, Error, "Bad version passed ", v);
@@ -56,61 +56,144 @@ pub fn run(log: &mut Log, opts: &Options) -> u8 {
         input: join3(&root, &moduledir, &version),
         output: join3(opts.outdir.as_ref().unwrap_or(&root), &moduledir, &version),
     };
-
+    // Module files named after the version are used only without -a (and -A).
+    let files = opts.positional.get(1..).unwrap_or_default();
+    let mut all = opts.all || files.is_empty();
+    if opts.quick {
+        if opts.dry_run || quick::up_to_date(log, &dirs.input) {
+            return SUCCESS;
+        }
+        all = true;
+    }
     // Where kmod creates its library context (and says so at -vv, also when it is released).
     let _context = ContextLog::new(log);
-    index(log, opts, &dirs, &version)
+    let explicit = if all { None } else { Some(files) };
+    index(log, opts, &dirs, &version, explicit)
 }
 
-/// Finds, reads and indexes the modules; returns the exit status.
-fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> u8 {
-    let config = config::load(log, &opts.config, version);
+/// The kernel's symbols from `-E` or `-F`, as read from the file.
+enum KernelFile {
+    None,
+    Symvers(Vec<u8>),
+    SystemMap(Vec<u8>),
+}
+
+/// Loads `-E` (which wins) or `-F`, reporting bad lines; `Err` after kmod's FATAL message.
+fn load_kernel_file(log: &Log, opts: &Options) -> Result<KernelFile, ()> {
+    let (path, symvers) = match (&opts.symvers, &opts.filesyms) {
+        (Some(p), _) => (p, true),
+        (None, Some(p)) => (p, false),
+        (None, None) => return Ok(KernelFile::None),
+    };
+    let data = match std::fs::read(OsStr::from_bytes(path)) {
+        Ok(d) => d,
+        Err(e) => {
+            log!(log, Fatal, "could not load ", &path[..], ": ", e);
+            return Err(());
+        }
+    };
+    let report = |n: SymbolFileNotice<'_>| match n {
+        SymbolFileNotice::InvalidVersion { line, text, overflow } => {
+            // kmod prints errno here, which only strtoull sets (on overflow).
+            let errno = Errno(if overflow { 34 } else { 0 });
+            log!(log, Error, &path[..], ":", line, " Invalid symbol version ", text, ": ", errno);
+        }
+        SymbolFileNotice::InvalidLine { line, text } => {
+            log!(log, Error, &path[..], ":", line, ": invalid line: ", text);
+        }
+    };
+    if symvers {
+        kernel_symbols::parse_symvers(&data, |_, _| {}, report);
+        Ok(KernelFile::Symvers(data))
+    } else {
+        kernel_symbols::parse_system_map(&data, opts.symbol_prefix, |_| {}, report);
+        Ok(KernelFile::SystemMap(data))
+    }
+}
+
+/// Puts the kernel's symbols in the table, then the names the kernel resolves itself.
+fn add_kernel_symbols<'a>(symbols: &mut Symbols<'a>, file: &'a KernelFile, prefix: Option<u8>) {
+    match file {
+        KernelFile::None => return,
+        KernelFile::Symvers(data) => kernel_symbols::parse_symvers(
+            data,
+            |name, crc| symbols.add_kernel_raw(name, crc),
+            |_| {},
+        ),
+        KernelFile::SystemMap(data) => kernel_symbols::parse_system_map(
+            data,
+            prefix,
+            |name| symbols.add_kernel(name, 0),
+            |_| {},
+        ),
+    }
+    for name in kernel_symbols::FAKE_SYMBOLS {
+        symbols.add_kernel(name, 0);
+    }
+    if symbols.find(kernel_symbols::TOC).is_none() {
+        symbols.add_kernel(kernel_symbols::TOC, 0);
+    }
+}
+
+/// Finds, reads and indexes the modules (all of them, or the `explicit` files); returns the exit
+/// status.
+fn index(
+    log: &Log,
+    opts: &Options,
+    dirs: &Dirs,
+    version: &[u8],
+    explicit: Option<&[Vec<u8>]>,
+) -> u8 {
+    let Ok(kernel) = load_kernel_file(log, opts) else { return FAILURE };
+    let mut print_unknown = opts.errsyms;
+    if matches!(kernel, KernelFile::None) && opts.errsyms {
+        log!(log, Warning, "-e needs -E or -F");
+        print_unknown = false;
+    }
+    let config = match explicit {
+        None => config::load(log, &opts.config, version),
+        Some(_) => Config::default(),
+    };
     let mut set = ModuleSet::new(&dirs.input, &config);
-    {
-        let mut walk = Walk::new(log, &config.excludes, &mut set);
-        if let Err(e) = walk.run(&dirs.input) {
-            log!(log, Fatal, "could not search modules: ", e);
-            return FAILURE;
-        }
-        // External directories, the last configured first; a missing one is only reported.
-        for dir in config.externals.iter().rev() {
-            if let Err(e) = walk.run(dir) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    log!(log, Fatal, "could not search modules: ", e);
-                    return FAILURE;
-                }
-            }
-        }
+    let found = match explicit {
+        None => walk_all(log, dirs, &config, &mut set),
+        Some(files) => add_files(log, files, &mut set),
+    };
+    if found.is_err() {
+        return FAILURE;
     }
     let mut modules = set.into_modules();
     apply_order(log, dirs, &mut modules);
 
-    let threads = thread_count();
-    let loaded = load::load_all(&modules, threads);
-    let (modules, infos) = keep_usable(log, modules, loaded);
+    let loaded = load::load_all(&modules, thread_count());
+    let (modules, infos) = report::keep_usable(log, modules, loaded);
 
     let mut symbols = Symbols::new(opts.symbol_prefix);
+    add_kernel_symbols(&mut symbols, &kernel, opts.symbol_prefix);
     resolve::add_exports(&mut symbols, &infos);
-    let options = ResolveOptions { print_unknown: false, check_symvers: false };
-    let graph = resolve::resolve(&symbols, &infos, options, |event| {
-        if let Event::Needs { module, symbol, owner } = event {
-            if opts.verbose > 0 {
-                let path = |i: u32| modules.get(i as usize).map_or(&[][..], |m| m.path());
-                let mut line = Vec::new();
-                line.extend_from_slice(path(module));
-                line.extend_from_slice(b" needs \"");
-                line.extend_from_slice(symbol);
-                line.extend_from_slice(b"\": ");
-                line.extend_from_slice(path(owner));
-                line.push(b'\n');
-                let _ = std::io::stdout().write_all(&line);
-            }
+    let options =
+        ResolveOptions { print_unknown, check_symvers: matches!(kernel, KernelFile::Symvers(_)) };
+    let path = |i: u32| modules.get(i as usize).map_or(&[][..], |m| m.path());
+    let mut stdout = std::io::stdout().lock();
+    let graph = resolve::resolve(&symbols, &infos, options, |event| match event {
+        Event::Unknown { module, symbol } => {
+            log!(log, Warning, path(module), " needs unknown symbol ", symbol);
         }
+        Event::Disagrees { module, symbol } => {
+            log!(log, Warning, path(module), " disagrees about version of symbol ", symbol);
+        }
+        Event::Needs { module, symbol, owner } if opts.verbose > 0 => {
+            let line = [path(module), b" needs \"", symbol, b"\": ", path(owner), b"\n"].concat();
+            let _ = stdout.write_all(&line);
+        }
+        Event::Needs { .. } => {}
     });
+    let _ = stdout.flush();
+    drop(stdout);
     let order = match graph::topo_order(&graph) {
         Ok(order) => order,
         Err(users) => {
-            report_cycles(log, &modules, &graph::cycle_report(&graph, &users));
+            report::report_cycles(log, &modules, &graph::cycle_report(&graph, &users));
             return FAILURE;
         }
     };
@@ -138,30 +221,42 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> u8 {
     }
 }
 
-/// Where the outputs go.
-enum Sink<'l> {
-    /// `-n`: the text outputs, one after the other, on stdout.
-    Stdout(std::io::StdoutLock<'static>),
-    /// Stdout was closed under us (a pipe reader that went away): nothing more is printed.
-    Closed,
-    /// Files in the output directory, installed together at the end.
-    Files(write::Installer<'l>),
-}
-
-impl Sink<'_> {
-    /// Takes one finished output; `false` if it could not be written (reported).
-    fn put(&mut self, name: &'static str, data: &[u8]) -> bool {
-        match self {
-            Sink::Stdout(out) => {
-                if out.write_all(data).is_err() {
-                    *self = Sink::Closed;
-                }
-                true
+/// The module directory, then the external directories (the last configured first; a missing
+/// one is only reported).
+fn walk_all(log: &Log, dirs: &Dirs, config: &Config, set: &mut ModuleSet<'_>) -> Result<(), ()> {
+    let mut walk = Walk::new(log, &config.excludes, set);
+    if let Err(e) = walk.run(&dirs.input) {
+        log!(log, Fatal, "could not search modules: ", e);
+        return Err(());
+    }
+    for dir in config.externals.iter().rev() {
+        if let Err(e) = walk.run(dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                log!(log, Fatal, "could not search modules: ", e);
+                return Err(());
             }
-            Sink::Closed => true,
-            Sink::Files(installer) => installer.add(name, data).is_ok(),
         }
     }
+    Ok(())
+}
+
+/// Module files named on the command line: absolute paths of existing files, one per name.
+fn add_files(log: &Log, files: &[Vec<u8>], set: &mut ModuleSet<'_>) -> Result<(), ()> {
+    for path in files {
+        if path.first() != Some(&b'/') {
+            log!(log, Fatal, &path[..], ": not absolute path.");
+            return Err(());
+        }
+        if let Err(e) = std::fs::metadata(OsStr::from_bytes(path)) {
+            log!(log, Fatal, "could not create module ", &path[..], ": ", e);
+            return Err(());
+        }
+        if !set.add_unique(path.clone()) {
+            log!(log, Fatal, "could not add module ", &path[..], ": ", Errno(17));
+            return Err(());
+        }
+    }
+    Ok(())
 }
 
 /// Threads for reading modules: `DEPMOD_THREADS` when set to a positive number, otherwise one per
@@ -174,264 +269,15 @@ fn thread_count() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// Reports what loading found wrong, in array order, and drops the modules whose files cannot be
-/// used at all (unreadable, undecompressable, not ELF): kmod would list them with nothing in them
-/// and modprobe could not load them anyway. Partial problems are reported and the module is
-/// indexed as kmod indexes it.
-fn keep_usable(
-    log: &Log,
-    modules: Vec<Module>,
-    loaded: Vec<load::Loaded>,
-) -> (Vec<Module>, Vec<depmod_core::ModuleInfo>) {
-    let mut kept = (Vec::with_capacity(modules.len()), Vec::with_capacity(modules.len()));
-    for (m, l) in modules.into_iter().zip(loaded) {
-        let path = m.path();
-        let unusable = match (&l.failure, l.info.elf_error) {
-            (Some(load::Failure::Io(e)), _) => Some(format!("cannot be read: {}", strerror(e))),
-            (Some(load::Failure::Decode(e)), _) => Some(e.to_string()),
-            (None, Some(e)) => Some(e.to_string()),
-            (None, None) => None,
-        };
-        if let Some(what) = unusable {
-            log!(log, Error, path, ": ", what, "; the module is not indexed");
-            continue;
-        }
-        if let Some(e) = l.info.exports_error {
-            let detail = e.to_string();
-            log!(
-                log,
-                Error,
-                "failed to load symbols from ",
-                path,
-                ": ",
-                e.errno().message(),
-                " (",
-                detail,
-                ")"
-            );
-        }
-        if let Some(e) = l.info.imports_error {
-            let detail = e.to_string();
-            log!(
-                log,
-                Warning,
-                path,
-                ": its needed symbols cannot be read (",
-                detail,
-                "); no dependencies are recorded for it"
-            );
-        }
-        kept.0.push(m);
-        kept.1.push(l.info);
-    }
-    kept
-}
-
-/// glibc's text for an I/O error.
-fn strerror(e: &std::io::Error) -> String {
-    let mut v = Vec::new();
-    crate::log::Part::put(e, &mut v);
-    String::from_utf8_lossy(&v).into_owned()
-}
-
 /// Applies `modules.order`, with kmod's messages when it is missing or corrupted.
 fn apply_order(log: &Log, dirs: &Dirs, modules: &mut Vec<Module>) {
-    let mut path = dirs.input.clone();
-    path.extend_from_slice(b"/modules.order");
-    match std::fs::read(std::ffi::OsStr::from_bytes(&path)) {
+    let path = [&dirs.input[..], b"/modules.order"].concat();
+    match std::fs::read(OsStr::from_bytes(&path)) {
         Ok(data) => {
             if let Err(e) = tree::sort_by_order(modules, &data) {
                 log!(log, Error, &path[..], ":", e.line, " corrupted line misses '\\n'");
             }
         }
         Err(e) => log!(log, Warning, "could not open modules.order at ", &dirs.input[..], ": ", e),
-    }
-}
-
-use std::os::unix::ffi::OsStrExt;
-
-/// kmod's cycle report.
-fn report_cycles(log: &Log, modules: &[Module], report: &CycleReport) {
-    let name = |i: u32| modules.get(i as usize).map_or(&[][..], |m| m.name());
-    for cycle in &report.cycles {
-        let mut line = Vec::new();
-        for (k, &m) in cycle.iter().enumerate() {
-            if k > 0 {
-                line.extend_from_slice(b" -> ");
-            }
-            line.extend_from_slice(name(m));
-        }
-        log!(log, Error, "Cycle detected: ", line);
-    }
-    log!(log, Error, "Found ", report.modules, " modules in dependency cycles!");
-}
-
-/// Generation of the outputs, in kmod's order, into a sink.
-struct Made<'s, 'l> {
-    log: &'l Log,
-    warn_dups: bool,
-    dry_run: bool,
-    sink: &'s mut Sink<'l>,
-    /// Set once something could not be made or written; nothing more is then made.
-    failed: bool,
-}
-
-/// A `.bin` writer: fills the buffer, reporting notices.
-type BinWriter<'f> = &'f dyn Fn(&mut Vec<u8>, &mut dyn FnMut(Notice<'_>)) -> Result<(), BinError>;
-
-impl Made<'_, '_> {
-    fn text(&mut self, name: &'static str, write: &dyn Fn(&mut Vec<u8>)) {
-        if self.failed {
-            return;
-        }
-        let mut data = Vec::new();
-        write(&mut data);
-        self.failed = !self.sink.put(name, &data);
-    }
-
-    /// Makes a `.bin` output; like kmod's `-n`, a dry run makes none.
-    fn bin(&mut self, name: &'static str, write: BinWriter<'_>) {
-        if self.dry_run || self.failed {
-            return;
-        }
-        let mut data = Vec::new();
-        let (log, warn_dups) = (self.log, self.warn_dups);
-        match write(&mut data, &mut |n| report_notice(log, warn_dups, n)) {
-            Ok(()) => self.failed = !self.sink.put(name, &data),
-            Err(e) => {
-                report_bin_error(log, &e);
-                self.failed = true;
-            }
-        }
-    }
-}
-
-/// Generates every output, in kmod's order, into `sink`, reporting what the writers notice.
-/// `false` when an output could not be made or written (the message has been printed).
-fn build_outputs<'l>(
-    log: &'l Log,
-    dirs: &Dirs,
-    index: &Index<'_>,
-    opts: &Options,
-    sink: &mut Sink<'l>,
-) -> bool {
-    let mut made = Made { log, warn_dups: opts.warn, dry_run: opts.dry_run, sink, failed: false };
-    made.text("modules.dep", &|o| output::write_dep(index, o));
-    made.bin("modules.dep.bin", &|o, n| output::write_dep_bin(index, o, n));
-    made.text("modules.alias", &|o| output::write_alias(index, o));
-    made.bin("modules.alias.bin", &|o, n| output::write_alias_bin(index, o, n));
-    made.text("modules.softdep", &|o| output::write_softdep(index, o));
-    made.text("modules.weakdep", &|o| output::write_weakdep(index, o));
-    made.text("modules.symbols", &|o| output::write_symbols(index, o));
-    made.bin("modules.symbols.bin", &|o, n| output::write_symbols_bin(index, o, n));
-    if !opts.dry_run && !made.failed {
-        // A missing input gives kmod's warning and an empty (0-byte) index.
-        let builtin = read_input(log, dirs, "modules.builtin");
-        made.bin("modules.builtin.bin", &|o, n| match &builtin {
-            Some(input) => output::write_builtin_bin(input, o, n),
-            None => Ok(()),
-        });
-        let modinfo = read_input(log, dirs, "modules.builtin.modinfo");
-        made.bin("modules.builtin.alias.bin", &|o, n| match &modinfo {
-            Some(input) => output::write_builtin_alias_bin(input, o, n),
-            None => Ok(()),
-        });
-    }
-    if made.failed {
-        return false;
-    }
-    let mut data = Vec::new();
-    for p in output::write_devname(index, &mut data) {
-        log!(
-            log,
-            Error,
-            "Module '",
-            p.module,
-            "' has devname (",
-            p.devname,
-            ") but lacks major and minor information. Ignoring."
-        );
-    }
-    made.sink.put("modules.devname", &data)
-}
-
-/// Reads an input file of the module directory; a missing one gets kmod's warning.
-fn read_input(log: &Log, dirs: &Dirs, name: &str) -> Option<Vec<u8>> {
-    let mut path = dirs.input.clone();
-    path.push(b'/');
-    path.extend_from_slice(name.as_bytes());
-    match std::fs::read(std::ffi::OsStr::from_bytes(&path)) {
-        Ok(data) => Some(data),
-        Err(e) => {
-            log!(log, Warning, "could not open ", name, " at ", &dirs.input[..], ": ", e);
-            None
-        }
-    }
-}
-
-fn report_notice(log: &Log, warn_dups: bool, notice: Notice<'_>) {
-    match notice {
-        Notice::UnmatchedBracket(alias) => log!(log, Warning, "Unmatched bracket in ", alias),
-        Notice::Duplicate { kind, text } if warn_dups => {
-            log!(log, Warning, "duplicate module ", kind, ":\n", text);
-        }
-        Notice::Duplicate { .. } => {}
-        Notice::InvalidBuiltinLine(line) => {
-            log!(log, Error, "Invalid modules.builtin line: ", line)
-        }
-    }
-}
-
-fn report_bin_error(log: &Log, e: &BinError) {
-    match e.error {
-        IndexError::BadCharacter { byte, .. } => {
-            let mut hex = String::new();
-            let _ = std::fmt::Write::write_fmt(&mut hex, format_args!("{byte:x}"));
-            log!(
-                log,
-                Fatal,
-                "Module index: bad character '",
-                &[byte][..],
-                "'=0x",
-                hex,
-                " - only 7-bit ASCII is supported:\n",
-                e.text
-            );
-        }
-        IndexError::TooLarge { .. } => log!(log, Fatal, "Module index: ", e.error.to_string()),
-    }
-}
-
-/// libkmod's INFO messages about its context, printed at `-vv` when it is created and released.
-struct ContextLog<'l> {
-    log: &'l Log,
-}
-
-impl<'l> ContextLog<'l> {
-    fn new(log: &'l Log) -> Self {
-        log!(
-            log,
-            Info,
-            "custom logging function ",
-            Pointer(Log::emit as *const () as usize),
-            " registered"
-        );
-        ContextLog { log }
-    }
-}
-
-impl Drop for ContextLog<'_> {
-    fn drop(&mut self) {
-        let here: *const Self = self;
-        log!(self.log, Info, "context ", Pointer(here as usize), " released");
-    }
-}
-
-/// A pointer shown as C's `%p` does.
-struct Pointer(usize);
-
-impl crate::log::Part for Pointer {
-    fn put(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(format!("{:#x}", self.0).as_bytes());
     }
 }

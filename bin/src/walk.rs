@@ -7,7 +7,7 @@ use depmod_core::tree::ModuleSet;
 use rustix::fd::{AsFd, AsRawFd, OwnedFd};
 use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags};
 
-use crate::log::{Errno, Log, log};
+use crate::log::{Errno, Log, Octal, log};
 
 /// File name endings that make a file a module candidate. kmod recognises only the formats its
 /// build enables (Debian's 34.2: no gzip); this depmod reads them all.
@@ -172,16 +172,6 @@ fn stat_type(dir: &Dir, name: &CStr) -> Result<FileType, Errno> {
     let st = rustix::fs::statat(fd.as_fd(), name, AtFlags::empty())
         .map_err(|e| Errno(e.raw_os_error()))?;
     Ok(FileType::from_raw_mode(st.st_mode))
-}
-
-/// A mode shown in octal, as kmod's `%o`.
-struct Octal(u32);
-
-impl crate::log::Part for Octal {
-    fn put(&self, out: &mut Vec<u8>) {
-        use std::io::Write;
-        let _ = write!(out, "{:o}", self.0);
-    }
 }
 
 #[cfg(test)]

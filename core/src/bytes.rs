@@ -55,6 +55,27 @@ pub fn memchr0(bytes: &[u8]) -> Option<usize> {
     memchr::memchr(0, bytes)
 }
 
+/// The lines C's `fgets(buf, size, fp)` loop reads from `data`: at most `size - 1` bytes each,
+/// up to and including a newline, each seen as a C string (cut at its first NUL). A line longer
+/// than the buffer comes in several pieces, each counted as a line.
+pub fn fgets_lines(data: &[u8], size: usize) -> impl Iterator<Item = &[u8]> {
+    let max = size.saturating_sub(1).max(1);
+    let mut rest = data;
+    core::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let window = rest.get(..rest.len().min(max)).unwrap_or_default();
+        let len = memchr::memchr(b'\n', window).map_or(window.len(), |i| i + 1);
+        let (chunk, tail) = rest.split_at(len);
+        rest = tail;
+        chunk.get(..memchr0(chunk).unwrap_or(chunk.len()))
+    })
+}
+
+/// `PATH_MAX`, the buffer size of most of kmod's line reads.
+pub const PATH_MAX: usize = 4096;
+
 /// Converts a file offset or size to `usize`, failing on hosts where it does not fit.
 pub fn to_usize(value: u64) -> Option<usize> {
     usize::try_from(value).ok()
@@ -80,6 +101,13 @@ mod tests {
         assert_eq!(Endian::Little.u32(&b, 0), None);
         assert_eq!(Endian::Little.u16(&b, 2), None);
         assert_eq!(Endian::Little.u16(&b, usize::MAX), None);
+    }
+
+    #[test]
+    fn fgets_pieces() {
+        let lines: alloc::vec::Vec<&[u8]> = fgets_lines(b"ab\ncdefg\nh\0i\n\nj", 4).collect();
+        // "h\0i" fills the buffer; its string ends at the NUL; then the two newlines.
+        assert_eq!(lines, [&b"ab\n"[..], b"cde", b"fg\n", b"h", b"\n", b"\n", b"j"]);
     }
 
     #[test]

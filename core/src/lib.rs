@@ -28,7 +28,7 @@
 
 extern crate alloc;
 
-mod bytes;
+pub mod bytes;
 pub mod config;
 pub mod elf;
 pub mod ere;
@@ -36,6 +36,7 @@ pub mod error;
 pub mod graph;
 pub mod hash;
 pub mod index;
+pub mod kernel_symbols;
 pub mod modinfo;
 pub mod module;
 pub mod name;

@@ -43,11 +43,11 @@ impl<'a> Symbols<'a> {
         self.table.insert(name, Owner { module: None, crc });
     }
 
-    /// Adds a kernel symbol only if the name is not present (`TOC.`).
-    pub fn add_kernel_if_absent(&mut self, name: &'a [u8]) {
-        if self.table.get(name).is_none() {
-            self.add_kernel(name, 0);
-        }
+    /// Adds (or replaces) a kernel symbol as named in `Module.symvers`: one prefix character is
+    /// stripped.
+    pub fn add_kernel_raw(&mut self, name: &'a [u8], crc: u64) {
+        let name = self.strip_prefix(name);
+        self.add_kernel(name, crc);
     }
 
     /// Adds (or replaces) a module export; one prefix character is stripped.

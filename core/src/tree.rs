@@ -103,6 +103,17 @@ impl<'c> ModuleSet<'c> {
         Added::Replaced(old.path)
     }
 
+    /// Adds the file at `path` unless its module name is taken (files named on the command line
+    /// are not ranked); `false` when it is.
+    pub fn add_unique(&mut self, path: Vec<u8>) -> bool {
+        let module = Module::new(path, &self.dirname);
+        if self.table.get(&module.name).is_some() {
+            return false;
+        }
+        self.table.insert(module.name.clone(), module);
+        true
+    }
+
     /// Number of modules.
     pub fn len(&self) -> usize {
         self.table.len()
@@ -127,24 +138,9 @@ pub struct CorruptedOrder {
     pub line: usize,
 }
 
-/// kmod reads `modules.order` with `fgets` into a `PATH_MAX` buffer: at most 4095 bytes a line.
-const FGETS_MAX: usize = 4095;
-
-/// The lines of `modules.order` as kmod's `fgets` loop sees them, each up to its first NUL.
+/// The lines of `modules.order` as kmod's `fgets` loop over a `PATH_MAX` buffer sees them.
 fn fgets_lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = data;
-    core::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let limit = rest.len().min(FGETS_MAX);
-        let window = rest.get(..limit).unwrap_or_default();
-        let len = window.iter().position(|&b| b == b'\n').map_or(limit, |i| i + 1);
-        let (chunk, tail) = rest.split_at(len);
-        rest = tail;
-        let strlen = chunk.iter().position(|&b| b == 0).unwrap_or(chunk.len());
-        chunk.get(..strlen)
-    })
+    crate::bytes::fgets_lines(data, crate::bytes::PATH_MAX)
 }
 
 /// Reorders `modules` by `modules.order` (kmod 34): listed modules first, in the order of their

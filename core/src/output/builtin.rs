@@ -4,11 +4,9 @@
 use alloc::vec::Vec;
 
 use super::{BinError, Notice, insert};
+use crate::bytes::{PATH_MAX, fgets_lines};
 use crate::index::IndexBuilder;
 use crate::name::{alias_key, module_name};
-
-/// kmod reads `modules.builtin` with `fgets` into a `PATH_MAX` buffer.
-const FGETS_MAX: usize = 4095;
 
 /// Appends `modules.builtin.bin` built from the contents of `modules.builtin`: each line's module
 /// name (its basename up to the first `.`, so a line without a dot keeps its newline) with an
@@ -19,14 +17,7 @@ pub fn write_builtin_bin<'a>(
     notice: &mut dyn FnMut(Notice<'a>),
 ) -> Result<(), BinError> {
     let mut bin = IndexBuilder::new();
-    let mut rest = modules_builtin;
-    while !rest.is_empty() {
-        let window = rest.get(..rest.len().min(FGETS_MAX)).unwrap_or_default();
-        let len = window.iter().position(|&b| b == b'\n').map_or(window.len(), |i| i + 1);
-        let (chunk, tail) = rest.split_at(len);
-        rest = tail;
-        let line = chunk.get(..chunk.iter().position(|&b| b == 0).unwrap_or(chunk.len()));
-        let line = line.unwrap_or_default();
+    for line in fgets_lines(modules_builtin, PATH_MAX) {
         if !line.first().is_some_and(u8::is_ascii_alphabetic) {
             notice(Notice::InvalidBuiltinLine(line));
             continue;
