@@ -1,11 +1,19 @@
 //! Builds initramfs images that run a depmod under test inside a real kernel.
 //!
-//! Map: [`image`] is the file tree, written as a gzip'd newc archive ([`cpio`]) or a directory.
+//! Map:
+//! - [`modules`]: a kernel's module tree, and the files loading some modules may need;
+//! - [`compress`]: recompressing module files; [`glob`]: modprobe's alias matching;
+//! - [`image`]: the file tree, written as a gzip'd newc archive ([`cpio`]) or a directory.
 
+pub mod compress;
 pub mod cpio;
+pub mod glob;
 pub mod image;
+pub mod modules;
 
+pub use compress::Compression;
 pub use image::Image;
+pub use modules::{Indexes, Tree};
 
 use std::fmt;
 use std::io;
