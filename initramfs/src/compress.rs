@@ -51,12 +51,20 @@ impl Compression {
         }
     }
 
-    fn compressor(self) -> Option<&'static [&'static str]> {
-        match self {
-            Compression::Keep | Compression::None => None,
-            Compression::Xz => Some(&["xz", "-c", "--check=crc32", "--lzma2=dict=1MiB"]),
-            Compression::Zstd => Some(&["zstd", "-19", "-c", "-q"]),
+    /// The command compressing `len` bytes from its standard input.
+    fn compressor(self, len: usize) -> Option<Vec<String>> {
+        let argv: &[&str] = match self {
+            Compression::Keep | Compression::None => return None,
+            Compression::Xz => &["xz", "-c", "--check=crc32", "--lzma2=dict=1MiB"],
+            // Reading a pipe, zstd leaves the content size out of the frame header unless told
+            // it; kmod's depmod then fails with "zstd: Failed to determine decompression size".
+            Compression::Zstd => &["zstd", "-19", "-c", "-q"],
+        };
+        let mut argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
+        if self == Compression::Zstd {
+            argv.push(format!("--stream-size={len}"));
         }
+        Some(argv)
     }
 }
 
@@ -83,8 +91,8 @@ pub fn recompress(
             return Ok((rel.clone(), Content::Host(src.clone())));
         }
         let raw = decompress(src, ext)?;
-        let data = match to.compressor() {
-            Some(argv) => filter(argv, raw, src)?,
+        let data = match to.compressor(raw.len()) {
+            Some(argv) => filter(&argv, raw, src)?,
             None => raw,
         };
         Ok((format!("{stem}{}", to.extension()), Content::Bytes(data)))
@@ -118,11 +126,11 @@ pub fn recompress(
 
 fn decompress(src: &Path, ext: &str) -> Result<Vec<u8>, Error> {
     let data = std::fs::read(src).map_err(|e| Error::io("read", src, e))?;
-    let argv: &[&str] = match ext {
+    let argv: [&str; 2] = match ext {
         "" => return Ok(data),
-        ".xz" => &["xz", "-dc"],
-        ".zst" => &["zstd", "-dcq"],
-        ".gz" => &["gzip", "-dc"],
+        ".xz" => ["xz", "-dc"],
+        ".zst" => ["zstd", "-dcq"],
+        ".gz" => ["gzip", "-dc"],
         _ => {
             return Err(Error::new(format!(
                 "{}: unknown compression",
@@ -130,13 +138,13 @@ fn decompress(src: &Path, ext: &str) -> Result<Vec<u8>, Error> {
             )));
         }
     };
-    filter(argv, data, src)
+    filter(&argv.map(String::from), data, src)
 }
 
 /// Runs `argv` with `input` on its standard input and returns its standard output.
-fn filter(argv: &[&str], input: Vec<u8>, about: &Path) -> Result<Vec<u8>, Error> {
+fn filter(argv: &[String], input: Vec<u8>, about: &Path) -> Result<Vec<u8>, Error> {
     let what = || format!("{} (on {})", argv.join(" "), about.display());
-    let mut child = Command::new(argv[0])
+    let mut child = Command::new(&argv[0])
         .args(&argv[1..])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -182,7 +190,7 @@ mod tests {
         std::fs::write(&src, &data).unwrap();
         let have = |p: &str| Command::new(p).arg("--version").output().is_ok();
         for (to, ext) in [(Compression::Xz, ".xz"), (Compression::Zstd, ".zst")] {
-            if !have(to.compressor().unwrap()[0]) {
+            if !have(&to.compressor(0).unwrap()[0]) {
                 continue;
             }
             let files = [(src.clone(), "kernel/a.ko".to_string())];
@@ -194,6 +202,16 @@ mod tests {
             let packed_path = dir.join(format!("a.ko{ext}"));
             std::fs::write(&packed_path, packed).unwrap();
             assert_eq!(decompress(&packed_path, ext).unwrap(), data);
+            if to == Compression::Zstd {
+                // The frame header carries the content size (kmod needs it).
+                let out = Command::new("zstd")
+                    .arg("-lv")
+                    .arg(&packed_path)
+                    .output()
+                    .unwrap();
+                let text = String::from_utf8_lossy(&out.stdout);
+                assert!(text.contains("(400000 B)"), "{text}");
+            }
             // Back to plain .ko from the compressed file.
             let back = recompress(&[(packed_path, rel.clone())], Compression::None).unwrap();
             assert!(matches!(&back[0], (r, Content::Bytes(b)) if r == "kernel/a.ko" && *b == data));
