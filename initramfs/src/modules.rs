@@ -133,6 +133,8 @@ pub struct Softdep {
     pub pre: Vec<String>,
     /// Names or aliases to load after it.
     pub post: Vec<String>,
+    /// Words before any `pre:` or `post:`, which kmod ignores.
+    pub other: Vec<String>,
 }
 
 /// What a name or alias stands for in a tree.
@@ -190,8 +192,8 @@ impl Indexes {
                 errors[..errors.len().min(3)].join("\n")
             };
             return Err(Error::new(format!(
-                "{} -b {} {} failed ({}, {} error lines), so the modules' dependencies are \
-                 unknown:\n{detail}",
+                "{} -b {} {}: {}, {} ERROR lines; the modules' dependencies are unknown. \
+                 First lines:\n{detail}",
                 depmod.display(),
                 tree.basedir.display(),
                 tree.version,
@@ -241,16 +243,14 @@ impl Indexes {
                 module: glob::module_name(module),
                 pre: Vec::new(),
                 post: Vec::new(),
+                other: Vec::new(),
             };
-            // Words before any `pre:`/`post:` are not loaded by kmod; they are kept with `pre`
-            // so that an image errs on the side of holding them.
-            let mut post = false;
+            let mut list = &mut sd.other;
             for w in words {
                 match w {
-                    "pre:" => post = false,
-                    "post:" => post = true,
-                    _ if post => sd.post.push(w.to_string()),
-                    _ => sd.pre.push(w.to_string()),
+                    "pre:" => list = &mut sd.pre,
+                    "post:" => list = &mut sd.post,
+                    _ => list.push(w.to_string()),
                 }
             }
             ix.softdeps.push(sd);
@@ -334,7 +334,8 @@ impl Indexes {
                 .softdeps
                 .iter()
                 .filter(|s| s.module == name)
-                .flat_map(|s| s.pre.iter().chain(&s.post));
+                // `other` too: an image that holds a module too many is harmless.
+                .flat_map(|s| s.pre.iter().chain(&s.post).chain(&s.other));
             let weak = self.weakdeps.get(&name).into_iter().flatten();
             for q in soft.chain(weak) {
                 // A soft dependency that names nothing is not an error: modprobe skips it too.
@@ -387,7 +388,8 @@ mod tests {
              alias virtio:d00000004v* virtio_rng\n",
             "# Soft dependencies extracted from modules themselves.\n\
              softdep btrfs pre: crypto-crc32c missing-alias\n\
-             softdep lrw pre: ecb\n",
+             softdep lrw pre: ecb\n\
+             softdep cifs gcm post: md5\n",
             "",
             "kernel/lib/crc32.ko\n",
         )
@@ -433,6 +435,11 @@ mod tests {
             "virtio_rng"
         );
         assert!(is_module_file("a.ko.zst") && !is_module_file(".ko") && !is_module_file("a.o"));
+        let sd = sample().softdeps()[2].clone();
+        assert_eq!(
+            (sd.pre, sd.post, sd.other),
+            (vec![], vec!["md5".into()], vec!["gcm".into()])
+        );
         assert_eq!(sample().softdeps()[1].pre, ["ecb"]);
     }
 }
