@@ -130,7 +130,9 @@ impl Image {
     /// Writes the image to `path` as a gzip'd cpio archive (what `-initrd` and boot loaders take).
     pub fn write_cpio_gz(&self, path: &Path) -> Result<Sizes, Error> {
         let file = fs::File::create(path).map_err(|e| Error::io("create", path, e))?;
-        let gz = GzEncoder::new(io::BufWriter::new(file), Compression::best());
+        // gzip's default level: for the 90 MiB of plain modules of Debian's cloud kernel, -9
+        // took 17 s against 6 s here, for an archive 1% smaller.
+        let gz = GzEncoder::new(io::BufWriter::new(file), Compression::default());
         let (gz, unpacked) = self.write_cpio(gz)?;
         let mut file = gz.finish().map_err(|e| Error::io("write", path, e))?;
         file.flush().map_err(|e| Error::io("write", path, e))?;
