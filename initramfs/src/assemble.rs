@@ -67,8 +67,10 @@ pub struct Built {
     pub modules: Vec<String>,
     /// Names asked for that are built into the kernel.
     pub builtin: Vec<String>,
-    /// What `/sbin/modprobe` is, e.g. `kmod version 34.2`.
+    /// What `/sbin/modprobe` is, e.g. `kmod version 34.2 (/usr/bin/kmod from ROOT)`.
     pub modprobe: String,
+    /// The kmod binary's path in the image, when kmod was installed.
+    pub kmod: Option<String>,
     /// Things worth telling the user that did not stop the build.
     pub notes: Vec<String>,
 }
@@ -86,16 +88,15 @@ pub fn assemble(spec: &Spec, indexes: Option<&Indexes>) -> Result<Built, Error> 
     for dir in ["proc", "sys", "tmp", "run", "root"] {
         image.add(dir, Node::Dir);
     }
-    let modprobe = match &spec.modprobe {
+    let (modprobe, kmod) = match &spec.modprobe {
         Modprobe::Busybox => {
-            for tool in kmod::TOOLS {
-                image.add_symlink(&format!("sbin/{tool}"), "/bin/busybox");
-            }
-            "busybox".to_string()
+            link_busybox_tools(&mut image);
+            ("busybox".to_string(), None)
         }
         Modprobe::Kmod(root) => {
             let k = kmod::install(&mut image, root)?;
-            format!("{} ({} from {})", k.version, k.binary, root.display())
+            let what = format!("{} ({} from {})", k.version, k.binary, root.display());
+            (what, Some(k.binary))
         }
     };
 
@@ -150,8 +151,16 @@ pub fn assemble(spec: &Spec, indexes: Option<&Indexes>) -> Result<Built, Error> 
         modules,
         builtin,
         modprobe,
+        kmod,
         notes,
     })
+}
+
+/// Points `/sbin/modprobe`, insmod, rmmod, lsmod and modinfo at busybox.
+pub fn link_busybox_tools(image: &mut Image) {
+    for tool in kmod::TOOLS {
+        image.add_symlink(&format!("sbin/{tool}"), "/bin/busybox");
+    }
 }
 
 fn require_static(path: &Path, what: &str) -> Result<(), Error> {
