@@ -10,86 +10,22 @@ const SHORTS: &str = "aAb:m:o:C:E:F:evnP:wVh";
 
 /// kmod 34.2's long options.
 const LONGS: &[LongOpt] = &[
-    LongOpt {
-        name: "all",
-        has_arg: HasArg::No,
-        val: 'a',
-    },
-    LongOpt {
-        name: "quick",
-        has_arg: HasArg::No,
-        val: 'A',
-    },
-    LongOpt {
-        name: "basedir",
-        has_arg: HasArg::Required,
-        val: 'b',
-    },
-    LongOpt {
-        name: "moduledir",
-        has_arg: HasArg::Required,
-        val: 'm',
-    },
-    LongOpt {
-        name: "outdir",
-        has_arg: HasArg::Required,
-        val: 'o',
-    },
-    LongOpt {
-        name: "config",
-        has_arg: HasArg::Required,
-        val: 'C',
-    },
-    LongOpt {
-        name: "symvers",
-        has_arg: HasArg::Required,
-        val: 'E',
-    },
-    LongOpt {
-        name: "filesyms",
-        has_arg: HasArg::Required,
-        val: 'F',
-    },
-    LongOpt {
-        name: "errsyms",
-        has_arg: HasArg::No,
-        val: 'e',
-    },
-    LongOpt {
-        name: "verbose",
-        has_arg: HasArg::No,
-        val: 'v',
-    },
-    LongOpt {
-        name: "show",
-        has_arg: HasArg::No,
-        val: 'n',
-    },
-    LongOpt {
-        name: "dry-run",
-        has_arg: HasArg::No,
-        val: 'n',
-    },
-    LongOpt {
-        name: "symbol-prefix",
-        has_arg: HasArg::Required,
-        val: 'P',
-    },
-    LongOpt {
-        name: "warn",
-        has_arg: HasArg::No,
-        val: 'w',
-    },
-    LongOpt {
-        name: "version",
-        has_arg: HasArg::No,
-        val: 'V',
-    },
-    LongOpt {
-        name: "help",
-        has_arg: HasArg::No,
-        val: 'h',
-    },
+    LongOpt { name: "all", has_arg: HasArg::No, val: 'a' },
+    LongOpt { name: "quick", has_arg: HasArg::No, val: 'A' },
+    LongOpt { name: "basedir", has_arg: HasArg::Required, val: 'b' },
+    LongOpt { name: "moduledir", has_arg: HasArg::Required, val: 'm' },
+    LongOpt { name: "outdir", has_arg: HasArg::Required, val: 'o' },
+    LongOpt { name: "config", has_arg: HasArg::Required, val: 'C' },
+    LongOpt { name: "symvers", has_arg: HasArg::Required, val: 'E' },
+    LongOpt { name: "filesyms", has_arg: HasArg::Required, val: 'F' },
+    LongOpt { name: "errsyms", has_arg: HasArg::No, val: 'e' },
+    LongOpt { name: "verbose", has_arg: HasArg::No, val: 'v' },
+    LongOpt { name: "show", has_arg: HasArg::No, val: 'n' },
+    LongOpt { name: "dry-run", has_arg: HasArg::No, val: 'n' },
+    LongOpt { name: "symbol-prefix", has_arg: HasArg::Required, val: 'P' },
+    LongOpt { name: "warn", has_arg: HasArg::No, val: 'w' },
+    LongOpt { name: "version", has_arg: HasArg::No, val: 'V' },
+    LongOpt { name: "help", has_arg: HasArg::No, val: 'h' },
 ];
 
 /// Parsed options, before any file is touched.
@@ -133,9 +69,8 @@ pub fn absolute(p: &[u8]) -> Vec<u8> {
     if p.first() == Some(&b'/') {
         return p.to_vec();
     }
-    let mut cwd = std::env::current_dir()
-        .map(|d| d.into_os_string().into_vec())
-        .unwrap_or_default();
+    let mut cwd =
+        std::env::current_dir().map(|d| d.into_os_string().into_vec()).unwrap_or_default();
     cwd.push(b'/');
     cwd.extend_from_slice(p);
     cwd
@@ -152,11 +87,7 @@ pub fn parse(prog: &str, args: &[OsString]) -> Command {
     };
     let mut o = Options::default();
     for opt in &parsed.opts {
-        let arg = opt
-            .arg
-            .as_deref()
-            .map(|a| a.as_bytes().to_vec())
-            .unwrap_or_default();
+        let arg = opt.arg.as_deref().map(|a| a.as_bytes().to_vec()).unwrap_or_default();
         match opt.val {
             'a' => o.all = true,
             'A' => o.quick = true,
@@ -188,16 +119,9 @@ pub fn parse(prog: &str, args: &[OsString]) -> Command {
         }
     }
     if let Some(msg) = error {
-        return Command::Fail {
-            getopt_message: Some(msg),
-            fatal: None,
-        };
+        return Command::Fail { getopt_message: Some(msg), fatal: None };
     }
-    o.positional = parsed
-        .positional
-        .into_iter()
-        .map(OsString::into_vec)
-        .collect();
+    o.positional = parsed.positional.into_iter().map(OsString::into_vec).collect();
     Command::Run(o)
 }
 
@@ -205,17 +129,11 @@ pub fn parse(prog: &str, args: &[OsString]) -> Command {
 pub fn version_is_valid(v: &[u8]) -> bool {
     fn number(s: &[u8]) -> Option<&[u8]> {
         let s = s.trim_ascii_start();
-        let s = s
-            .strip_prefix(b"+")
-            .or_else(|| s.strip_prefix(b"-"))
-            .unwrap_or(s);
+        let s = s.strip_prefix(b"+").or_else(|| s.strip_prefix(b"-")).unwrap_or(s);
         let n = s.iter().take_while(|b| b.is_ascii_digit()).count();
         (n > 0).then(|| &s[n..])
     }
-    number(v)
-        .and_then(|rest| rest.strip_prefix(b"."))
-        .and_then(number)
-        .is_some()
+    number(v).and_then(|rest| rest.strip_prefix(b".")).and_then(number).is_some()
 }
 
 /// kmod 34.2's `--help` text, then what this depmod does differently.
@@ -285,21 +203,14 @@ mod tests {
 
     #[test]
     fn moduledir_loses_leading_slashes() {
-        let Command::Run(o) = run(&["--moduledir=//usr/lib/modules"]) else {
-            panic!()
-        };
+        let Command::Run(o) = run(&["--moduledir=//usr/lib/modules"]) else { panic!() };
         assert_eq!(o.moduledir.as_deref(), Some(&b"usr/lib/modules"[..]));
     }
 
     #[test]
     fn symbol_prefix_is_one_char() {
-        assert!(matches!(
-            run(&["-P", "ab"]),
-            Command::Fail { fatal: Some(_), .. }
-        ));
-        let Command::Run(o) = run(&["-P_"]) else {
-            panic!()
-        };
+        assert!(matches!(run(&["-P", "ab"]), Command::Fail { fatal: Some(_), .. }));
+        let Command::Run(o) = run(&["-P_"]) else { panic!() };
         assert_eq!(o.symbol_prefix, Some(b'_'));
     }
 

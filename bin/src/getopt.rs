@@ -49,10 +49,7 @@ pub fn parse(
     longs: &[LongOpt],
     posixly_correct: bool,
 ) -> Result<Parsed, (Parsed, String)> {
-    let mut parsed = Parsed {
-        opts: Vec::new(),
-        positional: Vec::new(),
-    };
+    let mut parsed = Parsed { opts: Vec::new(), positional: Vec::new() };
     let mut i = 0;
     while i < args.len() {
         let arg = args[i].as_bytes();
@@ -106,21 +103,15 @@ fn long(
     let found = match exact {
         Some(l) => l,
         None => {
-            let candidates: Vec<&LongOpt> = longs
-                .iter()
-                .filter(|l| l.name.as_bytes().starts_with(name))
-                .collect();
+            let candidates: Vec<&LongOpt> =
+                longs.iter().filter(|l| l.name.as_bytes().starts_with(name)).collect();
             let Some(&first) = candidates.first() else {
                 return fail(format!("{prog}: unrecognized option '--{}'", lossy(body)));
             };
-            let ambiguous = candidates
-                .iter()
-                .any(|c| c.has_arg != first.has_arg || c.val != first.val);
+            let ambiguous =
+                candidates.iter().any(|c| c.has_arg != first.has_arg || c.val != first.val);
             if ambiguous {
-                let list: String = candidates
-                    .iter()
-                    .map(|c| format!(" '--{}'", c.name))
-                    .collect();
+                let list: String = candidates.iter().map(|c| format!(" '--{}'", c.name)).collect();
                 return fail(format!(
                     "{prog}: option '--{}' is ambiguous; possibilities:{list}",
                     lossy(name)
@@ -130,30 +121,19 @@ fn long(
         }
     };
     match (found.has_arg, value) {
-        (HasArg::No, None) => Ok(Opt {
-            val: found.val,
-            arg: None,
-        }),
-        (HasArg::No, Some(_)) => fail(format!(
-            "{prog}: option '--{}' doesn't allow an argument",
-            found.name
-        )),
-        (HasArg::Required, Some(v)) => Ok(Opt {
-            val: found.val,
-            arg: Some(OsStr::from_bytes(v).to_owned()),
-        }),
+        (HasArg::No, None) => Ok(Opt { val: found.val, arg: None }),
+        (HasArg::No, Some(_)) => {
+            fail(format!("{prog}: option '--{}' doesn't allow an argument", found.name))
+        }
+        (HasArg::Required, Some(v)) => {
+            Ok(Opt { val: found.val, arg: Some(OsStr::from_bytes(v).to_owned()) })
+        }
         (HasArg::Required, None) => match args.get(*i) {
             Some(v) => {
                 *i += 1;
-                Ok(Opt {
-                    val: found.val,
-                    arg: Some(v.clone()),
-                })
+                Ok(Opt { val: found.val, arg: Some(v.clone()) })
             }
-            None => fail(format!(
-                "{prog}: option '--{}' requires an argument",
-                found.name
-            )),
+            None => fail(format!("{prog}: option '--{}' requires an argument", found.name)),
         },
     }
 }
@@ -183,26 +163,17 @@ fn short(
             continue;
         }
         if k < cluster.len() {
-            opts.push(Opt {
-                val,
-                arg: Some(OsStr::from_bytes(&cluster[k..]).to_owned()),
-            });
+            opts.push(Opt { val, arg: Some(OsStr::from_bytes(&cluster[k..]).to_owned()) });
             return Ok(opts);
         }
         match args.get(*i) {
             Some(v) => {
                 *i += 1;
-                opts.push(Opt {
-                    val,
-                    arg: Some(v.clone()),
-                });
+                opts.push(Opt { val, arg: Some(v.clone()) });
                 return Ok(opts);
             }
             None => {
-                return Err((
-                    opts,
-                    format!("{prog}: option requires an argument -- '{val}'"),
-                ));
+                return Err((opts, format!("{prog}: option requires an argument -- '{val}'")));
             }
         }
     }
@@ -214,36 +185,12 @@ mod tests {
     use super::*;
 
     const LONGS: &[LongOpt] = &[
-        LongOpt {
-            name: "all",
-            has_arg: HasArg::No,
-            val: 'a',
-        },
-        LongOpt {
-            name: "basedir",
-            has_arg: HasArg::Required,
-            val: 'b',
-        },
-        LongOpt {
-            name: "verbose",
-            has_arg: HasArg::No,
-            val: 'v',
-        },
-        LongOpt {
-            name: "version",
-            has_arg: HasArg::No,
-            val: 'V',
-        },
-        LongOpt {
-            name: "show",
-            has_arg: HasArg::No,
-            val: 'n',
-        },
-        LongOpt {
-            name: "dry-run",
-            has_arg: HasArg::No,
-            val: 'n',
-        },
+        LongOpt { name: "all", has_arg: HasArg::No, val: 'a' },
+        LongOpt { name: "basedir", has_arg: HasArg::Required, val: 'b' },
+        LongOpt { name: "verbose", has_arg: HasArg::No, val: 'v' },
+        LongOpt { name: "version", has_arg: HasArg::No, val: 'V' },
+        LongOpt { name: "show", has_arg: HasArg::No, val: 'n' },
+        LongOpt { name: "dry-run", has_arg: HasArg::No, val: 'n' },
     ];
 
     fn run(args: &[&str]) -> Result<Parsed, (Parsed, String)> {
@@ -252,24 +199,13 @@ mod tests {
     }
 
     fn opts(p: &Parsed) -> Vec<(char, Option<&str>)> {
-        p.opts
-            .iter()
-            .map(|o| (o.val, o.arg.as_deref().and_then(OsStr::to_str)))
-            .collect()
+        p.opts.iter().map(|o| (o.val, o.arg.as_deref().and_then(OsStr::to_str))).collect()
     }
 
     #[test]
     fn gnu_spellings() {
-        let p = run(&[
-            "-ae",
-            "-F",
-            "System.map",
-            "-bDIR",
-            "6.1",
-            "--basedir=/x",
-            "--verb",
-        ])
-        .unwrap();
+        let p =
+            run(&["-ae", "-F", "System.map", "-bDIR", "6.1", "--basedir=/x", "--verb"]).unwrap();
         assert_eq!(
             opts(&p),
             [
@@ -283,15 +219,7 @@ mod tests {
         );
         assert_eq!(p.positional, ["6.1"]);
         let p = run(&["-aeF", "map", "--basedir", "/y", "--", "-v", "x"]).unwrap();
-        assert_eq!(
-            opts(&p),
-            [
-                ('a', None),
-                ('e', None),
-                ('F', Some("map")),
-                ('b', Some("/y"))
-            ]
-        );
+        assert_eq!(opts(&p), [('a', None), ('e', None), ('F', Some("map")), ('b', Some("/y"))]);
         assert_eq!(p.positional, ["-v", "x"]);
         assert_eq!(opts(&run(&["--dry"]).unwrap()), [('n', None)]);
         assert_eq!(run(&["-"]).unwrap().positional, ["-"]);
@@ -303,14 +231,8 @@ mod tests {
         assert_eq!(msg(&["-x"]), "depmod: invalid option -- 'x'");
         assert_eq!(msg(&["-b"]), "depmod: option requires an argument -- 'b'");
         assert_eq!(msg(&["--nope=1"]), "depmod: unrecognized option '--nope=1'");
-        assert_eq!(
-            msg(&["--all=1"]),
-            "depmod: option '--all' doesn't allow an argument"
-        );
-        assert_eq!(
-            msg(&["--basedir"]),
-            "depmod: option '--basedir' requires an argument"
-        );
+        assert_eq!(msg(&["--all=1"]), "depmod: option '--all' doesn't allow an argument");
+        assert_eq!(msg(&["--basedir"]), "depmod: option '--basedir' requires an argument");
         assert_eq!(
             msg(&["--ver"]),
             "depmod: option '--ver' is ambiguous; possibilities: '--verbose' '--version'"

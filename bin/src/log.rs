@@ -126,10 +126,7 @@ pub struct Log {
 impl Log {
     /// A log for the program `prog` (the basename of `argv[0]`), showing warnings and worse.
     pub fn new(prog: &[u8]) -> Self {
-        Log {
-            prog: prog.to_vec(),
-            threshold: Level::Warning,
-        }
+        Log { prog: prog.to_vec(), threshold: Level::Warning }
     }
 
     /// Raises the threshold once per `-v`.

@@ -1,6 +1,8 @@
 //! `depmod`: writes the module indexes `modprobe` uses, byte for byte as kmod 34.2 does.
 
 mod cli;
+mod config;
+mod decompress;
 mod getopt;
 mod load;
 mod log;
@@ -33,10 +35,7 @@ fn main() -> ExitCode {
             let _ = std::io::stdout().write_all(text.as_bytes());
             run::SUCCESS
         }
-        cli::Command::Fail {
-            getopt_message,
-            fatal,
-        } => {
+        cli::Command::Fail { getopt_message, fatal } => {
             if let Some(m) = getopt_message {
                 let _ = writeln!(std::io::stderr(), "{m}");
             }

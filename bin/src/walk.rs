@@ -16,9 +16,7 @@ pub const EXTENSIONS: [&[u8]; 4] = [b".ko", b".ko.gz", b".ko.xz", b".ko.zst"];
 /// Whether `name` (a basename) is a module candidate: it ends in a module extension and is
 /// longer than it.
 pub fn is_module_name(name: &[u8]) -> bool {
-    EXTENSIONS
-        .iter()
-        .any(|ext| name.len() > ext.len() && name.ends_with(ext))
+    EXTENSIONS.iter().any(|ext| name.len() > ext.len() && name.ends_with(ext))
 }
 
 /// Walks one directory tree, adding module files to a [`ModuleSet`].
@@ -32,12 +30,7 @@ pub struct Walk<'a, 'c> {
 
 impl<'a, 'c> Walk<'a, 'c> {
     pub fn new(log: &'a Log, excludes: &'a [Vec<u8>], set: &'a mut ModuleSet<'c>) -> Self {
-        Walk {
-            log,
-            excludes,
-            set,
-            ancestors: Vec::new(),
-        }
+        Walk { log, excludes, set, ancestors: Vec::new() }
     }
 
     /// Walks `root`. Failing to open `root` itself is the only error returned (after kmod's
@@ -74,14 +67,7 @@ impl<'a, 'c> Walk<'a, 'c> {
         let mut dir = match Dir::new(fd) {
             Ok(d) => d,
             Err(e) => {
-                log!(
-                    self.log,
-                    Error,
-                    "fdopendir(",
-                    dfd,
-                    "): ",
-                    io::Error::from(e)
-                );
+                log!(self.log, Error, "fdopendir(", dfd, "): ", io::Error::from(e));
                 self.ancestors.pop();
                 return;
             }
@@ -91,14 +77,7 @@ impl<'a, 'c> Walk<'a, 'c> {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    log!(
-                        self.log,
-                        Error,
-                        "readdir(",
-                        &path[..],
-                        "): ",
-                        io::Error::from(e)
-                    );
+                    log!(self.log, Error, "readdir(", &path[..], "): ", io::Error::from(e));
                     break;
                 }
             };
@@ -147,34 +126,27 @@ impl<'a, 'c> Walk<'a, 'c> {
 
     fn subdir(&mut self, dir: &Dir, name: &CStr, dfd: i32, path: &mut Vec<u8>) {
         let Ok(parent) = dir.fd() else { return };
-        let fd = match rustix::fs::openat(
-            parent,
-            name,
-            OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(e) => {
-                let n = name.to_bytes();
-                log!(
-                    self.log,
-                    Error,
-                    "openat(",
-                    dfd,
-                    ", ",
-                    n,
-                    ", O_RDONLY): ",
-                    io::Error::from(e)
-                );
-                return;
-            }
-        };
-        if let Ok(st) = rustix::fs::fstat(&fd) {
-            if let Some(depth) = self
-                .ancestors
-                .iter()
-                .position(|&a| a == (st.st_dev, st.st_ino))
+        let fd =
+            match rustix::fs::openat(parent, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
             {
+                Ok(fd) => fd,
+                Err(e) => {
+                    let n = name.to_bytes();
+                    log!(
+                        self.log,
+                        Error,
+                        "openat(",
+                        dfd,
+                        ", ",
+                        n,
+                        ", O_RDONLY): ",
+                        io::Error::from(e)
+                    );
+                    return;
+                }
+            };
+        if let Ok(st) = rustix::fs::fstat(&fd) {
+            if let Some(depth) = self.ancestors.iter().position(|&a| a == (st.st_dev, st.st_ino)) {
                 // kmod follows such links until it runs out of file descriptors.
                 let levels = self.ancestors.len() - depth;
                 log!(

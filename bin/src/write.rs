@@ -26,10 +26,7 @@ pub struct WriteFailed;
 /// Creates `dir` and its parents (mode 0755), as kmod's `mkdir_p`.
 pub fn create_dir(dir: &[u8]) -> io::Result<()> {
     let path = std::path::Path::new(std::ffi::OsStr::from_bytes(dir));
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(path)
+    std::fs::DirBuilder::new().recursive(true).mode(0o755).create(path)
 }
 
 use std::os::unix::fs::DirBuilderExt;
@@ -51,19 +48,14 @@ pub fn install(log: &Log, dir: &[u8], outputs: &[Output]) -> Result<(), WriteFai
     };
     for out in outputs {
         let tmp = dir_path.join(format!(".{}.depmod-tmp.{pid}", out.name));
-        let result = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&tmp)
-            .and_then(|mut f: File| {
-                pending.push(Pending {
-                    name: out.name,
-                    tmp: tmp.clone(),
-                });
-                f.write_all(&out.data)?;
-                f.sync_all()
-            });
+        let result =
+            OpenOptions::new().write(true).create_new(true).mode(0o644).open(&tmp).and_then(
+                |mut f: File| {
+                    pending.push(Pending { name: out.name, tmp: tmp.clone() });
+                    f.write_all(&out.data)?;
+                    f.sync_all()
+                },
+            );
         if let Err(e) = result {
             log!(log, Error, "could not write ", dir, "/", out.name, ": ", e);
             cleanup(&pending);

@@ -15,13 +15,8 @@ impl Endian {
         let raw: [u8; N] = bytes.get(offset..offset.checked_add(N)?)?.try_into().ok()?;
         let mut value = 0u64;
         match self {
-            Endian::Big => raw
-                .iter()
-                .for_each(|&b| value = (value << 8) | u64::from(b)),
-            Endian::Little => raw
-                .iter()
-                .rev()
-                .for_each(|&b| value = (value << 8) | u64::from(b)),
+            Endian::Big => raw.iter().for_each(|&b| value = (value << 8) | u64::from(b)),
+            Endian::Little => raw.iter().rev().for_each(|&b| value = (value << 8) | u64::from(b)),
         }
         Some(value)
     }
@@ -43,11 +38,7 @@ impl Endian {
 
     /// A word of the file's class: 4 bytes for ELF32, 8 for ELF64.
     pub fn word(self, bytes: &[u8], offset: usize, wide: bool) -> Option<u64> {
-        if wide {
-            self.u64(bytes, offset)
-        } else {
-            self.u32(bytes, offset).map(u64::from)
-        }
+        if wide { self.u64(bytes, offset) } else { self.u32(bytes, offset).map(u64::from) }
     }
 }
 
@@ -61,7 +52,7 @@ pub fn cstr_at(bytes: &[u8], offset: usize) -> Option<&[u8]> {
 
 /// Position of the first NUL byte.
 pub fn memchr0(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == 0)
+    memchr::memchr(0, bytes)
 }
 
 /// Converts a file offset or size to `usize`, failing on hosts where it does not fit.

@@ -20,12 +20,7 @@ pub enum Error {
     /// `e_shstrndx` is 0 or not below `e_shnum`.
     BadNamesIndex { index: u16, count: u16 },
     /// A section's `sh_offset` + `sh_size` runs past the end of the file.
-    SectionOutOfBounds {
-        index: u16,
-        offset: u64,
-        size: u64,
-        len: u64,
-    },
+    SectionOutOfBounds { index: u16, offset: u64, size: u64, len: u64 },
     /// The section-name string table (`e_shstrndx`) is empty.
     NamesEmpty { index: u16 },
     /// The section-name string table does not end with a NUL byte.
@@ -38,6 +33,8 @@ pub enum Error {
     NameOutOfRange { symbol: u32, name: u32, strtab: u64 },
     /// A symbol's name runs to the end of `.strtab` without a terminating NUL.
     NameNotTerminated { symbol: u32, name: u32 },
+    /// A `__versions` record whose name fills its field without a terminating NUL.
+    VersionNotTerminated { record: u32 },
     /// A string section (`__ksymtab_strings`) does not end with a NUL byte.
     StringsNotTerminated(&'static str),
     /// The input is larger than this host can address.
@@ -81,26 +78,17 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Error::NotElf { len } if len < 16 => {
-                write!(
-                    f,
-                    "not an ELF file: {len} bytes, shorter than an ELF identification"
-                )
+                write!(f, "not an ELF file: {len} bytes, shorter than an ELF identification")
             }
             Error::NotElf { .. } => write!(f, "not an ELF file: no \\x7fELF magic at offset 0"),
             Error::BadClass(c) => {
                 write!(f, "invalid ELF class {c} in e_ident[4] (1 or 2 expected)")
             }
             Error::HeaderTruncated { len, header } => {
-                write!(
-                    f,
-                    "file of {len} bytes is too short for a {header}-byte ELF header"
-                )
+                write!(f, "file of {len} bytes is too short for a {header}-byte ELF header")
             }
             Error::BadData(d) => {
-                write!(
-                    f,
-                    "invalid ELF byte order {d} in e_ident[5] (1 or 2 expected)"
-                )
+                write!(f, "invalid ELF byte order {d} in e_ident[5] (1 or 2 expected)")
             }
             Error::BadSectionEntrySize { found, expected } => {
                 write!(f, "e_shentsize is {found}, expected {expected}")
@@ -113,12 +101,7 @@ impl fmt::Display for Error {
             Error::BadNamesIndex { index, count } => {
                 write!(f, "e_shstrndx {index} is not a section (e_shnum {count})")
             }
-            Error::SectionOutOfBounds {
-                index,
-                offset,
-                size,
-                len,
-            } => write!(
+            Error::SectionOutOfBounds { index, offset, size, len } => write!(
                 f,
                 "section {index} (offset {offset:#x}, size {size:#x}) runs past the end of the \
                  {len}-byte file"
@@ -127,23 +110,13 @@ impl fmt::Display for Error {
                 write!(f, "section name table (section {index}) is empty")
             }
             Error::NamesNotTerminated { index } => {
-                write!(
-                    f,
-                    "section name table (section {index}) does not end with a NUL byte"
-                )
+                write!(f, "section name table (section {index}) does not end with a NUL byte")
             }
             Error::MissingSection(name) => write!(f, "no {name} section"),
             Error::SymtabSize { size, entry } => {
-                write!(
-                    f,
-                    ".symtab size {size:#x} is not a multiple of its {entry}-byte entries"
-                )
+                write!(f, ".symtab size {size:#x} is not a multiple of its {entry}-byte entries")
             }
-            Error::NameOutOfRange {
-                symbol,
-                name,
-                strtab,
-            } => write!(
+            Error::NameOutOfRange { symbol, name, strtab } => write!(
                 f,
                 ".symtab entry {symbol}: st_name {name:#x} is outside the {strtab:#x}-byte .strtab"
             ),
@@ -151,6 +124,9 @@ impl fmt::Display for Error {
                 f,
                 ".symtab entry {symbol}: name at .strtab offset {name:#x} has no terminating NUL"
             ),
+            Error::VersionNotTerminated { record } => {
+                write!(f, "__versions record {record} has a name without a terminating NUL")
+            }
             Error::StringsNotTerminated(section) => {
                 write!(f, "{section} does not end with a NUL byte")
             }

@@ -12,9 +12,8 @@ use crate::resolve::Graph;
 pub fn topo_order(graph: &Graph) -> Result<Vec<u32>, Vec<u32>> {
     let n = graph.deps.len();
     let mut users = graph.users.clone();
-    let mut stack: Vec<u32> = (0..n as u32)
-        .filter(|&i| users.get(i as usize) == Some(&0))
-        .collect();
+    let mut stack: Vec<u32> =
+        (0..n as u32).filter(|&i| users.get(i as usize) == Some(&0)).collect();
     let mut order = alloc::vec![u32::MAX; n];
     let mut sorted = 0u32;
     while let Some(m) = stack.pop() {
@@ -22,12 +21,7 @@ pub fn topo_order(graph: &Graph) -> Result<Vec<u32>, Vec<u32>> {
             *slot = sorted;
         }
         sorted += 1;
-        for &d in graph
-            .deps
-            .get(m as usize)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
+        for &d in graph.deps.get(m as usize).map(Vec::as_slice).unwrap_or_default() {
             if let Some(u) = users.get_mut(d as usize) {
                 *u = u.saturating_sub(1);
                 if *u == 0 {
@@ -36,11 +30,7 @@ pub fn topo_order(graph: &Graph) -> Result<Vec<u32>, Vec<u32>> {
             }
         }
     }
-    if (sorted as usize) < n {
-        Err(users)
-    } else {
-        Ok(order)
-    }
+    if (sorted as usize) < n { Err(users) } else { Ok(order) }
 }
 
 /// Collects the transitive dependencies of modules, reusing its scratch space between calls.
@@ -68,12 +58,7 @@ impl Closure {
         let mut pending: Vec<u32> = Vec::new();
         pending.push(module);
         while let Some(m) = pending.pop() {
-            for &d in graph
-                .deps
-                .get(m as usize)
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-            {
+            for &d in graph.deps.get(m as usize).map(Vec::as_slice).unwrap_or_default() {
                 if let Some(s) = self.seen.get_mut(d as usize) {
                     if *s != self.stamp {
                         *s = self.stamp;
@@ -83,8 +68,7 @@ impl Closure {
                 }
             }
         }
-        self.out
-            .sort_unstable_by_key(|&d| order.get(d as usize).copied().unwrap_or(u32::MAX));
+        self.out.sort_unstable_by_key(|&d| order.get(d as usize).copied().unwrap_or(u32::MAX));
         &self.out
     }
 }
@@ -125,11 +109,7 @@ impl Roots {
     }
 
     fn after_removal(&mut self, at: usize) {
-        self.head = if self.items.is_empty() {
-            0
-        } else {
-            at % self.items.len()
-        };
+        self.head = if self.items.is_empty() { 0 } else { at % self.items.len() };
     }
 }
 
@@ -142,17 +122,9 @@ impl Roots {
 /// and only the root is marked visited. Where kmod terminates, the report is identical.
 pub fn cycle_report(graph: &Graph, users: &[u32]) -> CycleReport {
     let n = graph.deps.len();
-    let deps = |m: u32| {
-        graph
-            .deps
-            .get(m as usize)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-    };
+    let deps = |m: u32| graph.deps.get(m as usize).map(Vec::as_slice).unwrap_or_default();
     let mut roots = Roots {
-        items: (0..n as u32)
-            .filter(|&i| users.get(i as usize).is_some_and(|&u| u > 0))
-            .collect(),
+        items: (0..n as u32).filter(|&i| users.get(i as usize).is_some_and(|&u| u > 0)).collect(),
         head: 0,
     };
     let mut visited = alloc::vec![false; n];
@@ -239,13 +211,7 @@ fn reaches_cycle_avoiding(graph: &Graph, root: u32) -> bool {
     // Iterative three-colour DFS over the graph without `root`.
     let n = graph.deps.len();
     let mut colour = alloc::vec![0u8; n]; // 0 new, 1 on stack, 2 done
-    let deps = |m: u32| {
-        graph
-            .deps
-            .get(m as usize)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-    };
+    let deps = |m: u32| graph.deps.get(m as usize).map(Vec::as_slice).unwrap_or_default();
     let mut stack: Vec<(u32, usize)> = Vec::new();
     for &start in deps(root) {
         if start == root || colour.get(start as usize) != Some(&0) {

@@ -82,9 +82,7 @@ impl<K: AsRef<[u8]>, V> Table<K, V> {
         let b = self.bucket_of(key.as_ref());
         let bucket = self.buckets.get_mut(b)?;
         match bucket.binary_search_by(|(k, _)| k.as_ref().cmp(key.as_ref())) {
-            Ok(i) => bucket
-                .get_mut(i)
-                .map(|slot| core::mem::replace(&mut slot.1, value)),
+            Ok(i) => bucket.get_mut(i).map(|slot| core::mem::replace(&mut slot.1, value)),
             Err(i) => {
                 bucket.insert(i, (key, value));
                 self.len += 1;

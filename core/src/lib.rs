@@ -18,25 +18,24 @@
 //! let mut set = ModuleSet::new(b"/lib/modules/6.1", &config);
 //! set.add(b"/lib/modules/6.1/kernel/a.ko".to_vec());
 //! let modules = set.into_modules();
-//! // Not an ELF file: the module is still indexed, with the error recorded.
+//! // Not an ELF file: the error says what is wrong.
 //! let info = ModuleInfo::parse(b"not an ELF file at all");
-//! assert!(info.exports_error.is_some());
+//! assert!(info.elf_error.is_some());
 //! assert_eq!(modules[0].name(), b"a");
 //! ```
 #![no_std]
-#![cfg_attr(
-    test,
-    allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)
-)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic))]
 
 extern crate alloc;
 
 mod bytes;
 pub mod config;
 pub mod elf;
+pub mod ere;
 pub mod error;
 pub mod graph;
 pub mod hash;
+pub mod index;
 pub mod modinfo;
 pub mod module;
 pub mod name;

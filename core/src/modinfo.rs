@@ -13,10 +13,7 @@ pub struct Record<'a> {
 /// runs of NULs separate strings, a final string without its NUL still counts, and a section
 /// with at most one byte after the leading NULs has no records.
 pub fn records(section: &[u8]) -> impl Iterator<Item = Record<'_>> {
-    let start = section
-        .iter()
-        .position(|&b| b != 0)
-        .unwrap_or(section.len());
+    let start = section.iter().position(|&b| b != 0).unwrap_or(section.len());
     let body = if section.len().saturating_sub(start) <= 1 {
         &[][..]
     } else {
@@ -46,11 +43,7 @@ mod tests {
     fn splits_like_libkmod() {
         assert_eq!(
             pairs(b"\0\0alias=a:b=c\0\0\0flag\0softdep=pre: x"),
-            [
-                (&b"alias"[..], &b"a:b=c"[..]),
-                (b"flag", b""),
-                (b"softdep", b"pre: x")
-            ]
+            [(&b"alias"[..], &b"a:b=c"[..]), (b"flag", b""), (b"softdep", b"pre: x")]
         );
         assert_eq!(pairs(b"=v\0"), [(&b""[..], &b"v"[..])]);
     }

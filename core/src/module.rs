@@ -35,6 +35,9 @@ pub struct ModuleInfo {
     imports: Vec<Sym>,
     /// `weak[i]`: `imports[i]` is a weak symbol. Kept apart to keep `Sym` small.
     weak: Vec<bool>,
+    /// Why the file is not a usable ELF object at all (its header checks failed). The other
+    /// parts are then empty and their errors unset.
+    pub elf_error: Option<Error>,
     /// Why the export list could not be read (kmod reports this one).
     pub exports_error: Option<Error>,
     /// Why `.modinfo` could not be read (kmod is silent about it).
@@ -62,9 +65,7 @@ impl ModuleInfo {
         let elf = match Elf::parse(data) {
             Ok(elf) => elf,
             Err(e) => {
-                info.exports_error = Some(e);
-                info.modinfo_error = Some(e);
-                info.imports_error = Some(e);
+                info.elf_error = Some(e);
                 return info;
             }
         };
@@ -77,17 +78,12 @@ impl ModuleInfo {
     fn push(&mut self, bytes: &[u8]) -> Span {
         let start = self.strings.len() as u32;
         self.strings.extend_from_slice(bytes);
-        Span {
-            start,
-            len: bytes.len() as u32,
-        }
+        Span { start, len: bytes.len() as u32 }
     }
 
     fn get(&self, span: Span) -> &[u8] {
         let start = span.start as usize;
-        self.strings
-            .get(start..start + span.len as usize)
-            .unwrap_or_default()
+        self.strings.get(start..start + span.len as usize).unwrap_or_default()
     }
 
     fn read_exports(&mut self, elf: &Elf<'_>) {
@@ -165,14 +161,11 @@ impl ModuleInfo {
 
     /// Needed symbols, in kmod's order.
     pub fn imports(&self) -> impl ExactSizeIterator<Item = Needed<'_>> {
-        self.imports
-            .iter()
-            .zip(&self.weak)
-            .map(|(s, &weak)| Needed {
-                name: self.get(s.name),
-                crc: s.crc,
-                weak,
-            })
+        self.imports.iter().zip(&self.weak).map(|(s, &weak)| Needed {
+            name: self.get(s.name),
+            crc: s.crc,
+            weak,
+        })
     }
 
     /// Bytes of string storage, for memory accounting.

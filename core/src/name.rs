@@ -14,10 +14,7 @@ pub fn basename(path: &[u8]) -> &[u8] {
 /// `fs/fat/mid-1.ko.xz` gives `mid_1`; `a.b.ko` gives `a`.
 pub fn module_name(path: &[u8]) -> Vec<u8> {
     let base = basename(path);
-    base.iter()
-        .take_while(|&&b| b != b'.')
-        .map(|&b| if b == b'-' { b'_' } else { b })
-        .collect()
+    base.iter().take_while(|&&b| b != b'.').map(|&b| if b == b'-' { b'_' } else { b }).collect()
 }
 
 /// The key kmod files an alias under in `.bin` indexes: `-` becomes `_` except inside `[...]`.
@@ -48,10 +45,7 @@ mod tests {
 
     #[test]
     fn module_names() {
-        assert_eq!(
-            module_name(b"/lib/modules/6.1/kernel/fs/fat/mid-1.ko.xz"),
-            b"mid_1"
-        );
+        assert_eq!(module_name(b"/lib/modules/6.1/kernel/fs/fat/mid-1.ko.xz"), b"mid_1");
         assert_eq!(module_name(b"kernel/a.b.ko"), b"a");
         assert_eq!(module_name(b"x-y-z.ko"), b"x_y_z");
         assert_eq!(module_name(b"dir.d/.ko"), b"");
@@ -59,10 +53,7 @@ mod tests {
 
     #[test]
     fn alias_keys() {
-        assert_eq!(
-            alias_key(b"pci:v-[a-b]-x").as_deref(),
-            Some(&b"pci:v_[a-b]_x"[..])
-        );
+        assert_eq!(alias_key(b"pci:v-[a-b]-x").as_deref(), Some(&b"pci:v_[a-b]_x"[..]));
         assert_eq!(alias_key(b"a-b").as_deref(), Some(&b"a_b"[..]));
         assert_eq!(alias_key(b"a]b"), None);
         assert_eq!(alias_key(b"a[b-c"), None);

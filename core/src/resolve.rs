@@ -28,10 +28,7 @@ pub struct Symbols<'a> {
 impl<'a> Symbols<'a> {
     /// An empty table. `prefix` is `-P`'s character, stripped once from the front of names.
     pub fn new(prefix: Option<u8>) -> Self {
-        Symbols {
-            table: Table::new(SYMBOL_BUCKETS),
-            prefix,
-        }
+        Symbols { table: Table::new(SYMBOL_BUCKETS), prefix }
     }
 
     fn strip_prefix(&self, name: &'a [u8]) -> &'a [u8] {
@@ -56,13 +53,7 @@ impl<'a> Symbols<'a> {
     /// Adds (or replaces) a module export; one prefix character is stripped.
     pub fn add_export(&mut self, name: &'a [u8], crc: u64, module: u32) {
         let name = self.strip_prefix(name);
-        self.table.insert(
-            name,
-            Owner {
-                module: Some(module),
-                crc,
-            },
-        );
+        self.table.insert(name, Owner { module: Some(module), crc });
     }
 
     /// Looks a needed symbol up: one leading `.` (PPC64 function descriptors) and then one prefix
@@ -106,11 +97,7 @@ pub enum Event<'a> {
     /// `-e -E`: `module` needs `symbol` (raw name) with a CRC other than its provider's.
     Disagrees { module: u32, symbol: &'a [u8] },
     /// A new edge: `module` needs `symbol` (the table key) from `owner` (shown with `-v`).
-    Needs {
-        module: u32,
-        symbol: &'a [u8],
-        owner: u32,
-    },
+    Needs { module: u32, symbol: &'a [u8], owner: u32 },
 }
 
 /// Direct dependencies of every module.
@@ -138,29 +125,21 @@ pub fn resolve<'a>(
     options: ResolveOptions,
     mut events: impl FnMut(Event<'a>),
 ) -> Graph {
-    let mut graph = Graph {
-        deps: Vec::with_capacity(infos.len()),
-        users: alloc::vec![0; infos.len()],
-    };
+    let mut graph =
+        Graph { deps: Vec::with_capacity(infos.len()), users: alloc::vec![0; infos.len()] };
     for (m, info) in infos.iter().enumerate() {
         let module = m as u32;
         let mut deps: Vec<u32> = Vec::new();
         for need in info.imports() {
             let Some((key, owner)) = symbols.find(need.name) else {
                 if options.print_unknown && !need.weak {
-                    events(Event::Unknown {
-                        module,
-                        symbol: need.name,
-                    });
+                    events(Event::Unknown { module, symbol: need.name });
                 }
                 continue;
             };
             if options.check_symvers && owner.crc != need.crc && !need.weak && options.print_unknown
             {
-                events(Event::Disagrees {
-                    module,
-                    symbol: need.name,
-                });
+                events(Event::Disagrees { module, symbol: need.name });
             }
             let Some(dep) = owner.module else { continue };
             if deps.contains(&dep) {
@@ -170,11 +149,7 @@ pub fn resolve<'a>(
             if let Some(u) = graph.users.get_mut(dep as usize) {
                 *u += 1;
             }
-            events(Event::Needs {
-                module,
-                symbol: key,
-                owner: dep,
-            });
+            events(Event::Needs { module, symbol: key, owner: dep });
         }
         graph.deps.push(deps);
     }

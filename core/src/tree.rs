@@ -77,11 +77,7 @@ pub struct ModuleSet<'c> {
 impl<'c> ModuleSet<'c> {
     /// An empty set for the module directory `dirname` (the string kmod calls `dirname`).
     pub fn new(dirname: &[u8], config: &'c Config) -> Self {
-        ModuleSet {
-            dirname: dirname.to_vec(),
-            config,
-            table: Table::new(MODULE_BUCKETS),
-        }
+        ModuleSet { dirname: dirname.to_vec(), config, table: Table::new(MODULE_BUCKETS) }
     }
 
     /// The module directory.
@@ -98,15 +94,9 @@ impl<'c> ModuleSet<'c> {
             return Added::New;
         };
         fn candidate(m: &Module) -> Candidate<'_> {
-            Candidate {
-                path: &m.path,
-                name_len: m.name.len(),
-            }
+            Candidate { path: &m.path, name_len: m.name.len() }
         }
-        if self
-            .config
-            .old_wins(&self.dirname, candidate(old), candidate(&module))
-        {
+        if self.config.old_wins(&self.dirname, candidate(old), candidate(&module)) {
             return Added::Ignored(old.path.clone());
         }
         let old = core::mem::replace(old, module);
@@ -149,10 +139,7 @@ fn fgets_lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
         }
         let limit = rest.len().min(FGETS_MAX);
         let window = rest.get(..limit).unwrap_or_default();
-        let len = window
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(limit, |i| i + 1);
+        let len = window.iter().position(|&b| b == b'\n').map_or(limit, |i| i + 1);
         let (chunk, tail) = rest.split_at(len);
         rest = tail;
         let strlen = chunk.iter().position(|&b| b == 0).unwrap_or(chunk.len());
@@ -189,11 +176,7 @@ pub fn sort_by_order(modules: &mut Vec<Module>, order: &[u8]) -> Result<(), Corr
     }
     sorted.extend((0..modules.len()).filter(|&i| !placed.get(i).copied().unwrap_or(true)));
     let mut slots: Vec<Option<Module>> = core::mem::take(modules).into_iter().map(Some).collect();
-    modules.extend(
-        sorted
-            .into_iter()
-            .filter_map(|i| slots.get_mut(i).and_then(Option::take)),
-    );
+    modules.extend(sorted.into_iter().filter_map(|i| slots.get_mut(i).and_then(Option::take)));
     Ok(())
 }
 
@@ -208,10 +191,8 @@ mod tests {
 
     #[test]
     fn paths_and_keys() {
-        let m = Module::new(
-            b"/lib/modules/6/kernel/fs/fat/vfat-x.ko.xz".to_vec(),
-            b"/lib/modules/6",
-        );
+        let m =
+            Module::new(b"/lib/modules/6/kernel/fs/fat/vfat-x.ko.xz".to_vec(), b"/lib/modules/6");
         assert_eq!(m.name(), b"vfat_x");
         assert_eq!(m.output_path(), b"kernel/fs/fat/vfat-x.ko.xz");
         assert_eq!(m.order_key(), Some(&b"kernel/fs/fat/vfat-x.ko"[..]));
@@ -245,15 +226,9 @@ mod tests {
     fn order_without_final_newline_is_refused() {
         let mut m = set(&["/m/k/a.ko", "/m/k/b.ko"]);
         let before = m.clone();
-        assert_eq!(
-            sort_by_order(&mut m, b"k/b.ko\nk/a.ko"),
-            Err(CorruptedOrder { line: 2 })
-        );
+        assert_eq!(sort_by_order(&mut m, b"k/b.ko\nk/a.ko"), Err(CorruptedOrder { line: 2 }));
         assert_eq!(m, before);
-        assert_eq!(
-            sort_by_order(&mut m, b"k/b.ko\nk/\0a.ko\n"),
-            Err(CorruptedOrder { line: 2 })
-        );
+        assert_eq!(sort_by_order(&mut m, b"k/b.ko\nk/\0a.ko\n"), Err(CorruptedOrder { line: 2 }));
         // A line starting with NUL is skipped, not corrupted.
         assert_eq!(sort_by_order(&mut m, b"\0k/b.ko\nk/b.ko\n"), Ok(()));
         assert_eq!(names(&m)[0], b"b");
@@ -264,14 +239,8 @@ mod tests {
         let config = Config::default();
         let mut s = ModuleSet::new(b"/m", &config);
         assert_eq!(s.add(b"/m/kernel/x.ko".to_vec()), Added::New);
-        assert_eq!(
-            s.add(b"/m/extra/x.ko".to_vec()),
-            Added::Ignored(b"/m/kernel/x.ko".to_vec())
-        );
-        assert_eq!(
-            s.add(b"/m/updates/x.ko".to_vec()),
-            Added::Replaced(b"/m/kernel/x.ko".to_vec())
-        );
+        assert_eq!(s.add(b"/m/extra/x.ko".to_vec()), Added::Ignored(b"/m/kernel/x.ko".to_vec()));
+        assert_eq!(s.add(b"/m/updates/x.ko".to_vec()), Added::Replaced(b"/m/kernel/x.ko".to_vec()));
         assert_eq!(
             s.add(b"/m/updates/b/x.ko".to_vec()),
             Added::Replaced(b"/m/updates/x.ko".to_vec())

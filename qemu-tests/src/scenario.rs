@@ -60,8 +60,10 @@ pub struct Scenario<'a> {
     pub name: &'a str,
     /// The tools.
     pub host: &'a Host,
-    /// The kernel package root (lib/modules and boot inside).
+    /// The root holding lib/modules (and usually boot).
     pub root: PathBuf,
+    /// The kernel image, when `root` has none (a recompressed copy of a tree holds only lib/).
+    pub kernel: Option<PathBuf>,
     /// The modprobe under test.
     pub modprobe: Modprobe,
     /// The modules in the image.
@@ -103,8 +105,10 @@ impl Scenario<'_> {
         std::fs::create_dir_all(&dir).expect("output directory");
         let start = Instant::now();
         let tree = Tree::new(&self.root, None).unwrap_or_else(|e| panic!("{}: {e}", self.name));
-        let kernel = tree
-            .kernel()
+        let kernel = self
+            .kernel
+            .clone()
+            .or_else(|| tree.kernel())
             .unwrap_or_else(|| panic!("{}: no kernel in {}", self.name, self.root.display()));
         let spec = Spec {
             tree: tree.clone(),

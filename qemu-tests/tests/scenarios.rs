@@ -83,6 +83,7 @@ fn coldplug(name: &str, meta: &str, consumer: Consumer, compress: Compression, k
         name,
         host,
         root,
+        kernel: None,
         modprobe,
         modules: Modules::Named(modules),
         compress,
@@ -168,6 +169,7 @@ fn s5_determinism_guest_equals_host() {
         name,
         host,
         root,
+        kernel: None,
         modprobe: Modprobe::Busybox,
         modules: Modules::All,
         compress: Compression::Keep,
@@ -209,13 +211,18 @@ fn s6_small_board_128_mib() {
     let Some(host) = prereq::host(name, TMP) else {
         return;
     };
-    let Some(root) = prereq::fetch(host, name, &["tree-xz", "cloud-amd64"]) else {
+    let Some(plain) = prereq::fetch(host, name, &["tree", "cloud-amd64"]) else {
         return;
     };
+    let Some(root) = prereq::fetch(host, name, &["recompressed", "cloud-amd64", "xz"]) else {
+        return;
+    };
+    let kernel = Tree::new(&plain, None).ok().and_then(|t| t.kernel());
     let run = Scenario {
         name,
         host,
         root,
+        kernel,
         modprobe: Modprobe::Busybox,
         modules: Modules::All,
         compress: Compression::Keep,

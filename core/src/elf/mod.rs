@@ -14,6 +14,9 @@ use crate::bytes::{Endian, cstr_at, to_usize};
 use crate::error::Error;
 use raw::Layout;
 
+/// The sections depmod reads, found in one pass when the file is parsed.
+const KNOWN: [&str; 5] = [".modinfo", "__ksymtab_strings", ".symtab", ".strtab", "__versions"];
+
 /// A validated ELF file: the header checks passed and the section-name table is usable.
 #[derive(Clone, Copy, Debug)]
 pub struct Elf<'a> {
@@ -24,6 +27,8 @@ pub struct Elf<'a> {
     shoff: usize,
     shnum: u16,
     names: &'a [u8],
+    /// The first usable section of each [`KNOWN`] name.
+    known: [Option<Section<'a>>; KNOWN.len()],
 }
 
 /// One section's location and contents.
@@ -51,10 +56,7 @@ impl<'a> Elf<'a> {
             class => return Err(Error::BadClass(class)),
         };
         if data.len() <= layout.ehdr_size {
-            return Err(Error::HeaderTruncated {
-                len,
-                header: layout.ehdr_size as u64,
-            });
+            return Err(Error::HeaderTruncated { len, header: layout.ehdr_size as u64 });
         }
         let endian = match byte(raw::EI_DATA) {
             raw::ELFDATA2LSB => Endian::Little,
@@ -77,11 +79,7 @@ impl<'a> Elf<'a> {
         }
         let table_end = (layout.shdr_size as u64 * u64::from(shnum)).checked_add(shoff);
         if table_end.is_none_or(|end| end > len) {
-            return Err(Error::SectionTableOutOfBounds {
-                offset: shoff,
-                count: shnum,
-                len,
-            });
+            return Err(Error::SectionTableOutOfBounds { offset: shoff, count: shnum, len });
         }
         let mut elf = Elf {
             data,
@@ -91,12 +89,10 @@ impl<'a> Elf<'a> {
             shoff: to_usize(shoff).ok_or(Error::TooLarge { len: shoff })?,
             shnum,
             names: &[],
+            known: [None; KNOWN.len()],
         };
         if shstrndx == 0 || shstrndx >= shnum {
-            return Err(Error::BadNamesIndex {
-                index: shstrndx,
-                count: shnum,
-            });
+            return Err(Error::BadNamesIndex { index: shstrndx, count: shnum });
         }
         let names = elf.section(shstrndx)?;
         match names.data.last() {
@@ -105,6 +101,16 @@ impl<'a> Elf<'a> {
             Some(_) => return Err(Error::NamesNotTerminated { index: shstrndx }),
         }
         elf.names = names.data;
+        for index in 1..shnum {
+            let Some((name, section)) = elf.named(index) else {
+                continue;
+            };
+            if let Some(k) = KNOWN.iter().position(|k| k.as_bytes() == name) {
+                if let Some(slot) = elf.known.get_mut(k).filter(|slot| slot.is_none()) {
+                    *slot = Some(section);
+                }
+            }
+        }
         Ok(elf)
     }
 
@@ -138,34 +144,17 @@ impl<'a> Elf<'a> {
     pub fn section(&self, index: u16) -> Result<Section<'a>, Error> {
         let (_, offset, size) = self.header(index)?;
         let len = self.data.len() as u64;
-        let out = Error::SectionOutOfBounds {
-            index,
-            offset,
-            size,
-            len,
-        };
-        let end = offset
-            .checked_add(size)
-            .filter(|&end| end <= len)
-            .ok_or(out)?;
+        let out = Error::SectionOutOfBounds { index, offset, size, len };
+        let end = offset.checked_add(size).filter(|&end| end <= len).ok_or(out)?;
         let range = to_usize(offset).zip(to_usize(end)).ok_or(out)?;
         let data = self.data.get(range.0..range.1).ok_or(out)?;
-        Ok(Section {
-            index,
-            offset,
-            data,
-        })
+        Ok(Section { index, offset, data })
     }
 
     /// `sh_name`, `sh_offset` and `sh_size` of section `index`.
     fn header(&self, index: u16) -> Result<(u32, u64, u64), Error> {
         let len = self.data.len() as u64;
-        let oob = Error::SectionOutOfBounds {
-            index,
-            offset: 0,
-            size: 0,
-            len,
-        };
+        let oob = Error::SectionOutOfBounds { index, offset: 0, size: 0, len };
         if index == 0 || index >= self.shnum {
             return Err(oob);
         }
@@ -183,13 +172,22 @@ impl<'a> Elf<'a> {
         }
     }
 
+    /// Section `index` with its name, if it is usable: inside the file, with a name inside the
+    /// name table.
+    fn named(&self, index: u16) -> Option<(&'a [u8], Section<'a>)> {
+        let section = self.section(index).ok()?;
+        let (name_off, _, _) = self.header(index).ok()?;
+        Some((cstr_at(self.names, to_usize(u64::from(name_off))?)?, section))
+    }
+
     /// The first section called `name`, scanning indexes 1.. and skipping headers that run past
     /// the end of the file or have a name outside the name table, as libkmod does.
     pub fn section_by_name(&self, name: &str) -> Option<Section<'a>> {
+        if let Some(k) = KNOWN.iter().position(|&k| k == name) {
+            return self.known.get(k).copied().flatten();
+        }
         (1..self.shnum).find_map(|index| {
-            let section = self.section(index).ok()?;
-            let (name_off, _, _) = self.header(index).ok()?;
-            let found = cstr_at(self.names, to_usize(u64::from(name_off))?)?;
+            let (found, section) = self.named(index)?;
             (found == name.as_bytes()).then_some(section)
         })
     }
@@ -229,20 +227,11 @@ mod tests {
     fn rejects_what_libkmod_rejects() {
         let good = sample(Class::Elf64, Endian::Little);
         let len = good.len() as u64;
-        assert_eq!(
-            Elf::parse(&good[..16]).unwrap_err(),
-            Error::NotElf { len: 16 }
-        );
-        assert_eq!(
-            Elf::parse(b"hello, world, not elf").unwrap_err(),
-            Error::NotElf { len: 21 }
-        );
+        assert_eq!(Elf::parse(&good[..16]).unwrap_err(), Error::NotElf { len: 16 });
+        assert_eq!(Elf::parse(b"hello, world, not elf").unwrap_err(), Error::NotElf { len: 21 });
         assert_eq!(
             Elf::parse(&good[..64]).unwrap_err(),
-            Error::HeaderTruncated {
-                len: 64,
-                header: 64
-            }
+            Error::HeaderTruncated { len: 64, header: 64 }
         );
 
         let mut b = good.clone();
@@ -257,10 +246,7 @@ mod tests {
         patch(&mut b, 58, &40u16.to_le_bytes());
         assert_eq!(
             Elf::parse(&b).unwrap_err(),
-            Error::BadSectionEntrySize {
-                found: 40,
-                expected: 64
-            }
+            Error::BadSectionEntrySize { found: 40, expected: 64 }
         );
 
         let mut b = good.clone();
@@ -268,31 +254,20 @@ mod tests {
         let shoff = u64::from_le_bytes(b[40..48].try_into().unwrap());
         assert_eq!(
             Elf::parse(&b).unwrap_err(),
-            Error::SectionTableOutOfBounds {
-                offset: shoff,
-                count: 1000,
-                len
-            }
+            Error::SectionTableOutOfBounds { offset: shoff, count: 1000, len }
         );
 
         let mut b = good.clone();
         patch(&mut b, 40, &u64::MAX.to_le_bytes());
         assert_eq!(
             Elf::parse(&b).unwrap_err(),
-            Error::SectionTableOutOfBounds {
-                offset: u64::MAX,
-                count: 4,
-                len
-            }
+            Error::SectionTableOutOfBounds { offset: u64::MAX, count: 4, len }
         );
 
         for index in [0u16, 4, 77] {
             let mut b = good.clone();
             patch(&mut b, 62, &index.to_le_bytes());
-            assert_eq!(
-                Elf::parse(&b).unwrap_err(),
-                Error::BadNamesIndex { index, count: 4 }
-            );
+            assert_eq!(Elf::parse(&b).unwrap_err(), Error::BadNamesIndex { index, count: 4 });
         }
     }
 
@@ -312,33 +287,18 @@ mod tests {
 
         let mut b = good.clone();
         patch(&mut b, at + 32, &0u64.to_le_bytes());
-        assert_eq!(
-            Elf::parse(&b).unwrap_err(),
-            Error::NamesEmpty {
-                index: names as u16
-            }
-        );
+        assert_eq!(Elf::parse(&b).unwrap_err(), Error::NamesEmpty { index: names as u16 });
 
         let mut b = good.clone();
         let last = (offset + size - 1) as usize;
         b[last] = b'x';
-        assert_eq!(
-            Elf::parse(&b).unwrap_err(),
-            Error::NamesNotTerminated {
-                index: names as u16
-            }
-        );
+        assert_eq!(Elf::parse(&b).unwrap_err(), Error::NamesNotTerminated { index: names as u16 });
 
         let mut b = good.clone();
         patch(&mut b, at + 24, &(len - 1).to_le_bytes());
         assert_eq!(
             Elf::parse(&b).unwrap_err(),
-            Error::SectionOutOfBounds {
-                index: names as u16,
-                offset: len - 1,
-                size,
-                len
-            }
+            Error::SectionOutOfBounds { index: names as u16, offset: len - 1, size, len }
         );
     }
 
@@ -350,18 +310,12 @@ mod tests {
         let len = b.len() as u64;
         patch(&mut b, at + 24, &len.to_le_bytes());
         let elf = Elf::parse(&b).expect("still valid");
-        assert_eq!(
-            elf.section_by_name(".modinfo").unwrap().data,
-            b"second=ignored\0"
-        );
+        assert_eq!(elf.section_by_name(".modinfo").unwrap().data, b"second=ignored\0");
         // A name offset outside the name table is skipped too.
         let mut b = sample(Class::Elf64, Endian::Little);
         let at = shdr(&b, 1);
         patch(&mut b, at, &0xffff_u32.to_le_bytes());
         let elf = Elf::parse(&b).expect("still valid");
-        assert_eq!(
-            elf.section_by_name(".modinfo").unwrap().data,
-            b"second=ignored\0"
-        );
+        assert_eq!(elf.section_by_name(".modinfo").unwrap().data, b"second=ignored\0");
     }
 }

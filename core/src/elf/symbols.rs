@@ -1,6 +1,8 @@
 //! A module's exported and needed symbols, read as libkmod reads them.
 
 use super::{Elf, raw};
+use alloc::vec::Vec;
+
 use crate::bytes::{cstr_at, memchr0, to_usize};
 use crate::error::Error;
 
@@ -43,18 +45,11 @@ struct SymbolTable<'e, 'a> {
 impl<'e, 'a> SymbolTable<'e, 'a> {
     /// Finds `.strtab` and `.symtab` and checks the table's size.
     fn new(elf: &'e Elf<'a>) -> Result<Self, Error> {
-        let strtab = elf
-            .section_by_name(".strtab")
-            .ok_or(Error::MissingSection(".strtab"))?;
-        let symtab = elf
-            .section_by_name(".symtab")
-            .ok_or(Error::MissingSection(".symtab"))?;
+        let strtab = elf.section_by_name(".strtab").ok_or(Error::MissingSection(".strtab"))?;
+        let symtab = elf.section_by_name(".symtab").ok_or(Error::MissingSection(".symtab"))?;
         let entry = elf.layout().sym_size;
         if symtab.data.len() % entry != 0 {
-            return Err(Error::SymtabSize {
-                size: symtab.data.len() as u64,
-                entry: entry as u8,
-            });
+            return Err(Error::SymtabSize { size: symtab.data.len() as u64, entry: entry as u8 });
         }
         Ok(SymbolTable {
             elf,
@@ -95,10 +90,7 @@ impl<'e, 'a> SymbolTable<'e, 'a> {
         self.name_in_range(i, sym)?;
         to_usize(u64::from(sym.name))
             .and_then(|off| cstr_at(self.strtab, off))
-            .ok_or(Error::NameNotTerminated {
-                symbol: i as u32,
-                name: sym.name,
-            })
+            .ok_or(Error::NameNotTerminated { symbol: i as u32, name: sym.name })
     }
 }
 
@@ -127,10 +119,7 @@ pub fn exports<'a>(elf: &Elf<'a>, mut f: impl FnMut(Export<'a>)) -> Result<(), E
             for i in 1..table.count {
                 let sym = table.get(i);
                 if let Some(name) = table.name(i, &sym)?.strip_prefix(CRC_PREFIX) {
-                    f(Export {
-                        name,
-                        crc: resolve_crc(elf, sym.value, sym.shndx),
-                    });
+                    f(Export { name, crc: resolve_crc(elf, sym.value, sym.shndx) });
                 }
             }
             return Ok(());
@@ -152,9 +141,7 @@ fn resolve_crc(elf: &Elf<'_>, value: u64, shndx: u16) -> u64 {
     if size < 4 || value > size - 4 {
         return u64::MAX;
     }
-    to_usize(value)
-        .and_then(|v| elf.endian().u32(section.data, v))
-        .map_or(u64::MAX, u64::from)
+    to_usize(value).and_then(|v| elf.endian().u32(section.data, v)).map_or(u64::MAX, u64::from)
 }
 
 /// The fallback export list: the NUL-separated strings of `__ksymtab_strings`.
@@ -179,29 +166,25 @@ fn ksymtab_strings<'a>(elf: &Elf<'a>, mut f: impl FnMut(Export<'a>)) -> Result<(
     Ok(())
 }
 
-/// One usable `__versions` record: CRC and name.
-fn version_records<'a>(elf: &Elf<'a>) -> impl Iterator<Item = (usize, u64, &'a [u8])> {
-    let records = elf
-        .section_by_name("__versions")
+/// The `__versions` records, or none when the section's size is not a multiple of a record.
+fn version_section<'a>(elf: &Elf<'a>) -> &'a [u8] {
+    elf.section_by_name("__versions")
         .map(|s| s.data)
         .filter(|d| d.len() % raw::VERSION_RECORD_SIZE == 0)
-        .unwrap_or_default();
-    let crc_size = elf.layout().version_crc_size;
-    let endian = elf.endian();
-    let wide = elf.layout().wide;
-    records
-        .chunks_exact(raw::VERSION_RECORD_SIZE)
-        .enumerate()
-        .filter_map(move |(i, rec)| {
-            let field = rec.get(crc_size..)?;
-            let name = field.get(..memchr0(field)?)?;
-            Some((i, endian.word(rec, 0, wide)?, name))
-        })
+        .unwrap_or_default()
+}
+
+/// One `__versions` record.
+#[derive(Clone, Copy)]
+struct Version<'a> {
+    name: &'a [u8],
+    crc: u64,
 }
 
 /// Calls `f` for each symbol the module needs: the named undefined entries of `.symtab`
 /// (weak ones included) in table order, each with its `__versions` CRC, then the `__versions`
-/// records no entry matched. Fails without `.symtab`/`.strtab` or on a bad name offset.
+/// records no entry matched. Fails without `.symtab`/`.strtab`, on a bad name offset, or on a
+/// `__versions` record whose name is not NUL-terminated (kmod 34.2 then drops the whole list).
 pub fn imports<'a>(elf: &Elf<'a>, mut f: impl FnMut(Import<'a>)) -> Result<(), Error> {
     let table = SymbolTable::new(elf)?;
     let sparc = matches!(elf.machine(), raw::EM_SPARC | raw::EM_SPARCV9);
@@ -216,36 +199,226 @@ pub fn imports<'a>(elf: &Elf<'a>, mut f: impl FnMut(Import<'a>)) -> Result<(), E
             table.name(i, &sym)?;
         }
     }
-    let record_count = elf
-        .section_by_name("__versions")
-        .map_or(0, |s| s.data.len() / raw::VERSION_RECORD_SIZE);
-    // Records matched by some symbol; kept on the stack for the common sizes.
-    let mut matched = alloc::vec![false; record_count];
+    let crc_size = elf.layout().version_crc_size;
+    let (endian, wide) = (elf.endian(), elf.layout().wide);
+    let mut versions = Vec::new();
+    for (record, chunk) in version_section(elf).chunks_exact(raw::VERSION_RECORD_SIZE).enumerate() {
+        let field = chunk.get(crc_size..).unwrap_or_default();
+        let name = memchr0(field)
+            .and_then(|n| field.get(..n))
+            .ok_or(Error::VersionNotTerminated { record: record as u32 })?;
+        versions.push(Version { name, crc: endian.word(chunk, 0, wide).unwrap_or(0) });
+    }
+    // Records by name (then position), so each symbol finds the first record of its name.
+    let mut by_name: Vec<u32> = (0..versions.len() as u32).collect();
+    by_name.sort_by(|&a, &b| {
+        let name = |i: u32| versions.get(i as usize).map_or(&[][..], |v| v.name);
+        name(a).cmp(name(b)).then(a.cmp(&b))
+    });
+    let mut matched = alloc::vec![false; versions.len()];
     for i in 1..table.count {
         let Some(sym) = undefined(i) else { continue };
         let name = table.name(i, &sym)?;
         if name.is_empty() {
             continue;
         }
-        let found = version_records(elf).find(|&(_, _, n)| n == name);
-        if let Some(flag) = found.and_then(|(idx, _, _)| matched.get_mut(idx)) {
-            *flag = true;
+        let at =
+            by_name.partition_point(|&r| versions.get(r as usize).is_some_and(|v| v.name < name));
+        let found = by_name
+            .get(at)
+            .copied()
+            .filter(|&r| versions.get(r as usize).is_some_and(|v| v.name == name));
+        let mut crc = 0;
+        if let Some(r) = found {
+            if let Some(flag) = matched.get_mut(r as usize) {
+                *flag = true;
+            }
+            crc = versions.get(r as usize).map_or(0, |v| v.crc);
         }
         let weak = sym.info >> 4 == raw::STB_WEAK;
-        f(Import {
-            name,
-            crc: found.map_or(0, |(_, crc, _)| crc),
-            weak,
-        });
+        f(Import { name, crc, weak });
     }
-    for (idx, crc, name) in version_records(elf) {
-        if !matched.get(idx).copied().unwrap_or(true) {
-            f(Import {
-                name,
-                crc,
-                weak: false,
-            });
+    for (v, seen) in versions.iter().zip(&matched) {
+        if !seen {
+            f(Import { name: v.name, crc: v.crc, weak: false });
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bytes::Endian;
+    use crate::elf::writer::{Class, ModuleSpec};
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    fn spec() -> ModuleSpec {
+        let mut m = ModuleSpec::new();
+        m.exports = vec![b"exp_a".to_vec(), b"exp_b".to_vec()];
+        m.imports = vec![(b"imp_x".to_vec(), false), (b"imp_w".to_vec(), true)];
+        m.versions = vec![(b"imp_x".to_vec(), 0x11), (b"module_layout".to_vec(), 0x22)];
+        m
+    }
+
+    fn exports_of(bytes: &[u8]) -> Result<Vec<(Vec<u8>, u64)>, Error> {
+        let elf = Elf::parse(bytes).unwrap();
+        let mut out = Vec::new();
+        exports(&elf, |e| out.push((e.name.to_vec(), e.crc)))?;
+        Ok(out)
+    }
+
+    fn imports_of(bytes: &[u8]) -> Result<Vec<(Vec<u8>, u64, bool)>, Error> {
+        let elf = Elf::parse(bytes).unwrap();
+        let mut out = Vec::new();
+        imports(&elf, |i| out.push((i.name.to_vec(), i.crc, i.weak)))?;
+        Ok(out)
+    }
+
+    /// File offset of `name`'s data, and its size.
+    fn locate(bytes: &[u8], name: &str) -> (usize, usize) {
+        let elf = Elf::parse(bytes).unwrap();
+        let s = elf.section_by_name(name).unwrap();
+        (s.offset as usize, s.data.len())
+    }
+
+    /// File offset of section `name`'s header (ELF64 little endian).
+    fn header_of(bytes: &[u8], name: &str) -> usize {
+        let elf = Elf::parse(bytes).unwrap();
+        let index = elf.section_by_name(name).unwrap().index as usize;
+        u64::from_le_bytes(bytes[40..48].try_into().unwrap()) as usize + index * 64
+    }
+
+    #[test]
+    fn crc_exports_in_both_byte_orders_and_classes() {
+        for class in [Class::Elf32, Class::Elf64] {
+            for endian in [Endian::Little, Endian::Big] {
+                let mut m = spec();
+                m.class = class;
+                m.endian = endian;
+                m.crcs = Some(vec![0xdead_beef, 0x0102_0304]);
+                let b = m.build();
+                assert_eq!(
+                    exports_of(&b).unwrap(),
+                    [(b"exp_a".to_vec(), 0xdead_beef), (b"exp_b".to_vec(), 0x0102_0304)]
+                );
+                assert_eq!(
+                    imports_of(&b).unwrap(),
+                    [
+                        (b"imp_x".to_vec(), 0x11, false),
+                        (b"imp_w".to_vec(), 0, true),
+                        (b"module_layout".to_vec(), 0x22, false)
+                    ]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ksymtab_strings_fallback_with_namespaces() {
+        let mut m = spec();
+        m.namespace = Some(b"NS".to_vec());
+        let b = m.build();
+        let names: Vec<Vec<u8>> = exports_of(&b).unwrap().into_iter().map(|e| e.0).collect();
+        assert_eq!(names, [b"exp_a".to_vec(), b"NS".to_vec(), b"exp_b".to_vec(), b"NS".to_vec()]);
+    }
+
+    #[test]
+    fn crc_out_of_its_section_is_all_ones() {
+        let mut m = spec();
+        m.crcs = Some(vec![1, 2]);
+        let mut b = m.build();
+        // Shrink __kcrctab to 4 bytes: the second CRC (at offset 4) no longer fits.
+        let at = header_of(&b, "__kcrctab");
+        b[at + 32..at + 40].copy_from_slice(&4u64.to_le_bytes());
+        assert_eq!(
+            exports_of(&b).unwrap(),
+            [(b"exp_a".to_vec(), 1), (b"exp_b".to_vec(), u64::MAX)]
+        );
+    }
+
+    #[test]
+    fn unterminated_ksymtab_strings_is_an_error() {
+        let mut b = spec().build();
+        let (off, len) = locate(&b, "__ksymtab_strings");
+        b[off + len - 1] = b'x';
+        assert_eq!(exports_of(&b), Err(Error::StringsNotTerminated("__ksymtab_strings")));
+    }
+
+    #[test]
+    fn symtab_problems() {
+        let good = spec().build();
+        // A size that is not a multiple of the entry size.
+        let mut b = good.clone();
+        let at = header_of(&b, ".symtab");
+        let size = u64::from_le_bytes(b[at + 32..at + 40].try_into().unwrap());
+        b[at + 32..at + 40].copy_from_slice(&(size - 1).to_le_bytes());
+        assert_eq!(imports_of(&b), Err(Error::SymtabSize { size: size - 1, entry: 24 }));
+        // Without CRC symbols exports never needed the table.
+        assert!(exports_of(&b).is_ok());
+
+        // A missing .strtab (renamed in the section-name table).
+        let mut b = good.clone();
+        let (names, len) = locate(&b, ".shstrtab");
+        let pos = b[names..names + len].windows(7).position(|w| w == b".strtab").unwrap();
+        b[names + pos + 1] = b'X';
+        assert_eq!(imports_of(&b), Err(Error::MissingSection(".strtab")));
+
+        // st_name of an undefined symbol past the end of .strtab.
+        let mut b = good.clone();
+        let (symtab, _) = locate(&b, ".symtab");
+        let (_, strtab_len) = locate(&b, ".strtab");
+        let elf = Elf::parse(&good).unwrap();
+        let table = SymbolTable::new(&elf).unwrap();
+        let undef = (1..table.count).find(|&i| table.get(i).shndx == 0).unwrap();
+        let bad = strtab_len as u32 + 5;
+        b[symtab + undef * 24..symtab + undef * 24 + 4].copy_from_slice(&bad.to_le_bytes());
+        assert_eq!(
+            imports_of(&b),
+            Err(Error::NameOutOfRange {
+                symbol: undef as u32,
+                name: bad,
+                strtab: strtab_len as u64
+            })
+        );
+
+        // A .strtab whose last name has no NUL.
+        let mut b = good.clone();
+        let (strtab, len) = locate(&b, ".strtab");
+        b[strtab + len - 1] = b'z';
+        let last = (1..table.count).max_by_key(|&i| table.get(i).name).unwrap();
+        let name = table.get(last).name;
+        assert_eq!(
+            imports_of(&b).err().or(exports_of(&b).err()),
+            Some(Error::NameNotTerminated { symbol: last as u32, name })
+        );
+    }
+
+    #[test]
+    fn versions_problems() {
+        // A record without NUL drops the whole list, as kmod 34.2 does.
+        let mut m = spec();
+        m.versions.push((vec![b'a'; 56], 3));
+        assert_eq!(imports_of(&m.build()), Err(Error::VersionNotTerminated { record: 2 }));
+        // A section of a bad size is ignored: no CRCs, no extra records.
+        let mut m = spec();
+        m.versions.clear();
+        m.extra_sections.push(("__versions".into(), vec![0; 65]));
+        assert_eq!(
+            imports_of(&m.build()).unwrap(),
+            [(b"imp_x".to_vec(), 0, false), (b"imp_w".to_vec(), 0, true)]
+        );
+    }
+
+    #[test]
+    fn sparc_register_symbols_are_not_imports() {
+        use crate::elf::writer::{ObjectBuilder, SymbolSpec};
+        let mut o = ObjectBuilder::new(Class::Elf64, Endian::Big);
+        o.machine(raw::EM_SPARCV9);
+        o.symbol(SymbolSpec { name: b"%g7".to_vec(), value: 0, info: 0x10 | 13, shndx: 0 });
+        o.undefined(b"real", false);
+        let b = o.build();
+        assert_eq!(imports_of(&b).unwrap(), [(b"real".to_vec(), 0, false)]);
+    }
 }

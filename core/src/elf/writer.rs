@@ -50,13 +50,7 @@ pub struct ObjectBuilder {
 impl ObjectBuilder {
     /// An empty object (x86-64 machine number, whatever the class).
     pub fn new(class: Class, endian: Endian) -> Self {
-        ObjectBuilder {
-            class,
-            endian,
-            machine: 62,
-            sections: Vec::new(),
-            symbols: Vec::new(),
-        }
+        ObjectBuilder { class, endian, machine: 62, sections: Vec::new(), symbols: Vec::new() }
     }
 
     /// Sets `e_machine`.
@@ -86,12 +80,7 @@ impl ObjectBuilder {
     /// Adds an undefined symbol (global, or weak).
     pub fn undefined(&mut self, name: &[u8], weak: bool) -> &mut Self {
         let bind = if weak { STB_WEAK } else { STB_GLOBAL };
-        self.symbol(SymbolSpec {
-            name: name.to_vec(),
-            value: 0,
-            info: bind << 4,
-            shndx: 0,
-        })
+        self.symbol(SymbolSpec { name: name.to_vec(), value: 0, info: bind << 4, shndx: 0 })
     }
 
     fn put(&self, out: &mut Vec<u8>, value: u64, size: usize) {
@@ -121,25 +110,14 @@ impl ObjectBuilder {
         let mut all: Vec<SectionSpec> = self
             .sections
             .iter()
-            .map(|s| SectionSpec {
-                name: s.name.clone(),
-                data: s.data.clone(),
-                ..*s
-            })
+            .map(|s| SectionSpec { name: s.name.clone(), data: s.data.clone(), ..*s })
             .collect();
         if !self.symbols.is_empty() {
             let mut strtab = alloc::vec![0u8];
             let mut symtab = alloc::vec![0; layout.sym_size];
-            let locals = self
-                .symbols
-                .iter()
-                .filter(|s| s.info >> 4 == STB_LOCAL)
-                .count();
-            let mut ordered: Vec<&SymbolSpec> = self
-                .symbols
-                .iter()
-                .filter(|s| s.info >> 4 == STB_LOCAL)
-                .collect();
+            let locals = self.symbols.iter().filter(|s| s.info >> 4 == STB_LOCAL).count();
+            let mut ordered: Vec<&SymbolSpec> =
+                self.symbols.iter().filter(|s| s.info >> 4 == STB_LOCAL).collect();
             ordered.extend(self.symbols.iter().filter(|s| s.info >> 4 != STB_LOCAL));
             for s in ordered {
                 let name = if s.name.is_empty() {
@@ -248,11 +226,7 @@ impl ObjectBuilder {
         for (i, s) in all.iter().enumerate() {
             let name = name_offsets.get(i).copied().unwrap_or(0);
             let off = offsets.get(i).copied().unwrap_or(0) as u64;
-            let entsize = if s.kind == raw::SHT_SYMTAB {
-                layout.sym_size as u64
-            } else {
-                0
-            };
+            let entsize = if s.kind == raw::SHT_SYMTAB { layout.sym_size as u64 } else { 0 };
             self.put(&mut out, name, 4);
             self.put(&mut out, u64::from(s.kind), 4);
             self.put(&mut out, 0, w); // sh_flags
@@ -273,6 +247,8 @@ impl ObjectBuilder {
 pub struct ModuleSpec {
     pub class: Class,
     pub endian: Endian,
+    /// `e_machine`.
+    pub machine: u16,
     /// `key=value` strings of `.modinfo`, in order.
     pub modinfo: Vec<Vec<u8>>,
     /// Exported symbols; with `crcs`, as `__crc_` symbols pointing into `__kcrctab`.
@@ -285,6 +261,8 @@ pub struct ModuleSpec {
     pub imports: Vec<(Vec<u8>, bool)>,
     /// `__versions` records.
     pub versions: Vec<(Vec<u8>, u64)>,
+    /// More sections, written as given (after the others, before the symbol table).
+    pub extra_sections: Vec<(alloc::string::String, Vec<u8>)>,
 }
 
 impl ModuleSpec {
@@ -293,18 +271,21 @@ impl ModuleSpec {
         ModuleSpec {
             class: Class::Elf64,
             endian: Endian::Little,
+            machine: 62,
             modinfo: Vec::new(),
             exports: Vec::new(),
             crcs: None,
             namespace: None,
             imports: Vec::new(),
             versions: Vec::new(),
+            extra_sections: Vec::new(),
         }
     }
 
     /// Writes the object.
     pub fn build(&self) -> Vec<u8> {
         let mut b = ObjectBuilder::new(self.class, self.endian);
+        b.machine(self.machine);
         let text = b.section(".text", &[0xc3]);
         let mut modinfo = Vec::new();
         for m in &self.modinfo {
@@ -363,6 +344,9 @@ impl ModuleSpec {
                 records.extend_from_slice(&rec);
             }
             b.section("__versions", &records);
+        }
+        for (name, data) in &self.extra_sections {
+            b.section(name, data);
         }
         for e in &self.exports {
             b.symbol(SymbolSpec {

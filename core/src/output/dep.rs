@@ -2,7 +2,8 @@
 
 use alloc::vec::Vec;
 
-use super::Index;
+use super::{BinError, Index, Notice, finish, insert, value_only};
+use crate::index::IndexBuilder;
 
 /// Appends `modules.dep` to `out`. No header; a module without dependencies ends in `:`.
 pub fn write_dep(index: &Index<'_>, out: &mut Vec<u8>) {
@@ -17,4 +18,35 @@ pub fn write_dep(index: &Index<'_>, out: &mut Vec<u8>) {
         }
         out.push(b'\n');
     });
+}
+
+/// Appends `modules.dep.bin`: each module's `modules.dep` line (without newline) under its
+/// name, with its array index as priority.
+pub fn write_dep_bin(
+    index: &Index<'_>,
+    out: &mut Vec<u8>,
+    notice: &mut dyn FnMut(Notice<'_>),
+) -> Result<(), BinError> {
+    let mut bin = IndexBuilder::new();
+    let mut line = Vec::new();
+    let mut result = Ok(());
+    index.for_each_dep_list(|i, m, deps| {
+        if result.is_err() {
+            return;
+        }
+        line.clear();
+        line.extend_from_slice(m.output_path());
+        line.push(b':');
+        for &d in deps {
+            if let Some(dep) = index.module(d) {
+                line.push(b' ');
+                line.extend_from_slice(dep.output_path());
+            }
+        }
+        if let Err(e) = insert(&mut bin, m.name(), &line, i as u32) {
+            result = Err(e);
+        }
+    });
+    result?;
+    finish(bin, "deps", value_only, Vec::new(), notice, out)
 }

@@ -50,10 +50,7 @@ pub fn write_devname<'a>(index: &Index<'a>, out: &mut Vec<u8>) -> Vec<DevnamePro
                 push_decimal(out, minor);
                 out.push(b'\n');
             }
-            (Some(devname), None) => problems.push(DevnameProblem {
-                module: m.name(),
-                devname,
-            }),
+            (Some(devname), None) => problems.push(DevnameProblem { module: m.name(), devname }),
             _ => {}
         }
     }
@@ -73,10 +70,7 @@ fn scan_major_minor(s: &[u8], prefix: &[u8]) -> Option<(u32, u32)> {
 /// One `%u` conversion: glibc parses an unsigned long (saturating on overflow), negates it for a
 /// leading `-`, and stores the low 32 bits.
 fn scan_u32(s: &[u8]) -> Option<(u32, &[u8])> {
-    let start = s
-        .iter()
-        .position(|b| !b" \t\n\x0b\x0c\r".contains(b))
-        .unwrap_or(s.len());
+    let start = s.iter().position(|b| !b" \t\n\x0b\x0c\r".contains(b)).unwrap_or(s.len());
     let mut rest = s.get(start..)?;
     let negative = match rest.first() {
         Some(b'-') => true,
@@ -85,11 +79,7 @@ fn scan_u32(s: &[u8]) -> Option<(u32, &[u8])> {
     };
     rest = rest.get(1..)?;
     let (value, rest) = digits(rest)?;
-    let value = if negative {
-        value.wrapping_neg()
-    } else {
-        value
-    };
+    let value = if negative { value.wrapping_neg() } else { value };
     Some((value as u32, rest))
 }
 
@@ -99,9 +89,7 @@ fn digits(s: &[u8]) -> Option<(u64, &[u8])> {
         return None;
     }
     let value = s.get(..n)?.iter().fold(0u64, |acc, &d| {
-        acc.checked_mul(10)
-            .and_then(|a| a.checked_add(u64::from(d - b'0')))
-            .unwrap_or(u64::MAX)
+        acc.checked_mul(10).and_then(|a| a.checked_add(u64::from(d - b'0'))).unwrap_or(u64::MAX)
     });
     Some((value, s.get(n..)?))
 }
@@ -112,22 +100,10 @@ mod tests {
 
     #[test]
     fn scanf_leniency() {
-        assert_eq!(
-            scan_major_minor(b"char-major-10-229", b"char-major-"),
-            Some((10, 229))
-        );
-        assert_eq!(
-            scan_major_minor(b"char-major- 10- +2x", b"char-major-"),
-            Some((10, 2))
-        );
-        assert_eq!(
-            scan_major_minor(b"char-major-1--1", b"char-major-"),
-            Some((1, u32::MAX))
-        );
-        assert_eq!(
-            scan_major_minor(b"char-major-4294967296-1", b"char-major-"),
-            Some((0, 1))
-        );
+        assert_eq!(scan_major_minor(b"char-major-10-229", b"char-major-"), Some((10, 229)));
+        assert_eq!(scan_major_minor(b"char-major- 10- +2x", b"char-major-"), Some((10, 2)));
+        assert_eq!(scan_major_minor(b"char-major-1--1", b"char-major-"), Some((1, u32::MAX)));
+        assert_eq!(scan_major_minor(b"char-major-4294967296-1", b"char-major-"), Some((0, 1)));
         assert_eq!(
             scan_major_minor(b"char-major-99999999999999999999999-1", b"char-major-"),
             Some((u32::MAX, 1))

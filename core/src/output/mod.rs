@@ -3,17 +3,22 @@
 //! Every per-module output walks the modules in array order ([`crate::tree::sort_by_order`]);
 //! `modules.symbols` walks the symbol table in kmod's hash order.
 
+mod builtin;
 mod dep;
 mod devname;
 mod modinfo;
 mod symbols;
 
-pub use dep::write_dep;
+pub use builtin::{write_builtin_alias_bin, write_builtin_bin};
+pub use dep::{write_dep, write_dep_bin};
 pub use devname::{DevnameProblem, write_devname};
-pub use modinfo::{write_alias, write_softdep, write_weakdep};
-pub use symbols::write_symbols;
+pub use modinfo::{write_alias, write_alias_bin, write_softdep, write_weakdep};
+pub use symbols::{write_symbols, write_symbols_bin};
+
+use alloc::vec::Vec;
 
 use crate::graph::Closure;
+use crate::index::{IndexBuilder, IndexError};
 use crate::module::ModuleInfo;
 use crate::resolve::{Graph, Symbols};
 use crate::tree::Module;
@@ -72,4 +77,79 @@ pub(crate) fn push_decimal(out: &mut alloc::vec::Vec<u8>, n: u32) {
         }
     }
     out.extend_from_slice(digits.get(i..).unwrap_or_default());
+}
+
+/// Something a `.bin` writer reports while it builds an index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice<'a> {
+    /// An alias with an unmatched `[` or `]` is left out of the index (`Unmatched bracket in`).
+    UnmatchedBracket(&'a [u8]),
+    /// A value stored again under the same key (reported with `-w`): the file kind
+    /// (`deps`, `alias`, `syms`) and kmod's text (`line`, or `key value`).
+    Duplicate { kind: &'static str, text: Vec<u8> },
+    /// A `modules.builtin` line not starting with a letter (`Invalid modules.builtin line:`),
+    /// with its newline.
+    InvalidBuiltinLine(&'a [u8]),
+}
+
+/// A `.bin` index that cannot be written: the error and the key or value it is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BinError {
+    /// What is wrong.
+    pub error: IndexError,
+    /// The offending key or value.
+    pub text: Vec<u8>,
+}
+
+/// Inserts into `index`, turning a bad character into a [`BinError`] that names the string.
+pub(crate) fn insert(
+    index: &mut IndexBuilder,
+    key: &[u8],
+    value: &[u8],
+    priority: u32,
+) -> Result<u32, BinError> {
+    index.insert(key, value, priority).map_err(|error| {
+        let text = match error {
+            IndexError::BadCharacter { in_key: false, .. } => value.to_vec(),
+            _ => key.to_vec(),
+        };
+        BinError { error, text }
+    })
+}
+
+/// Reports `index`'s duplicate values as `kind` notices, `text` making each one's message,
+/// merged in insertion order with `earlier` notices (each tagged with the number of entries
+/// inserted before it), then serialises the index into `out`.
+pub(crate) fn finish<'a>(
+    mut index: IndexBuilder,
+    kind: &'static str,
+    text: fn(&[u8], &[u8]) -> Vec<u8>,
+    earlier: Vec<(u32, Notice<'a>)>,
+    notice: &mut dyn FnMut(Notice<'a>),
+    out: &mut Vec<u8>,
+) -> Result<(), BinError> {
+    let mut dups = index.duplicates().into_iter().peekable();
+    for (before, n) in earlier {
+        while let Some((_, k, v)) = dups.next_if(|d| d.0 < before) {
+            notice(Notice::Duplicate { kind, text: text(k, v) });
+        }
+        notice(n);
+    }
+    for (_, k, v) in dups {
+        notice(Notice::Duplicate { kind, text: text(k, v) });
+    }
+    index.write(out).map_err(|error| BinError { error, text: Vec::new() })
+}
+
+/// Duplicate text `key value` (alias and symbol indexes).
+pub(crate) fn key_and_value(key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut t = key.to_vec();
+    t.push(b' ');
+    t.extend_from_slice(value);
+    t
+}
+
+/// Duplicate text: the value alone (the dependency index, whose value is the whole line).
+pub(crate) fn value_only(_key: &[u8], value: &[u8]) -> Vec<u8> {
+    value.to_vec()
 }

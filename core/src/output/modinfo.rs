@@ -2,7 +2,9 @@
 
 use alloc::vec::Vec;
 
-use super::Index;
+use super::{BinError, Index, Notice, finish, insert, key_and_value};
+use crate::index::IndexBuilder;
+use crate::name::alias_key;
 
 /// Appends `modules.alias`: `alias VALUE NAME` per alias.
 pub fn write_alias(index: &Index<'_>, out: &mut Vec<u8>) {
@@ -12,6 +14,28 @@ pub fn write_alias(index: &Index<'_>, out: &mut Vec<u8>) {
             line(out, &[b"alias ", alias, b" ", m.name(), b"\n"]);
         }
     }
+}
+
+/// Appends `modules.alias.bin`: each alias (dashes made underscores outside brackets) with the
+/// module name as value and its array index as priority. Aliases with unmatched brackets are
+/// reported and left out.
+pub fn write_alias_bin<'a>(
+    index: &Index<'a>,
+    out: &mut Vec<u8>,
+    notice: &mut dyn FnMut(Notice<'a>),
+) -> Result<(), BinError> {
+    let mut bin = IndexBuilder::new();
+    let mut brackets = Vec::new();
+    for (i, (m, info)) in index.with_info().enumerate() {
+        for alias in info.aliases() {
+            let Some(key) = alias_key(alias) else {
+                brackets.push((bin.len() as u32, Notice::UnmatchedBracket(alias)));
+                continue;
+            };
+            insert(&mut bin, &key, m.name(), i as u32)?;
+        }
+    }
+    finish(bin, "alias", key_and_value, brackets, notice, out)
 }
 
 /// Appends `modules.softdep`: `softdep NAME VALUE` per softdep.

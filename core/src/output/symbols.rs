@@ -2,7 +2,8 @@
 
 use alloc::vec::Vec;
 
-use super::Index;
+use super::{BinError, Index, Notice, finish, insert, key_and_value};
+use crate::index::IndexBuilder;
 
 /// Appends `modules.symbols`: `alias symbol:NAME MODULE` for each module-owned symbol.
 pub fn write_symbols(index: &Index<'_>, out: &mut Vec<u8>) {
@@ -17,4 +18,25 @@ pub fn write_symbols(index: &Index<'_>, out: &mut Vec<u8>) {
         out.extend_from_slice(m.name());
         out.push(b'\n');
     }
+}
+
+/// Appends `modules.symbols.bin`: `symbol:NAME` with the owner's name, priority its array index.
+pub fn write_symbols_bin(
+    index: &Index<'_>,
+    out: &mut Vec<u8>,
+    notice: &mut dyn FnMut(Notice<'_>),
+) -> Result<(), BinError> {
+    let mut bin = IndexBuilder::new();
+    let mut key = Vec::new();
+    for (name, owner) in index.symbols.iter() {
+        let Some(m) = owner.module else { continue };
+        let Some(module) = index.module(m) else {
+            continue;
+        };
+        key.clear();
+        key.extend_from_slice(b"symbol:");
+        key.extend_from_slice(name);
+        insert(&mut bin, &key, module.name(), m)?;
+    }
+    finish(bin, "syms", key_and_value, Vec::new(), notice, out)
 }

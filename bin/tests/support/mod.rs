@@ -1,0 +1,250 @@
+//! Shared helpers of the integration tests: the reference kmod, real trees, scratch copies, and
+//! comparisons that show the first differing lines.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use depmod_core::index::reader::Index;
+
+/// The 11 files depmod writes, in kmod's order.
+pub const OUTPUTS: [&str; 11] = [
+    "modules.dep",
+    "modules.dep.bin",
+    "modules.alias",
+    "modules.alias.bin",
+    "modules.softdep",
+    "modules.weakdep",
+    "modules.symbols",
+    "modules.symbols.bin",
+    "modules.builtin.bin",
+    "modules.builtin.alias.bin",
+    "modules.devname",
+];
+
+/// The repository's top directory.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bin/ has a parent").to_path_buf()
+}
+
+/// Whether this is a CI run (`CI=true`), where a missing tool is a failure, not a skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Handles a missing prerequisite: fails under CI, otherwise prints a loud skip notice.
+/// Returns `false` so callers can `return` early.
+pub fn missing(what: &str) -> bool {
+    if in_ci() {
+        panic!("required for this test and missing under CI=true: {what}");
+    }
+    eprintln!("\n*** SKIPPED: {what} is not available (set CI=true to make this a failure) ***\n");
+    false
+}
+
+/// Runs `scripts/fetch ARGS` (which downloads into the cache when needed); its output line.
+fn fetch(args: &[&str]) -> Result<String, String> {
+    let out = Command::new(repo().join("scripts/fetch"))
+        .args(args)
+        .output()
+        .map_err(|e| format!("scripts/fetch: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "scripts/fetch {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// kmod 34.2's extracted root, fetched on first use.
+pub fn kmod34() -> Option<PathBuf> {
+    match fetch(&["kmod34"]) {
+        Ok(p) => Some(PathBuf::from(p)),
+        Err(e) => {
+            missing(&format!("kmod 34.2 (scripts/fetch kmod34 failed: {e})"));
+            None
+        }
+    }
+}
+
+/// A real module tree: the extracted package root and the kernel release.
+pub fn tree(meta: &str) -> Option<(PathBuf, String)> {
+    match fetch(&["tree", meta]).and_then(|r| Ok((r, fetch(&["tree-version", meta])?))) {
+        Ok((root, version)) => Some((PathBuf::from(root), version)),
+        Err(e) => {
+            missing(&format!("the Debian {meta} module tree ({e})"));
+            None
+        }
+    }
+}
+
+/// A real module tree recompressed with `format` (`xz`, `zst`, `gz`): root and kernel release.
+pub fn recompressed(meta: &str, format: &str) -> Option<(PathBuf, String)> {
+    match fetch(&["recompressed", meta, format])
+        .and_then(|r| Ok((r, fetch(&["tree-version", meta])?)))
+    {
+        Ok((root, version)) => Some((PathBuf::from(root), version)),
+        Err(e) => {
+            missing(&format!("the Debian {meta} tree recompressed with {format} ({e})"));
+            None
+        }
+    }
+}
+
+/// Which depmod to run.
+#[derive(Clone, Debug)]
+pub enum Depmod {
+    Ours,
+    /// kmod 34.2 from this extracted root, run through its own loader.
+    Kmod(PathBuf),
+}
+
+impl Depmod {
+    /// A command running this depmod with `args`.
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = match self {
+            Depmod::Ours => Command::new(env!("CARGO_BIN_EXE_depmod")),
+            Depmod::Kmod(root) => {
+                let lib = root.join("usr/lib/x86_64-linux-gnu");
+                let mut c = Command::new(lib.join("ld-linux-x86-64.so.2"));
+                c.arg("--library-path").arg(&lib).arg("--argv0").arg("depmod");
+                c.arg(root.join("usr/bin/kmod"));
+                c
+            }
+        };
+        cmd.args(args);
+        cmd
+    }
+
+    /// Runs with `args`, returning the output.
+    pub fn run<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.command(args).output().expect("depmod runs")
+    }
+}
+
+/// A fresh scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scratch").join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// Copies the tree under `src` into `dst` with hard links (depmod only reads modules and
+/// replaces its outputs by rename, so the cache is never modified through the links).
+pub fn link_tree(src: &Path, dst: &Path) {
+    fs::create_dir_all(dst).expect("mkdir");
+    for entry in fs::read_dir(src).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let (from, to) = (entry.path(), dst.join(entry.file_name()));
+        let kind = entry.file_type().expect("file type");
+        if kind.is_dir() {
+            link_tree(&from, &to);
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&from).expect("readlink"), &to)
+                .expect("symlink");
+        } else {
+            fs::hard_link(&from, &to).expect("hard link");
+        }
+    }
+}
+
+/// Decodes a `.bin` index as text lines (`key<TAB>priority<TAB>value`), for readable diffs.
+pub fn decode_bin(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return String::from("(empty file)\n");
+    }
+    match Index::parse(bytes).and_then(|i| i.entries()) {
+        Ok(entries) => {
+            let mut s = String::new();
+            for (k, values) in entries {
+                for v in values {
+                    s.push_str(&format!(
+                        "{}\t{}\t{}\n",
+                        String::from_utf8_lossy(&k),
+                        v.priority,
+                        String::from_utf8_lossy(&v.text)
+                    ));
+                }
+            }
+            s
+        }
+        Err(e) => format!("(unreadable index: {e})\n"),
+    }
+}
+
+/// Describes the first difference between two texts with a few lines of context.
+pub fn first_difference(expected: &str, actual: &str) -> String {
+    let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
+    let at = e.iter().zip(&a).position(|(x, y)| x != y).unwrap_or(e.len().min(a.len()));
+    let from = at.saturating_sub(2);
+    let mut s =
+        format!("first difference at line {} ({} vs {} lines):\n", at + 1, e.len(), a.len());
+    for (label, lines) in [("expected", &e), ("actual", &a)] {
+        s.push_str(&format!("  --- {label}\n"));
+        for (i, line) in lines.iter().enumerate().skip(from).take(6) {
+            let mark = if i == at { '>' } else { ' ' };
+            s.push_str(&format!("  {mark}{:6} {line}\n", i + 1));
+        }
+    }
+    s
+}
+
+/// Compares one output file's bytes; on a difference, describes it (`.bin` files decoded).
+pub fn compare_file(name: &str, expected: &[u8], actual: &[u8]) -> Result<(), String> {
+    if expected == actual {
+        return Ok(());
+    }
+    let detail = if name.ends_with(".bin") {
+        let (e, a) = (decode_bin(expected), decode_bin(actual));
+        if e == a {
+            format!("same entries, different bytes ({} vs {} bytes)", expected.len(), actual.len())
+        } else {
+            first_difference(&e, &a)
+        }
+    } else {
+        first_difference(&String::from_utf8_lossy(expected), &String::from_utf8_lossy(actual))
+    };
+    Err(format!("{name} differs: {detail}"))
+}
+
+/// Reads a file, or `None` when it does not exist.
+pub fn read_opt(path: &Path) -> Option<Vec<u8>> {
+    fs::read(path).ok()
+}
+
+/// Compares the outputs in two module directories; every difference is listed.
+pub fn compare_dirs(expected: &Path, actual: &Path, files: &[&str]) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for name in files {
+        match (read_opt(&expected.join(name)), read_opt(&actual.join(name))) {
+            (Some(e), Some(a)) => {
+                if let Err(d) = compare_file(name, &e, &a) {
+                    problems.push(d);
+                }
+            }
+            (None, None) => {}
+            (Some(_), None) => problems.push(format!("{name}: missing from {}", actual.display())),
+            (None, Some(_)) => problems.push(format!("{name}: not expected, but written")),
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(problems.join("\n")) }
+}
+
+/// `path` as bytes.
+pub fn bytes(path: &Path) -> &[u8] {
+    path.as_os_str().as_bytes()
+}
