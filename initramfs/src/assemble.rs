@@ -13,11 +13,7 @@ use crate::{Error, kmod};
 pub const DEFAULT_INIT: &str = include_str!("default-init.sh");
 
 /// Files of the module directory that the image carries: the inputs of depmod, never its outputs.
-pub const TREE_FILES: [&str; 3] = [
-    "modules.order",
-    "modules.builtin",
-    "modules.builtin.modinfo",
-];
+pub const TREE_FILES: [&str; 3] = ["modules.order", "modules.builtin", "modules.builtin.modinfo"];
 
 /// Which modules go in.
 #[derive(Clone, Debug)]
@@ -146,14 +142,7 @@ pub fn assemble(spec: &Spec, indexes: Option<&Indexes>) -> Result<Built, Error> 
         }
         image.add_host_file(dest, src, 0o755);
     }
-    Ok(Built {
-        image,
-        modules,
-        builtin,
-        modprobe,
-        kmod,
-        notes,
-    })
+    Ok(Built { image, modules, builtin, modprobe, kmod, notes })
 }
 
 /// Points `/sbin/modprobe`, insmod, rmmod, lsmod and modinfo at busybox.

@@ -34,9 +34,7 @@ impl FromStr for Compression {
             "none" => Ok(Compression::None),
             "xz" => Ok(Compression::Xz),
             "zst" | "zstd" => Ok(Compression::Zstd),
-            _ => Err(Error::new(format!(
-                "unknown compression {s:?} (keep, none, xz or zst)"
-            ))),
+            _ => Err(Error::new(format!("unknown compression {s:?} (keep, none, xz or zst)"))),
         }
     }
 }
@@ -112,10 +110,7 @@ pub fn recompress(
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
-            .collect()
+        workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
     });
     if done.len() != files.len() {
         return Err(Error::new("a recompression thread died".to_string()));
@@ -132,10 +127,7 @@ fn decompress(src: &Path, ext: &str) -> Result<Vec<u8>, Error> {
         ".zst" => ["zstd", "-dcq"],
         ".gz" => ["gzip", "-dc"],
         _ => {
-            return Err(Error::new(format!(
-                "{}: unknown compression",
-                src.display()
-            )));
+            return Err(Error::new(format!("{}: unknown compression", src.display())));
         }
     };
     filter(&argv.map(String::from), data, src)
@@ -158,9 +150,7 @@ fn filter(argv: &[String], input: Vec<u8>, about: &Path) -> Result<Vec<u8>, Erro
         s.spawn(move || stdin.as_mut().map(|i| i.write_all(&input)));
         stdout.as_mut().map(|o| o.read_to_end(&mut out))
     });
-    let status = child
-        .wait()
-        .map_err(|e| Error::new(format!("{}: {e}", what())))?;
+    let status = child.wait().map_err(|e| Error::new(format!("{}: {e}", what())))?;
     match read {
         Some(Ok(_)) if status.success() => Ok(out),
         _ => Err(Error::new(format!("{} failed: {status}", what()))),
@@ -184,9 +174,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("initramfs-compress-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let src = dir.join("a.ko");
-        let data: Vec<u8> = (0..100_000u32)
-            .flat_map(|i| (i % 251).to_le_bytes())
-            .collect();
+        let data: Vec<u8> = (0..100_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
         std::fs::write(&src, &data).unwrap();
         let have = |p: &str| Command::new(p).arg("--version").output().is_ok();
         for (to, ext) in [(Compression::Xz, ".xz"), (Compression::Zstd, ".zst")] {
@@ -195,20 +183,14 @@ mod tests {
             }
             let files = [(src.clone(), "kernel/a.ko".to_string())];
             let out = recompress(&files, to).unwrap();
-            let (rel, Content::Bytes(packed)) = &out[0] else {
-                panic!("not recompressed")
-            };
+            let (rel, Content::Bytes(packed)) = &out[0] else { panic!("not recompressed") };
             assert_eq!(rel, &format!("kernel/a.ko{ext}"));
             let packed_path = dir.join(format!("a.ko{ext}"));
             std::fs::write(&packed_path, packed).unwrap();
             assert_eq!(decompress(&packed_path, ext).unwrap(), data);
             if to == Compression::Zstd {
                 // The frame header carries the content size (kmod needs it).
-                let out = Command::new("zstd")
-                    .arg("-lv")
-                    .arg(&packed_path)
-                    .output()
-                    .unwrap();
+                let out = Command::new("zstd").arg("-lv").arg(&packed_path).output().unwrap();
                 let text = String::from_utf8_lossy(&out.stdout);
                 assert!(text.contains("(400000 B)"), "{text}");
             }

@@ -36,11 +36,7 @@ pub struct Writer<W: Write> {
 impl<W: Write> Writer<W> {
     /// Starts an archive.
     pub fn new(out: W) -> Self {
-        Writer {
-            out,
-            next_ino: 1,
-            written: 0,
-        }
+        Writer { out, next_ino: 1, written: 0 }
     }
 
     /// Appends one entry with its data (a link target for symlinks, nothing for directories).
@@ -107,11 +103,7 @@ mod tests {
     #[test]
     fn one_file_then_trailer() {
         let mut w = Writer::new(Vec::new());
-        let h = Header {
-            name: "init",
-            mode: S_IFREG | 0o755,
-            rdev: (0, 0),
-        };
+        let h = Header { name: "init", mode: S_IFREG | 0o755, rdev: (0, 0) };
         w.entry(&h, b"#!/bin/sh\n").unwrap();
         let (bytes, size) = w.finish().unwrap();
         assert_eq!(size, bytes.len() as u64);
@@ -134,11 +126,7 @@ mod tests {
     #[test]
     fn device_numbers_and_symlinks() {
         let mut w = Writer::new(Vec::new());
-        let dev = Header {
-            name: "dev/console",
-            mode: S_IFCHR | 0o600,
-            rdev: (5, 1),
-        };
+        let dev = Header { name: "dev/console", mode: S_IFCHR | 0o600, rdev: (5, 1) };
         w.entry(&dev, b"").unwrap();
         let (bytes, _) = w.finish().unwrap();
         let field = |i: usize| &bytes[6 + 8 * i..14 + 8 * i];

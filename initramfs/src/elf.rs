@@ -27,9 +27,8 @@ pub fn linking(data: &[u8]) -> Result<Linking, &'static str> {
         _ => return Err("unknown ELF byte order"),
     };
     let num = |at: usize, len: usize| -> Result<u64, &'static str> {
-        let bytes = data
-            .get(at..at.checked_add(len).ok_or("truncated")?)
-            .ok_or("truncated ELF header")?;
+        let bytes =
+            data.get(at..at.checked_add(len).ok_or("truncated")?).ok_or("truncated ELF header")?;
         let mut v = 0u64;
         for i in 0..len {
             let b = if big { bytes[i] } else { bytes[len - 1 - i] };
@@ -57,9 +56,7 @@ pub fn linking(data: &[u8]) -> Result<Linking, &'static str> {
             (num(ph + 4, 4)?, num(ph + 16, 4)?)
         };
         let end = off.checked_add(size).ok_or("bad PT_INTERP")?;
-        let bytes = data
-            .get(off as usize..end as usize)
-            .ok_or("PT_INTERP outside the file")?;
+        let bytes = data.get(off as usize..end as usize).ok_or("PT_INTERP outside the file")?;
         let path = bytes.split(|&b| b == 0).next().unwrap_or_default();
         return Ok(Linking::Dynamic(String::from_utf8_lossy(path).into_owned()));
     }
@@ -78,10 +75,7 @@ mod tests {
         if cfg!(target_env = "musl") {
             assert_eq!(got, Linking::Static);
         } else {
-            assert!(
-                matches!(&got, Linking::Dynamic(i) if i.starts_with('/')),
-                "{got:?}"
-            );
+            assert!(matches!(&got, Linking::Dynamic(i) if i.starts_with('/')), "{got:?}");
         }
     }
 

@@ -64,9 +64,7 @@ impl Image {
         let mut end = 0;
         while let Some(i) = path[end..].find('/') {
             end += i;
-            self.nodes
-                .entry(path[..end].to_string())
-                .or_insert(Node::Dir);
+            self.nodes.entry(path[..end].to_string()).or_insert(Node::Dir);
             end += 1;
         }
         self.nodes.insert(path.to_string(), node);
@@ -120,11 +118,9 @@ impl Image {
                 Node::CharDevice { major, minor } => (cpio::S_IFCHR | 0o600, (*major, *minor), b""),
             };
             let header = Header { name, mode, rdev };
-            w.entry(&header, data)
-                .map_err(|e| Error::new(format!("writing the archive: {e}")))?;
+            w.entry(&header, data).map_err(|e| Error::new(format!("writing the archive: {e}")))?;
         }
-        w.finish()
-            .map_err(|e| Error::new(format!("writing the archive: {e}")))
+        w.finish().map_err(|e| Error::new(format!("writing the archive: {e}")))
     }
 
     /// Writes the image to `path` as a gzip'd cpio archive (what `-initrd` and boot loaders take).
@@ -136,23 +132,15 @@ impl Image {
         let (gz, unpacked) = self.write_cpio(gz)?;
         let mut file = gz.finish().map_err(|e| Error::io("write", path, e))?;
         file.flush().map_err(|e| Error::io("write", path, e))?;
-        let compressed = fs::metadata(path)
-            .map_err(|e| Error::io("stat", path, e))?
-            .len();
-        Ok(Sizes {
-            unpacked,
-            compressed,
-        })
+        let compressed = fs::metadata(path).map_err(|e| Error::io("stat", path, e))?.len();
+        Ok(Sizes { unpacked, compressed })
     }
 
     /// Writes the tree into the directory `dir`, which must be absent or empty. Device nodes are
     /// left out: creating them needs privileges, and no host-side use needs them.
     pub fn write_dir(&self, dir: &Path) -> Result<(), Error> {
         if fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
-            return Err(Error::new(format!(
-                "{}: directory is not empty",
-                dir.display()
-            )));
+            return Err(Error::new(format!("{}: directory is not empty", dir.display())));
         }
         fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
         for (name, node) in &self.nodes {
@@ -211,16 +199,10 @@ mod tests {
         let (bytes, size) = image.write_cpio(Vec::new()).unwrap();
         assert_eq!(bytes.len() as u64, size);
         let text = String::from_utf8_lossy(&bytes);
-        let order: Vec<usize> = [
-            "bin\0",
-            "bin/sh\0",
-            "busybox",
-            "dev/console\0",
-            "TRAILER!!!\0",
-        ]
-        .iter()
-        .map(|n| text.find(n).unwrap())
-        .collect();
+        let order: Vec<usize> = ["bin\0", "bin/sh\0", "busybox", "dev/console\0", "TRAILER!!!\0"]
+            .iter()
+            .map(|n| text.find(n).unwrap())
+            .collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
     }
 }

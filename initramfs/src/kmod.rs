@@ -48,11 +48,7 @@ pub fn install(image: &mut Image, root: &Path) -> Result<Installed, Error> {
         let loader = resolve_in(root, &interp)?;
         files.insert(interp.trim_start_matches('/').to_string(), loader.clone());
         let dirs = library_dirs(root);
-        let path_arg = dirs
-            .iter()
-            .map(|d| d.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(":");
+        let path_arg = dirs.iter().map(|d| d.to_string_lossy()).collect::<Vec<_>>().join(":");
         let mut queue = vec![binary.clone()];
         for name in dlopen_names(&data) {
             if let Some(lib) = dirs.iter().map(|d| d.join(&name)).find(|p| p.exists()) {
@@ -84,11 +80,7 @@ pub fn install(image: &mut Image, root: &Path) -> Result<Installed, Error> {
     for tool in TOOLS {
         image.add_symlink(&format!("sbin/{tool}"), &format!("/{rel}"));
     }
-    Ok(Installed {
-        binary: format!("/{rel}"),
-        version,
-        libraries,
-    })
+    Ok(Installed { binary: format!("/{rel}"), version, libraries })
 }
 
 /// Follows `path` inside `root` as if `root` were `/` (absolute link targets stay inside it).
@@ -233,9 +225,7 @@ fn dlopen_names(data: &[u8]) -> Vec<String> {
 }
 
 fn first_line(cmd: &mut Command) -> Result<String, Error> {
-    let out = cmd
-        .output()
-        .map_err(|e| Error::new(format!("{cmd:?}: {e}")))?;
+    let out = cmd.output().map_err(|e| Error::new(format!("{cmd:?}: {e}")))?;
     let text = String::from_utf8_lossy(&out.stdout);
     match text.lines().next() {
         Some(l) if out.status.success() => Ok(l.to_string()),
@@ -259,15 +249,9 @@ mod tests {
         std::os::unix::fs::symlink("usr/lib", root.join("lib")).unwrap();
         let want = root.join("usr/lib/x86_64-linux-gnu/ld.so");
         assert_eq!(resolve_in(&root, "/lib64/ld.so").unwrap(), want);
-        assert_eq!(
-            resolve_in(&root, "/lib/x86_64-linux-gnu/ld.so").unwrap(),
-            want
-        );
+        assert_eq!(resolve_in(&root, "/lib/x86_64-linux-gnu/ld.so").unwrap(), want);
         assert_eq!(resolve_in(&root, "/../../lib64/ld.so").unwrap(), want);
-        assert_eq!(
-            image_path(&root, &want).unwrap(),
-            "usr/lib/x86_64-linux-gnu/ld.so"
-        );
+        assert_eq!(image_path(&root, &want).unwrap(), "usr/lib/x86_64-linux-gnu/ld.so");
         assert!(image_path(&root, Path::new("/etc/passwd")).is_err());
         fs::remove_dir_all(&root).unwrap();
     }

@@ -138,28 +138,13 @@ fn parse(args: &[String]) -> Result<Args, Error> {
         (true, true) => Modules::All,
         (false, false) => Modules::Named(names),
         (true, false) => {
-            return Err(Error::new(
-                "--all and module names exclude each other".into(),
-            ));
+            return Err(Error::new("--all and module names exclude each other".into()));
         }
         (false, true) => return Err(Error::new("name some modules, or --all".into())),
     };
     let tree = Tree::new(&basedir, version.as_deref())?;
-    let spec = Spec {
-        tree,
-        depmod,
-        busybox,
-        modprobe,
-        modules,
-        compress,
-        init,
-        files,
-    };
-    Ok(Args {
-        spec,
-        output,
-        stage,
-    })
+    let spec = Spec { tree, depmod, busybox, modprobe, modules, compress, init, files };
+    Ok(Args { spec, output, stage })
 }
 
 fn run(args: &Args) -> Result<(), Error> {

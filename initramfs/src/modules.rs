@@ -28,15 +28,9 @@ impl Tree {
             Some(v) => v.to_string(),
             None => default_version(basedir)?,
         };
-        let tree = Tree {
-            basedir: basedir.to_path_buf(),
-            version,
-        };
+        let tree = Tree { basedir: basedir.to_path_buf(), version };
         if !tree.dir().is_dir() {
-            return Err(Error::new(format!(
-                "{}: no such module directory",
-                tree.dir().display()
-            )));
+            return Err(Error::new(format!("{}: no such module directory", tree.dir().display())));
         }
         Ok(tree)
     }
@@ -48,10 +42,7 @@ impl Tree {
 
     /// The kernel image packaged with these modules (`<basedir>/boot/vmlinuz-<version>`), if any.
     pub fn kernel(&self) -> Option<PathBuf> {
-        let k = self
-            .basedir
-            .join("boot")
-            .join(format!("vmlinuz-{}", self.version));
+        let k = self.basedir.join("boot").join(format!("vmlinuz-{}", self.version));
         k.is_file().then_some(k)
     }
 
@@ -98,9 +89,7 @@ fn walk(dir: &Path, rel: &str, found: &mut Vec<String>) -> Result<(), Error> {
             continue;
         }
         let path = format!("{rel}{name}");
-        let kind = entry
-            .file_type()
-            .map_err(|e| Error::io("stat", &entry.path(), e))?;
+        let kind = entry.file_type().map_err(|e| Error::io("stat", &entry.path(), e))?;
         if kind.is_dir() {
             walk(&entry.path(), &format!("{path}/"), found)?;
         } else if is_module_file(&name) {
@@ -112,9 +101,7 @@ fn walk(dir: &Path, rel: &str, found: &mut Vec<String>) -> Result<(), Error> {
 
 /// Whether a file name is a module's (it ends in a module extension and is longer than it).
 pub fn is_module_file(name: &str) -> bool {
-    EXTENSIONS
-        .iter()
-        .any(|e| name.len() > e.len() && name.ends_with(e))
+    EXTENSIONS.iter().any(|e| name.len() > e.len() && name.ends_with(e))
 }
 
 /// The module name of a path: its file name without the extension, `-` read as `_`.
@@ -181,10 +168,8 @@ impl Indexes {
             .output()
             .map_err(|e| Error::io("run", depmod, e))?;
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let errors: Vec<&str> = stderr
-            .lines()
-            .filter(|l| l.contains(": ERROR: ") || l.contains(": FATAL: "))
-            .collect();
+        let errors: Vec<&str> =
+            stderr.lines().filter(|l| l.contains(": ERROR: ") || l.contains(": FATAL: ")).collect();
         if !output.status.success() || !errors.is_empty() {
             let detail = if errors.is_empty() {
                 stderr.trim().to_string()
@@ -297,11 +282,7 @@ impl Indexes {
                 found.push(module.clone());
             }
         }
-        if found.is_empty() {
-            Lookup::Missing
-        } else {
-            Lookup::Modules(found)
-        }
+        if found.is_empty() { Lookup::Missing } else { Lookup::Modules(found) }
     }
 
     /// The paths of every module that loading `queries` may bring in: the modules named, their
@@ -415,14 +396,8 @@ mod tests {
     fn lookup_by_name_and_alias() {
         let ix = sample();
         let virtio = "virtio:d00000004v00001AF4";
-        assert_eq!(
-            ix.lookup(virtio),
-            Lookup::Modules(vec!["virtio_rng".into()])
-        );
-        assert_eq!(
-            ix.lookup("virtio-rng"),
-            Lookup::Modules(vec!["virtio_rng".into()])
-        );
+        assert_eq!(ix.lookup(virtio), Lookup::Modules(vec!["virtio_rng".into()]));
+        assert_eq!(ix.lookup("virtio-rng"), Lookup::Modules(vec!["virtio_rng".into()]));
         assert_eq!(ix.lookup("nothing"), Lookup::Missing);
         let err = ix.closure(&["nothing".into()]).unwrap_err();
         assert_eq!(err.to_string(), "no module or alias matches \"nothing\"");
@@ -430,16 +405,10 @@ mod tests {
 
     #[test]
     fn names_of_paths() {
-        assert_eq!(
-            name_of("kernel/drivers/char/hw_random/virtio-rng.ko.xz"),
-            "virtio_rng"
-        );
+        assert_eq!(name_of("kernel/drivers/char/hw_random/virtio-rng.ko.xz"), "virtio_rng");
         assert!(is_module_file("a.ko.zst") && !is_module_file(".ko") && !is_module_file("a.o"));
         let sd = sample().softdeps()[2].clone();
-        assert_eq!(
-            (sd.pre, sd.post, sd.other),
-            (vec![], vec!["md5".into()], vec!["gcm".into()])
-        );
+        assert_eq!((sd.pre, sd.post, sd.other), (vec![], vec!["md5".into()], vec!["gcm".into()]));
         assert_eq!(sample().softdeps()[1].pre, ["ecb"]);
     }
 }

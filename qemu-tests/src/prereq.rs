@@ -35,9 +35,7 @@ pub const REFERENCE_VAR: &str = "DEPMOD_RS_QEMU_REFERENCE";
 impl Host {
     /// The depmod to run on the host: ours, or kmod 34.2's in reference mode.
     pub fn host_depmod(&self) -> &Path {
-        self.reference
-            .as_ref()
-            .map_or(&self.depmod, |(_, script)| script)
+        self.reference.as_ref().map_or(&self.depmod, |(_, script)| script)
     }
 }
 
@@ -99,10 +97,8 @@ pub fn unavailable(name: &str, why: &str) {
 }
 
 fn find(tmpdir: &Path) -> Result<Host, String> {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .ok_or("no workspace")?
-        .to_path_buf();
+    let workspace =
+        Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("no workspace")?.to_path_buf();
     let out = tmpdir.join("qemu-tests");
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let qemu = in_path("qemu-system-x86_64")
@@ -121,14 +117,7 @@ fn find(tmpdir: &Path) -> Result<Host, String> {
     } else {
         None
     };
-    Ok(Host {
-        workspace,
-        out,
-        qemu,
-        busybox,
-        depmod,
-        reference,
-    })
+    Ok(Host { workspace, out, qemu, busybox, depmod, reference })
 }
 
 /// Fetches kmod 34.2 and writes a script that runs its depmod through its own loader.
@@ -138,10 +127,7 @@ fn reference_depmod(workspace: &Path, out: &Path) -> Result<(PathBuf, PathBuf), 
         .output()
         .map_err(|e| format!("scripts/fetch kmod34: {e}"))?;
     if !o.status.success() {
-        return Err(format!(
-            "scripts/fetch kmod34 failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        ));
+        return Err(format!("scripts/fetch kmod34 failed: {}", String::from_utf8_lossy(&o.stderr)));
     }
     let root = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
     let lib = root.join("usr/lib/x86_64-linux-gnu");
@@ -162,9 +148,7 @@ exec '{}' --library-path '{}' --argv0 depmod '{}' \"$@\"\n",
 
 fn in_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
 }
 
 /// Builds the static depmod (`x86_64-unknown-linux-musl`) with the cargo running the tests.

@@ -104,10 +104,7 @@ impl Machine {
         let mut v = verdict(&serial);
         if let Verdict::NoBoot(why) = &mut v {
             if timed_out {
-                why.push_str(&format!(
-                    "; QEMU killed at the {} s timeout",
-                    self.timeout.as_secs()
-                ));
+                why.push_str(&format!("; QEMU killed at the {} s timeout", self.timeout.as_secs()));
             } else if let Some(s) = status {
                 why.push_str(&format!("; QEMU exited with {s}"));
             }
@@ -131,13 +128,8 @@ pub enum Verdict {
 /// little memory) is a boot failure whatever the guest printed after it.
 pub fn verdict(serial: &str) -> Verdict {
     let mut panic_line = None;
-    let lines = serial
-        .lines()
-        .map(|l| l.trim_matches(|c: char| c.is_whitespace()));
-    if let Some(l) = lines
-        .clone()
-        .find(|l| l.contains("Initramfs unpacking failed"))
-    {
+    let lines = serial.lines().map(|l| l.trim_matches(|c: char| c.is_whitespace()));
+    if let Some(l) = lines.clone().find(|l| l.contains("Initramfs unpacking failed")) {
         return Verdict::NoBoot(format!("the kernel could not unpack the initramfs: {l}"));
     }
     for line in lines {
@@ -186,10 +178,7 @@ impl Outcome {
     /// Lines of the serial log that start with `prefix` (markers for the host), the prefix
     /// removed.
     pub fn values<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.serial
-            .lines()
-            .filter_map(move |l| l.trim().strip_prefix(prefix))
-            .map(str::trim)
+        self.serial.lines().filter_map(move |l| l.trim().strip_prefix(prefix)).map(str::trim)
     }
 
     /// Panics unless the guest passed, saying whether it could not boot or an assertion failed,
@@ -202,10 +191,7 @@ impl Outcome {
         );
         let qemu = read_lossy(&self.qemu_log);
         if !qemu.trim().is_empty() {
-            println!(
-                "--- QEMU's messages ({}) ---\n{qemu}",
-                self.qemu_log.display()
-            );
+            println!("--- QEMU's messages ({}) ---\n{qemu}", self.qemu_log.display());
         }
         match &self.verdict {
             Verdict::Pass => {}
@@ -222,9 +208,7 @@ impl Outcome {
 }
 
 fn read_lossy(path: &Path) -> String {
-    std::fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default()
+    std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -235,10 +219,7 @@ mod tests {
     fn markers_decide() {
         let boot = "\x1b[2J\x1b[01;01HSeaBIOS\r\nok: x\r\n\r\nRESULT: PASS\r\n[ 2.4] reboot: Power down\r\n";
         assert_eq!(verdict(boot), Verdict::Pass);
-        assert_eq!(
-            verdict("not ok: a\r\nRESULT: FAIL a; b\r\n"),
-            Verdict::Fail("a; b".into())
-        );
+        assert_eq!(verdict("not ok: a\r\nRESULT: FAIL a; b\r\n"), Verdict::Fail("a; b".into()));
         // A marker not alone on its line is no marker.
         assert!(matches!(verdict("echo RESULT: PASS\n"), Verdict::NoBoot(_)));
         assert!(matches!(

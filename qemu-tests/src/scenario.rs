@@ -27,13 +27,8 @@ pub const KMOD_INDEXES: &str = "modules.dep modules.dep.bin modules.alias module
 pub const BUSYBOX_INDEXES: &str = "modules.dep modules.alias modules.symbols";
 
 /// The modules behind the devices of [`Machine::devices`].
-pub const COLDPLUG_MODULES: [&str; 5] = [
-    "e1000",
-    "virtio_pci",
-    "virtio_net",
-    "virtio_blk",
-    "virtio_rng",
-];
+pub const COLDPLUG_MODULES: [&str; 5] =
+    ["e1000", "virtio_pci", "virtio_net", "virtio_blk", "virtio_rng"];
 
 /// Shell variable assignments, written to `/test/params`.
 #[derive(Clone, Debug, Default)]
@@ -47,10 +42,7 @@ impl Params {
     }
 
     fn render(&self) -> String {
-        self.0
-            .iter()
-            .map(|(k, v)| format!("{k}='{}'\n", v.replace('\'', r"'\''")))
-            .collect()
+        self.0.iter().map(|(k, v)| format!("{k}='{}'\n", v.replace('\'', r"'\''"))).collect()
     }
 }
 
@@ -138,27 +130,15 @@ impl Scenario<'_> {
             built.image.add_symlink("sbin/depmod", &kmod);
             what = format!("{what}; REFERENCE: kmod's depmod {kmod} in place of ours");
         }
-        let params = self
-            .params
-            .clone()
-            .set("VIRTIO_DEVICES", qemu::VIRTIO_DEVICES.to_string());
-        built
-            .image
-            .add_bytes("test/lib.sh", LIB.as_bytes().to_vec(), 0o644);
-        built
-            .image
-            .add_bytes("test/params", params.render().into_bytes(), 0o644);
+        let params = self.params.clone().set("VIRTIO_DEVICES", qemu::VIRTIO_DEVICES.to_string());
+        built.image.add_bytes("test/lib.sh", LIB.as_bytes().to_vec(), 0o644);
+        built.image.add_bytes("test/params", params.render().into_bytes(), 0o644);
         let initrd = dir.join("initramfs.cpio.gz");
-        let sizes = built
-            .image
-            .write_cpio_gz(&initrd)
-            .unwrap_or_else(|e| panic!("{}: {e}", self.name));
+        let sizes =
+            built.image.write_cpio_gz(&initrd).unwrap_or_else(|e| panic!("{}: {e}", self.name));
         let stage = self.stage.then(|| dir.join("stage"));
         if let Some(stage) = &stage {
-            built
-                .image
-                .write_dir(stage)
-                .unwrap_or_else(|e| panic!("{}: {e}", self.name));
+            built.image.write_dir(stage).unwrap_or_else(|e| panic!("{}: {e}", self.name));
         }
         let image_time = start.elapsed();
 
@@ -168,10 +148,8 @@ impl Scenario<'_> {
             std::fs::write(&disk, vec![0u8; 1 << 20]).expect("disk image");
             extra = Machine::devices(&disk);
         }
-        let timeout = std::env::var(qemu::TIMEOUT_VAR)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(300);
+        let timeout =
+            std::env::var(qemu::TIMEOUT_VAR).ok().and_then(|s| s.parse().ok()).unwrap_or(300);
         let machine = Machine {
             qemu: self.host.qemu.clone(),
             kernel,
@@ -207,11 +185,7 @@ impl Scenario<'_> {
                 qemu::Verdict::NoBoot(_) => "could not boot".to_string(),
             }
         ));
-        Run {
-            outcome,
-            stage,
-            version: tree.version,
-        }
+        Run { outcome, stage, version: tree.version }
     }
 }
 
@@ -260,26 +234,14 @@ pub fn host_sums(host: &Host, stage: &Path, version: &str) -> Vec<(String, Strin
         .arg(version)
         .status()
         .expect("run depmod on the host");
-    assert!(
-        status.success(),
-        "host depmod over {}: {status}",
-        stage.display()
-    );
+    assert!(status.success(), "host depmod over {}: {status}", stage.display());
     let dir = stage.join("lib/modules").join(version);
     let mut sums = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("module dir") {
-        let name = entry
-            .expect("entry")
-            .file_name()
-            .into_string()
-            .expect("utf-8");
+        let name = entry.expect("entry").file_name().into_string().expect("utf-8");
         if !name.starts_with("modules.")
-            || [
-                "modules.order",
-                "modules.builtin",
-                "modules.builtin.modinfo",
-            ]
-            .contains(&name.as_str())
+            || ["modules.order", "modules.builtin", "modules.builtin.modinfo"]
+                .contains(&name.as_str())
         {
             continue;
         }
@@ -288,11 +250,7 @@ pub fn host_sums(host: &Host, stage: &Path, version: &str) -> Vec<(String, Strin
             .output()
             .expect("sha256sum");
         let text = String::from_utf8_lossy(&out.stdout);
-        let sum = text
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_string();
+        let sum = text.split_whitespace().next().unwrap_or_default().to_string();
         sums.push((name, sum));
     }
     sums.sort();

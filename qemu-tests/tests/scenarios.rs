@@ -22,19 +22,11 @@ impl Consumer {
         Some(match self {
             Consumer::Kmod34 => {
                 let root = prereq::fetch(host, name, &["kmod34"])?;
-                (
-                    Modprobe::Kmod(root),
-                    "kmod version 34.2",
-                    scenario::KMOD_INDEXES,
-                )
+                (Modprobe::Kmod(root), "kmod version 34.2", scenario::KMOD_INDEXES)
             }
             Consumer::Kmod30 => {
                 let root = prereq::fetch(host, name, &["kmod30"])?;
-                (
-                    Modprobe::Kmod(root),
-                    "kmod version 30",
-                    scenario::KMOD_INDEXES,
-                )
+                (Modprobe::Kmod(root), "kmod version 30", scenario::KMOD_INDEXES)
             }
             Consumer::Busybox => (Modprobe::Busybox, "busybox", scenario::BUSYBOX_INDEXES),
         })
@@ -76,9 +68,7 @@ fn coldplug(name: &str, meta: &str, consumer: Consumer, compress: Compression, k
         modules.push(m.clone());
         (softdep_module, softdep_pre) = (m, x);
     }
-    params = params
-        .set("SOFTDEP_MODULE", softdep_module)
-        .set("SOFTDEP_PRE", softdep_pre);
+    params = params.set("SOFTDEP_MODULE", softdep_module).set("SOFTDEP_PRE", softdep_pre);
     let run = Scenario {
         name,
         host,
@@ -101,57 +91,27 @@ fn coldplug(name: &str, meta: &str, consumer: Consumer, compress: Compression, k
 
 #[test]
 fn s1_kmod34_coldplug() {
-    coldplug(
-        "s1-kmod34",
-        "amd64",
-        Consumer::Kmod34,
-        Compression::Keep,
-        true,
-    );
+    coldplug("s1-kmod34", "amd64", Consumer::Kmod34, Compression::Keep, true);
 }
 
 #[test]
 fn s2_kmod30_coldplug() {
-    coldplug(
-        "s2-kmod30",
-        "amd64",
-        Consumer::Kmod30,
-        Compression::Keep,
-        true,
-    );
+    coldplug("s2-kmod30", "amd64", Consumer::Kmod30, Compression::Keep, true);
 }
 
 #[test]
 fn s3_busybox_modprobe_text_indexes() {
-    coldplug(
-        "s3-busybox",
-        "amd64",
-        Consumer::Busybox,
-        Compression::Keep,
-        false,
-    );
+    coldplug("s3-busybox", "amd64", Consumer::Busybox, Compression::Keep, false);
 }
 
 #[test]
 fn s4a_xz_modules_kernel_6_12() {
-    coldplug(
-        "s4a-ko-xz",
-        "6.12-amd64",
-        Consumer::Kmod34,
-        Compression::Keep,
-        true,
-    );
+    coldplug("s4a-ko-xz", "6.12-amd64", Consumer::Kmod34, Compression::Keep, true);
 }
 
 #[test]
 fn s4b_zst_recompressed_modules_kernel_6_12() {
-    coldplug(
-        "s4b-ko-zst",
-        "6.12-amd64",
-        Consumer::Kmod34,
-        Compression::Zstd,
-        true,
-    );
+    coldplug("s4b-ko-zst", "6.12-amd64", Consumer::Kmod34, Compression::Zstd, true);
 }
 
 /// The guest's indexes must be byte for byte those of a host run over the same files: the whole
@@ -237,17 +197,8 @@ fn s6_small_board_128_mib() {
         stage: false,
     }
     .run();
-    let peak = run
-        .outcome
-        .values("PEAK_RSS_KB")
-        .next()
-        .unwrap_or("not reported");
-    scenario::report(&format!(
-        "{name}: depmod's peak RSS in the guest: {peak} KiB"
-    ));
-    let _ = std::fs::write(
-        host.out.join(name).join("peak-rss-kib.txt"),
-        format!("{peak}\n"),
-    );
+    let peak = run.outcome.values("PEAK_RSS_KB").next().unwrap_or("not reported");
+    scenario::report(&format!("{name}: depmod's peak RSS in the guest: {peak} KiB"));
+    let _ = std::fs::write(host.out.join(name).join("peak-rss-kib.txt"), format!("{peak}\n"));
     run.outcome.require_pass(name);
 }
