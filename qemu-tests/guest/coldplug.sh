@@ -7,6 +7,7 @@ setup
 check_modprobe
 run_depmod
 require_indexes $INDEXES
+check_module_files "$MODULE_EXT"
 coldplug
 check_coldplug
 [ -n "$SOFTDEP_MODULE" ] && check_softdep "$SOFTDEP_MODULE" "$SOFTDEP_PRE"

@@ -198,3 +198,12 @@ check_deps() {
         check "$d (unused dependency of $m) is unloaded by modprobe -r" not_loaded "$d"
     done
 }
+
+# check_module_files EXT: every module file in the image, and every path in modules.dep, ends in
+# EXT (.ko, .ko.xz, .ko.zst): the scenario tests the compression it claims to.
+check_module_files() {
+    others=$($B find "$MODDIR" -name '*.ko*' ! -name "*$1" | $B wc -l)
+    check "every module file ends in $1 ($others others)" [ "$others" = 0 ]
+    bad=$($B tr ' ' '\n' <"$MODDIR/modules.dep" | $B sed 's/:$//' | $B grep . | $B grep -cv "$1\$")
+    check "every path in modules.dep ends in $1 ($bad others)" [ "$bad" = 0 ]
+}

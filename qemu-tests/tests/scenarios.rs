@@ -35,7 +35,14 @@ impl Consumer {
 
 /// Coldplug of the attached devices, `modprobe btrfs` with its dependencies, optionally a softdep
 /// and `modprobe -r`.
-fn coldplug(name: &str, meta: &str, consumer: Consumer, compress: Compression, kmod_only: bool) {
+fn coldplug(
+    name: &str,
+    meta: &str,
+    consumer: Consumer,
+    compress: Compression,
+    module_ext: &str,
+    kmod_only: bool,
+) {
     let Some(host) = prereq::host(name, TMP) else {
         return;
     };
@@ -53,6 +60,7 @@ fn coldplug(name: &str, meta: &str, consumer: Consumer, compress: Compression, k
     let mut params = Params::default()
         .set("EXPECT_MODPROBE", expect)
         .set("INDEXES", indexes)
+        .set("MODULE_EXT", module_ext)
         .set("DEPS_MODULE", "btrfs")
         .set("REMOVE", if kmod_only { "1" } else { "0" });
     // Busybox's modprobe ignores softdeps by design, and its -r is not kmod's; those checks are
@@ -91,27 +99,27 @@ fn coldplug(name: &str, meta: &str, consumer: Consumer, compress: Compression, k
 
 #[test]
 fn s1_kmod34_coldplug() {
-    coldplug("s1-kmod34", "amd64", Consumer::Kmod34, Compression::Keep, true);
+    coldplug("s1-kmod34", "amd64", Consumer::Kmod34, Compression::Keep, ".ko", true);
 }
 
 #[test]
 fn s2_kmod30_coldplug() {
-    coldplug("s2-kmod30", "amd64", Consumer::Kmod30, Compression::Keep, true);
+    coldplug("s2-kmod30", "amd64", Consumer::Kmod30, Compression::Keep, ".ko", true);
 }
 
 #[test]
 fn s3_busybox_modprobe_text_indexes() {
-    coldplug("s3-busybox", "amd64", Consumer::Busybox, Compression::Keep, false);
+    coldplug("s3-busybox", "amd64", Consumer::Busybox, Compression::Keep, ".ko", false);
 }
 
 #[test]
 fn s4a_xz_modules_kernel_6_12() {
-    coldplug("s4a-ko-xz", "6.12-amd64", Consumer::Kmod34, Compression::Keep, true);
+    coldplug("s4a-ko-xz", "6.12-amd64", Consumer::Kmod34, Compression::Keep, ".ko.xz", true);
 }
 
 #[test]
 fn s4b_zst_recompressed_modules_kernel_6_12() {
-    coldplug("s4b-ko-zst", "6.12-amd64", Consumer::Kmod34, Compression::Zstd, true);
+    coldplug("s4b-ko-zst", "6.12-amd64", Consumer::Kmod34, Compression::Zstd, ".ko.zst", true);
 }
 
 /// The guest's indexes must be byte for byte those of a host run over the same files: the whole
