@@ -1,0 +1,184 @@
+//! `depmod-initramfs`: the command line over [`depmod_initramfs::assemble`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use depmod_initramfs::{Compression, Error, Modprobe, Modules, Spec, Tree, assemble};
+
+const HELP: &str = "\
+Usage: depmod-initramfs --depmod FILE -o IMAGE [OPTIONS] [MODULE...]
+
+Builds a gzip'd newc initramfs for testing a depmod inside a real kernel. The image holds:
+  /bin/busybox, /bin/sh      a static busybox
+  /sbin/depmod               the static depmod under test (--depmod)
+  /sbin/modprobe, insmod, rmmod, lsmod, modinfo
+                             busybox's applets, or kmod with its loader and libraries (--kmod)
+  /lib/modules/VERSION/      the chosen modules at their kernel/... paths, with every module
+                             loading them may bring in (dependencies, soft and weak
+                             dependencies), plus modules.order, modules.builtin and
+                             modules.builtin.modinfo; no index: making them is the guest's job
+  /init                      --init FILE, or a default that runs /sbin/depmod, loads drivers for
+                             the devices present, and opens a shell
+MODULE is a module name or an alias, as modprobe takes it. Dependencies are computed by running
+the --depmod program on the host over the tree (into a temporary directory).
+
+Options:
+  -o, --output IMAGE         write the image here (required)
+      --depmod FILE          the depmod to test; must be static, e.g. built with
+                             cargo build --release --target x86_64-unknown-linux-musl -p depmod
+  -b, --basedir DIR          the root holding lib/modules/VERSION and boot/vmlinuz-VERSION, e.g.
+                             an extracted linux-image package [default: /]
+  -k, --kernel-version VER   the kernel release [default: the only one under DIR/lib/modules,
+                             else the running kernel's]
+  -a, --all                  include every module of the tree
+      --kmod ROOT            use kmod from ROOT (a root file system, e.g. extracted Debian
+                             packages kmod, libc6, ... or /) as modprobe; its program interpreter
+                             and libraries are found with ROOT's own loader and copied
+                             [default: busybox's modprobe]
+      --busybox FILE         the static busybox [default: /bin/busybox, Debian's busybox-static]
+      --compress MODE        keep (as in the tree), none, xz or zst: recompress the included
+                             modules with the host's xz/zstd; modules.order keeps its .ko names
+                             [default: keep]
+      --init FILE            the /init script (run by busybox sh; call programs by absolute path)
+      --file SRC:DEST        also put the host file SRC at DEST in the image (repeatable)
+      --stage DIR            also write the image's files into DIR (absent or empty), without
+                             device nodes, e.g. to run depmod on the host over the same tree
+  -h, --help                 show this help
+
+Example, with Debian's packages (apt-get download linux-image-amd64's dependency, then
+dpkg-deb -x it into ./k):
+  depmod-initramfs --depmod target/x86_64-unknown-linux-musl/release/depmod -b ./k \\
+      -o img.cpio.gz e1000 virtio_net virtio_blk btrfs
+  qemu-system-x86_64 -accel tcg -cpu max -m 512 -nographic -no-reboot \\
+      -kernel ./k/boot/vmlinuz-VERSION -initrd img.cpio.gz -append 'console=ttyS0 panic=-1' \\
+      -nic user,model=virtio-net-pci,romfile=
+";
+
+/// The parsed command line.
+struct Args {
+    spec: Spec,
+    output: PathBuf,
+    stage: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        print!("{HELP}");
+        return ExitCode::SUCCESS;
+    }
+    match parse(&args).and_then(|a| run(&a)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("depmod-initramfs: {e}");
+            eprintln!("Try 'depmod-initramfs --help'.");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse(args: &[String]) -> Result<Args, Error> {
+    let mut output = None;
+    let mut depmod = None;
+    let mut basedir = PathBuf::from("/");
+    let mut version = None;
+    let mut all = false;
+    let mut modprobe = Modprobe::Busybox;
+    let mut busybox = PathBuf::from("/bin/busybox");
+    let mut compress = Compression::Keep;
+    let mut init = None;
+    let mut files = Vec::new();
+    let mut stage = None;
+    let mut names = Vec::new();
+
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        // `--opt=value` and `--opt value` are both accepted.
+        let (opt, inline) = match arg.split_once('=') {
+            Some((o, v)) if o.starts_with("--") => (o, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = || -> Result<String, Error> {
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .ok_or_else(|| Error::new(format!("{opt} needs a value")))
+        };
+        match opt {
+            "-o" | "--output" => output = Some(PathBuf::from(value()?)),
+            "--depmod" => depmod = Some(PathBuf::from(value()?)),
+            "-b" | "--basedir" => basedir = PathBuf::from(value()?),
+            "-k" | "--kernel-version" => version = Some(value()?),
+            "-a" | "--all" => all = true,
+            "--kmod" => modprobe = Modprobe::Kmod(PathBuf::from(value()?)),
+            "--busybox" => busybox = PathBuf::from(value()?),
+            "--compress" => compress = value()?.parse()?,
+            "--init" => {
+                let path = PathBuf::from(value()?);
+                let script = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+                init = Some(script);
+            }
+            "--file" => {
+                let v = value()?;
+                let (src, dest) = v
+                    .split_once(':')
+                    .ok_or_else(|| Error::new(format!("--file {v}: expected SRC:DEST")))?;
+                files.push((PathBuf::from(src), dest.to_string()));
+            }
+            "--stage" => stage = Some(PathBuf::from(value()?)),
+            _ if opt.starts_with('-') && opt.len() > 1 => {
+                return Err(Error::new(format!("unknown option {opt}")));
+            }
+            _ => names.push(arg.clone()),
+        }
+    }
+    let output = output.ok_or_else(|| Error::new("-o IMAGE is required".into()))?;
+    let depmod = depmod.ok_or_else(|| Error::new("--depmod FILE is required".into()))?;
+    let modules = match (all, names.is_empty()) {
+        (true, true) => Modules::All,
+        (false, false) => Modules::Named(names),
+        (true, false) => {
+            return Err(Error::new("--all and module names exclude each other".into()));
+        }
+        (false, true) => return Err(Error::new("name some modules, or --all".into())),
+    };
+    let tree = Tree::new(&basedir, version.as_deref())?;
+    let spec = Spec { tree, depmod, busybox, modprobe, modules, compress, init, files };
+    Ok(Args { spec, output, stage })
+}
+
+fn run(args: &Args) -> Result<(), Error> {
+    let built = assemble(&args.spec, None)?;
+    for note in &built.notes {
+        eprintln!("depmod-initramfs: note: {note}");
+    }
+    if let Some(dir) = &args.stage {
+        built.image.write_dir(dir)?;
+    }
+    let sizes = built.image.write_cpio_gz(&args.output)?;
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let tree = &args.spec.tree;
+    eprintln!(
+        "depmod-initramfs: wrote {}: {} modules of {}, modprobe: {}; {:.1} MiB unpacked, {:.1} MiB \
+         gzip'd",
+        args.output.display(),
+        built.modules.len(),
+        tree.version,
+        built.modprobe,
+        mib(sizes.unpacked),
+        mib(sizes.compressed),
+    );
+    let kernel = tree.kernel().map_or_else(
+        || format!("{}/boot/vmlinuz-{}", tree.basedir.display(), tree.version),
+        |k| k.display().to_string(),
+    );
+    // Guest memory must hold the kernel, the compressed image while it is unpacked, and the
+    // unpacked files: suggest room for all three with some to spare.
+    let memory = (256 + 2 * mib(sizes.unpacked + sizes.compressed) as u64).next_multiple_of(128);
+    eprintln!(
+        "depmod-initramfs: boot it with:\n  qemu-system-x86_64 -accel tcg -cpu max -m {memory} \
+         -nographic -no-reboot -kernel {kernel} -initrd {} -append 'console=ttyS0 panic=-1'",
+        args.output.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,13 @@
+#!/bin/sh
+# Installs what the boot tests need, on Debian, as root: QEMU, a static busybox, musl for the
+# static depmod, and the codecs that recompress modules. Everything else (kernels, kmod) is
+# fetched into a cache by scripts/fetch when the tests run.
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# qemu-system-x86's recommends are a GUI and firmware the tests do not use.
+apt-get install -y -q --no-install-recommends \
+    qemu-system-x86 busybox-static cpio kmod musl-tools xz-utils zstd
+if command -v rustup >/dev/null; then
+    rustup target add x86_64-unknown-linux-musl
+fi

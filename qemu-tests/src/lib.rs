@@ -1,0 +1,14 @@
+//! Boot tests of depmod: Debian's own kernels under QEMU, with our depmod indexing the modules
+//! inside the guest and a real modprobe using the result.
+//!
+//! Map:
+//! - [`prereq`]: QEMU, busybox, the fetched packages and a static depmod, or a loud skip;
+//! - [`scenario`]: building one image with `depmod-initramfs`, the guest scripts and parameters;
+//! - [`qemu`]: one boot, judged by the guest's marker line and a host-side timeout.
+//!
+//! The scenarios themselves are the integration tests in `tests/scenarios.rs`:
+//! `cargo test -p qemu-tests --release`.
+
+pub mod prereq;
+pub mod qemu;
+pub mod scenario;
