@@ -9,6 +9,8 @@
 use std::fmt;
 use std::io::Read;
 
+use crate::xz::XzDecoder;
+
 /// A module file's format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -119,8 +121,11 @@ fn xz_uncompressed_size(input: &[u8]) -> Option<u64> {
 /// Per-thread decoder state and output buffer.
 #[derive(Default)]
 pub struct Decoders {
+    xz: XzDecoder,
     zstd: Option<zstd::stream::raw::Decoder<'static>>,
+    /// Output; its length only grows (zero-filled once), `used` says how much holds the file.
     out: Vec<u8>,
+    used: usize,
     /// Scratch for streamed decoding.
     chunk: Vec<u8>,
 }
@@ -144,26 +149,23 @@ impl Decoders {
         if format == Format::Raw {
             return Ok(input);
         }
-        if self.out.capacity() > BIG {
+        if self.out.len() > BIG {
             self.out = Vec::new();
         }
-        self.out.clear();
+        self.used = 0;
         let hint = size_hint(format, input);
-        if let Some(size) = hint {
-            self.out.reserve_exact(size);
-        }
         let _turn = match hint {
             Some(size) if size > BIG => Some(BIG_DECODE.lock().unwrap_or_else(|e| e.into_inner())),
             _ => None,
         };
         let result = match format {
             Format::Raw => Ok(()),
-            Format::Xz => self.xz(input),
-            Format::Zstd => self.zstd(input),
-            Format::Gzip => self.gzip(input),
+            Format::Xz => self.xz(input, hint),
+            Format::Zstd => self.zstd(input, hint),
+            Format::Gzip => self.gzip(input, hint),
         };
         result.map_err(|detail| DecodeError { format, detail })?;
-        Ok(&self.out)
+        Ok(self.out.get(..self.used).unwrap_or_default())
     }
 
     /// The size `input` announces, if it is large enough for [`Decoders::decode_sparse`].
@@ -237,22 +239,15 @@ impl Decoders {
         match format {
             Format::Raw => emit(input, &mut total)?,
             Format::Xz => {
-                use liblzma::stream::{Action, CONCATENATED, Status, Stream};
-                let mut stream = Stream::new_stream_decoder(u64::MAX, CONCATENATED)
-                    .map_err(|e| e.to_string())?;
+                let xz = &mut self.xz;
+                xz.reset()?;
+                let mut read = 0;
                 loop {
-                    let (in_before, out_before) = (stream.total_in(), stream.total_out());
-                    let rest = input.get(in_before as usize..).unwrap_or_default();
-                    let status = stream.process(rest, chunk, Action::Finish);
-                    let made = (stream.total_out() - out_before) as usize;
-                    emit(chunk.get(..made).unwrap_or_default(), &mut total)?;
-                    match status {
-                        Ok(Status::StreamEnd) => break,
-                        Ok(_) if made == 0 && stream.total_in() == in_before => {
-                            return Err("truncated".into());
-                        }
-                        Ok(_) => {}
-                        Err(e) => return Err(e.to_string()),
+                    let step = xz.decode(input.get(read..).unwrap_or_default(), chunk)?;
+                    read += step.read;
+                    emit(chunk.get(..step.written).unwrap_or_default(), &mut total)?;
+                    if step.end {
+                        break;
                     }
                 }
             }
@@ -294,86 +289,76 @@ impl Decoders {
         Ok(total)
     }
 
-    /// Makes room for more output, refusing to grow past [`MAX_OUTPUT`].
-    fn grow(&mut self, hint: usize) -> Result<(), String> {
-        if self.out.len() >= MAX_OUTPUT {
-            return Err(format!("decompresses to more than {MAX_OUTPUT} bytes"));
+    /// The free part of the output buffer, grown (to `hint` first, then by doubling) when it is
+    /// full; refuses to grow past [`MAX_OUTPUT`].
+    fn room(&mut self, hint: Option<usize>) -> Result<&mut [u8], String> {
+        if self.used == self.out.len() {
+            if self.used >= MAX_OUTPUT {
+                return Err(format!("decompresses to more than {MAX_OUTPUT} bytes"));
+            }
+            let want = match hint {
+                Some(h) if h > self.used => h,
+                _ => (self.out.len() * 2).max(64 * 1024),
+            };
+            self.out.resize(want.min(MAX_OUTPUT + 1), 0);
         }
-        let want = hint.max(self.out.capacity()).max(64 * 1024);
-        self.out.reserve(want.min(MAX_OUTPUT - self.out.len() + 1));
-        Ok(())
+        Ok(self.out.get_mut(self.used..).unwrap_or_default())
     }
 
-    fn xz(&mut self, input: &[u8]) -> Result<(), String> {
-        use liblzma::stream::{Action, CONCATENATED, Status, Stream};
-        let mut stream =
-            Stream::new_stream_decoder(u64::MAX, CONCATENATED).map_err(|e| e.to_string())?;
-        let mut consumed = 0usize;
-        loop {
-            if self.out.capacity() == self.out.len() {
-                self.grow(input.len() * 4)?;
-            }
-            let before = stream.total_in();
-            let rest = input.get(consumed..).unwrap_or_default();
-            let status = stream.process_vec(rest, &mut self.out, Action::Finish);
-            consumed += (stream.total_in() - before) as usize;
-            match status {
-                Ok(Status::StreamEnd) => return Ok(()),
-                Ok(_) if self.out.len() < self.out.capacity() && consumed >= input.len() => {
-                    return Err("truncated".into());
+    fn xz(&mut self, input: &[u8], hint: Option<usize>) -> Result<(), String> {
+        let mut xz = std::mem::take(&mut self.xz);
+        let result = (|| {
+            xz.reset()?;
+            let mut read = 0;
+            loop {
+                let rest = input.get(read..).unwrap_or_default();
+                let step = xz.decode(rest, self.room(hint)?)?;
+                read += step.read;
+                self.used += step.written;
+                if step.end {
+                    return Ok(());
                 }
-                Ok(_) => {}
-                Err(e) => return Err(e.to_string()),
             }
-        }
+        })();
+        self.xz = xz;
+        result
     }
 
-    fn zstd(&mut self, input: &[u8]) -> Result<(), String> {
+    fn zstd(&mut self, input: &[u8], hint: Option<usize>) -> Result<(), String> {
+        use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
         let mut decoder = match self.zstd.take() {
             Some(d) => d,
             None => zstd::stream::raw::Decoder::new().map_err(|e| e.to_string())?,
         };
-        let result = zstd_into(&mut decoder, input, &mut self.out);
+        let result = (|| {
+            decoder.reinit().map_err(|e| e.to_string())?;
+            let mut inbuf = InBuffer::around(input);
+            loop {
+                let room = self.room(hint)?;
+                let mut outbuf = OutBuffer::around(room);
+                let remaining = decoder.run(&mut inbuf, &mut outbuf).map_err(|e| e.to_string())?;
+                let (wrote, full) = (outbuf.pos(), outbuf.pos() == outbuf.capacity());
+                self.used += wrote;
+                if remaining == 0 && inbuf.pos() == input.len() {
+                    return Ok(());
+                }
+                if wrote == 0 && inbuf.pos() == input.len() && !full {
+                    return Err("truncated".to_string());
+                }
+            }
+        })();
         self.zstd = Some(decoder);
         result
     }
 
-    fn gzip(&mut self, input: &[u8]) -> Result<(), String> {
-        let mut decoder = flate2::read::MultiGzDecoder::new(input).take(MAX_OUTPUT as u64 + 1);
-        decoder.read_to_end(&mut self.out).map_err(|e| e.to_string())?;
-        if self.out.len() > MAX_OUTPUT {
-            return Err(format!("decompresses to more than {MAX_OUTPUT} bytes"));
-        }
-        Ok(())
-    }
-}
-
-/// Runs a (reused) zstd decoder over all frames of `input`, appending to `out`.
-fn zstd_into(
-    decoder: &mut zstd::stream::raw::Decoder<'static>,
-    input: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
-    use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
-    decoder.reinit().map_err(|e| e.to_string())?;
-    let mut inbuf = InBuffer::around(input);
-    loop {
-        if out.capacity() == out.len() {
-            if out.len() >= MAX_OUTPUT {
-                return Err(format!("decompresses to more than {MAX_OUTPUT} bytes"));
+    fn gzip(&mut self, input: &[u8], hint: Option<usize>) -> Result<(), String> {
+        let mut decoder = flate2::read::MultiGzDecoder::new(input);
+        loop {
+            let n = decoder.read(self.room(hint)?).map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Ok(());
             }
-            out.reserve((input.len() * 4).max(out.capacity()).max(64 * 1024));
-        }
-        let pos = out.len();
-        let mut outbuf = OutBuffer::around_pos(out, pos);
-        let remaining = decoder.run(&mut inbuf, &mut outbuf).map_err(|e| e.to_string())?;
-        let wrote = outbuf.pos() - pos;
-        let room_left = outbuf.pos() < outbuf.capacity();
-        if remaining == 0 && inbuf.pos() == input.len() {
-            return Ok(());
-        }
-        if wrote == 0 && inbuf.pos() == input.len() && room_left {
-            return Err("truncated".into());
+            self.used += n;
         }
     }
 }

@@ -2,11 +2,13 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use depmod_core::ModuleInfo;
+use depmod_core::module::Scratch;
 
 use depmod_core::elf::{self, Elf};
 
@@ -34,13 +36,12 @@ pub fn load_all(modules: &[Module], threads: usize) -> Vec<Loaded> {
     let next = AtomicUsize::new(0);
     let threads = threads.clamp(1, modules.len().max(1));
     let work = || {
-        let mut buf = Vec::new();
-        let mut decoders = Decoders::default();
+        let mut bufs = Buffers::default();
         let mut done = Vec::new();
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(m) = modules.get(i) else { break };
-            done.push((i, load_one(m.path(), &mut buf, &mut decoders)));
+            done.push((i, load_one(m.path(), &mut bufs)));
         }
         done
     };
@@ -62,62 +63,194 @@ pub fn load_all(modules: &[Module], threads: usize) -> Vec<Loaded> {
     results.into_iter().map(Option::unwrap_or_default).collect()
 }
 
-/// Files smaller than this are read; larger ones are mapped, so that only the pages the parser
-/// touches (headers, symbol tables, `.modinfo`) are ever brought in.
-const MAP_THRESHOLD: u64 = 32 * 1024;
+/// Files up to this size are read whole; of larger uncompressed ones only the parts the parser
+/// reads are (typically a fifth of the file).
+const READ_WHOLE: usize = 32 * 1024;
 
-/// Opens one module file, decompresses it when its magic says so, and parses it. `buf` is reused
-/// for small files between calls.
-fn load_one(path: &[u8], buf: &mut Vec<u8>, decoders: &mut Decoders) -> Loaded {
+/// Files larger than this (a few dozen in a tree) are mapped, so that only the pages the parser
+/// touches are brought in; smaller ones are read into a per-thread buffer that only ever grows.
+/// (Mapping every file costs more: each unmapping interrupts the other CPUs to flush their TLBs.)
+const MAP: usize = 1 << 20;
+
+/// Per-thread buffers, reused from one module to the next.
+#[derive(Default)]
+pub struct Buffers {
+    /// The file (or the parts of it that were read), at its start.
+    file: Vec<u8>,
+    decoders: Decoders,
+    scratch: Scratch,
+}
+
+impl Buffers {
+    /// A buffer of exactly `len` bytes for a file (its contents are whatever was there before),
+    /// with the parser's working space.
+    fn for_file(&mut self, len: usize) -> (&mut [u8], &mut Scratch) {
+        if self.file.len() < len {
+            self.file.resize(len, 0);
+        }
+        (self.file.get_mut(..len).unwrap_or_default(), &mut self.scratch)
+    }
+}
+
+/// Maps a file read-only.
+fn map(file: &File) -> io::Result<memmap2::Mmap> {
+    // SAFETY: the mapping is private and read-only. If another process truncated the file while
+    // it is mapped, reading past the new end would raise SIGBUS; installers replace module files
+    // by renaming new ones into place, which leaves this mapping intact, and kmod maps module
+    // files the same way.
+    unsafe { memmap2::MmapOptions::new().map_copy_read_only(file) }
+}
+
+/// Opens one module file, decompresses it when its magic says so, and parses it.
+fn load_one(path: &[u8], bufs: &mut Buffers) -> Loaded {
     let fail = |f| Loaded { info: ModuleInfo::default(), failure: Some(f) };
     let file = match File::open(OsStr::from_bytes(path)) {
         Ok(f) => f,
         Err(e) => return fail(Failure::Io(e)),
     };
-    let len = match file.metadata() {
-        Ok(m) => m.len(),
+    let len = match file.metadata().map(|m| usize::try_from(m.len())) {
+        Ok(Ok(len)) => len,
+        Ok(Err(_)) => return fail(Failure::Io(io::Error::from(io::ErrorKind::FileTooLarge))),
         Err(e) => return fail(Failure::Io(e)),
     };
-    let map;
-    let data: &[u8] = if len >= MAP_THRESHOLD {
-        // SAFETY: the mapping is private and read-only. If another process truncated the file
-        // while it is mapped, reading past the new end would raise SIGBUS; installers replace
-        // module files by renaming new ones into place, which leaves this mapping intact, and
-        // kmod maps module files the same way.
-        match unsafe { memmap2::MmapOptions::new().map_copy_read_only(&file) } {
-            Ok(m) => {
-                map = m;
-                &map
-            }
-            Err(_) => match read_all(file, buf) {
-                Ok(()) => buf,
-                Err(e) => return fail(Failure::Io(e)),
-            },
-        }
-    } else {
-        match read_all(file, buf) {
-            Ok(()) => buf,
-            Err(e) => return fail(Failure::Io(e)),
-        }
+    if len > MAP {
+        return match map(&file) {
+            Ok(m) => parse(&m, &mut bufs.decoders, &mut bufs.scratch),
+            Err(e) => fail(Failure::Io(e)),
+        };
+    }
+    let (buf, scratch) = bufs.for_file(len);
+    let head = match read_head(&file, len, buf) {
+        Ok(h) => h,
+        Err(e) => return fail(Failure::Io(e)),
     };
+    let format = Format::detect(head);
+    if format == Format::Raw && len > READ_WHOLE {
+        return match read_sparse(&file, len, buf) {
+            Ok(()) => Loaded { info: ModuleInfo::parse_with(buf, scratch), failure: None },
+            Err(e) => fail(Failure::Io(e)),
+        };
+    }
+    if let Err(e) = read_rest(&file, len, buf) {
+        return fail(Failure::Io(e));
+    }
+    let data = &bufs.file[..len];
+    parse(data, &mut bufs.decoders, &mut bufs.scratch)
+}
+
+/// Decompresses (when its magic says so) and parses a whole module file.
+fn parse(data: &[u8], decoders: &mut Decoders, scratch: &mut Scratch) -> Loaded {
+    let fail = |f| Loaded { info: ModuleInfo::default(), failure: Some(f) };
     let format = Format::detect(data);
     if let Some(size) = Decoders::sparse_size(format, data) {
         // Only a stream the passes could not agree on is decoded in full below; a corrupt one
         // fails the same way there.
-        if let Ok(sparse) = decoders.decode_sparse(format, data, size, &mut wanted_ranges) {
-            return Loaded { info: ModuleInfo::parse(&sparse), failure: None };
+        let mut plan = |d: &[u8]| wanted_ranges(d, &|_| true);
+        if let Ok(sparse) = decoders.decode_sparse(format, data, size, &mut plan) {
+            return Loaded { info: ModuleInfo::parse_with(&sparse, scratch), failure: None };
         }
     }
     match decoders.decode(format, data) {
-        Ok(data) => Loaded { info: ModuleInfo::parse(data), failure: None },
+        Ok(data) => Loaded { info: ModuleInfo::parse_with(data, scratch), failure: None },
         Err(e) => fail(Failure::Decode(e)),
     }
+}
+
+/// Reads the first bytes of a file (all of a small one) into `buf`; returns them.
+fn read_head<'b>(file: &File, len: usize, buf: &'b mut [u8]) -> io::Result<&'b [u8]> {
+    let n = if len <= READ_WHOLE { len } else { 4096.min(len) };
+    read_at(file, buf, 0..n)?;
+    Ok(buf.get(..n).unwrap_or_default())
+}
+
+/// Reads the rest of a file whose head [`read_head`] read.
+fn read_rest(file: &File, len: usize, buf: &mut [u8]) -> io::Result<()> {
+    if len > READ_WHOLE { read_at(file, buf, 4096..len) } else { Ok(()) }
+}
+
+/// Fills `buf[range]` from the same range of the file; a file that shrank is an error.
+fn read_at(file: &File, buf: &mut [u8], range: Range) -> io::Result<()> {
+    let offset = range.start as u64;
+    match buf.get_mut(range) {
+        Some(dst) => file.read_exact_at(dst, offset),
+        None => Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+    }
+}
+
+/// Reads the parts of an uncompressed module that the parser reads into `buf` (whose other bytes
+/// are left as they were: the parser never looks at them). Each round reads what
+/// [`wanted_ranges`] asks for given what has been read so far, until it asks for nothing new; a
+/// file that keeps asking is read whole.
+fn read_sparse(file: &File, len: usize, buf: &mut [u8]) -> io::Result<()> {
+    // The head was read already; the tail usually holds the section table and names.
+    let mut filled: Vec<Range> = Vec::with_capacity(16);
+    filled.push(0..4096.min(len));
+    let mut want: Vec<Range> = Vec::with_capacity(16);
+    want.push(len.saturating_sub(16 * 1024)..len);
+    for _ in 0..6 {
+        for r in merge(want) {
+            let r = r.start.min(len)..r.end.min(len);
+            for gap in gaps(&filled, r) {
+                read_at(file, buf, gap.clone())?;
+                filled.push(gap);
+            }
+        }
+        let is_filled = |r: &Range| gaps(&filled, r.start.min(len)..r.end.min(len)).is_empty();
+        want = wanted_ranges(buf, &is_filled)
+            .into_iter()
+            .filter(|r| !gaps(&filled, r.start.min(len)..r.end.min(len)).is_empty())
+            .collect();
+        if want.is_empty() {
+            return Ok(());
+        }
+    }
+    read_at(file, buf, 0..len)
+}
+
+/// Sorted ranges with those less than a page apart joined, to read them in one call.
+fn merge(mut ranges: Vec<Range>) -> Vec<Range> {
+    ranges.sort_by_key(|r| r.start);
+    let mut out: Vec<Range> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if r.start <= last.end.saturating_add(4096) => {
+                last.end = last.end.max(r.end)
+            }
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+/// The parts of `range` not covered by `filled`.
+fn gaps(filled: &[Range], range: Range) -> Vec<Range> {
+    let mut todo = vec![range];
+    for f in filled {
+        todo = todo
+            .into_iter()
+            .flat_map(|t| {
+                if f.end <= t.start || t.end <= f.start {
+                    vec![t]
+                } else {
+                    [t.start..f.start.max(t.start), f.end.min(t.end)..t.end]
+                        .into_iter()
+                        .filter(|p| p.start < p.end)
+                        .collect()
+                }
+            })
+            .collect();
+    }
+    todo.retain(|t| t.start < t.end);
+    todo
 }
 
 /// The parts of a module file depmod reads, as far as `data` (with what is known so far of the
 /// file, zeros elsewhere) tells: the section header table, the section names, the sections
 /// the parser reads, and those its CRC symbols point into.
-fn wanted_ranges(data: &[u8]) -> Vec<Range> {
+///
+/// The sections CRC symbols point into are only looked for once `filled` says the symbol table
+/// has been read (a table of leftover bytes would only cost a useless scan).
+fn wanted_ranges(data: &[u8], filled: &dyn Fn(&Range) -> bool) -> Vec<Range> {
     let mut want = Vec::new();
     let mut push = |offset: u64, len: u64| {
         if let (Ok(start), Ok(len)) = (usize::try_from(offset), usize::try_from(len)) {
@@ -137,15 +270,18 @@ fn wanted_ranges(data: &[u8]) -> Vec<Range> {
             push(section.offset, section.data.len() as u64);
         }
     }
-    for index in elf::crc_sections(&elf) {
-        if let Ok(section) = elf.section(index) {
-            push(section.offset, section.data.len() as u64);
+    let read = |name: &str| {
+        elf.section_by_name(name).is_some_and(|s| {
+            let start = s.offset as usize;
+            filled(&(start..start + s.data.len()))
+        })
+    };
+    if read(".symtab") && read(".strtab") {
+        for index in elf::crc_sections(&elf) {
+            if let Ok(section) = elf.section(index) {
+                push(section.offset, section.data.len() as u64);
+            }
         }
     }
     want
-}
-
-fn read_all(mut file: File, buf: &mut Vec<u8>) -> io::Result<()> {
-    buf.clear();
-    file.read_to_end(buf).map(|_| ())
 }

@@ -6,12 +6,14 @@ mod decompress;
 mod getopt;
 mod load;
 mod log;
+mod memcpy;
 mod outputs;
 mod quick;
 mod report;
 mod run;
 mod walk;
 mod write;
+mod xz;
 
 use std::ffi::OsString;
 use std::io::Write;

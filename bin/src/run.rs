@@ -144,6 +144,7 @@ fn index(
     version: &[u8],
     explicit: Option<&[Vec<u8>]>,
 ) -> u8 {
+    let phases = Phases::start();
     let Ok(kernel) = load_kernel_file(log, opts) else { return FAILURE };
     let mut print_unknown = opts.errsyms;
     if matches!(kernel, KernelFile::None) && opts.errsyms {
@@ -162,10 +163,13 @@ fn index(
     if found.is_err() {
         return FAILURE;
     }
+    phases.mark("walk");
     let mut modules = set.into_modules();
     apply_order(log, dirs, &mut modules);
 
+    phases.mark("order");
     let loaded = load::load_all(&modules, thread_count());
+    phases.mark("load");
     let (modules, infos) = report::keep_usable(log, modules, loaded);
 
     let mut symbols = Symbols::new(opts.symbol_prefix);
@@ -190,6 +194,7 @@ fn index(
     });
     let _ = stdout.flush();
     drop(stdout);
+    phases.mark("resolve");
     let order = match graph::topo_order(&graph) {
         Ok(order) => order,
         Err(users) => {
@@ -198,8 +203,14 @@ fn index(
         }
     };
 
-    let index =
-        Index { modules: &modules, infos: &infos, symbols: &symbols, graph: &graph, order: &order };
+    let index = Index {
+        modules: &modules,
+        infos: &infos,
+        symbols: &symbols,
+        graph: &graph,
+        order: &order,
+        warn_duplicates: opts.warn,
+    };
     let mut sink = if opts.dry_run {
         Sink::Stdout(std::io::stdout().lock())
     } else {
@@ -209,9 +220,11 @@ fn index(
         }
         Sink::Files(write::Installer::new(log, &dirs.output))
     };
+    phases.mark("sort");
     if !build_outputs(log, dirs, &index, opts, &mut sink) {
         return FAILURE;
     }
+    phases.mark("outputs");
     match sink {
         Sink::Stdout(_) | Sink::Closed => SUCCESS,
         Sink::Files(installer) => match installer.commit() {
@@ -279,5 +292,26 @@ fn apply_order(log: &Log, dirs: &Dirs, modules: &mut Vec<Module>) {
             }
         }
         Err(e) => log!(log, Warning, "could not open modules.order at ", &dirs.input[..], ": ", e),
+    }
+}
+
+/// `DEPMOD_TIMING=1`: how long each phase took, on stderr (for profiling; not a kmod message).
+struct Phases {
+    start: Option<std::time::Instant>,
+}
+
+impl Phases {
+    fn start() -> Self {
+        let on = std::env::var_os("DEPMOD_TIMING").is_some_and(|v| v == "1");
+        Phases { start: on.then(std::time::Instant::now) }
+    }
+
+    fn mark(&self, phase: &str) {
+        if let Some(start) = self.start {
+            eprintln!(
+                "depmod: timing: {phase} done at {:.1} ms",
+                start.elapsed().as_secs_f64() * 1e3
+            );
+        }
     }
 }

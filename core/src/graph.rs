@@ -10,7 +10,7 @@ use crate::resolve::Graph;
 /// popped module releases its direct dependencies in their order. `Err` holds the remaining user
 /// counts when some modules are in (or only reachable through) cycles.
 pub fn topo_order(graph: &Graph) -> Result<Vec<u32>, Vec<u32>> {
-    let n = graph.deps.len();
+    let n = graph.len();
     let mut users = graph.users.clone();
     let mut stack: Vec<u32> =
         (0..n as u32).filter(|&i| users.get(i as usize) == Some(&0)).collect();
@@ -21,7 +21,7 @@ pub fn topo_order(graph: &Graph) -> Result<Vec<u32>, Vec<u32>> {
             *slot = sorted;
         }
         sorted += 1;
-        for &d in graph.deps.get(m as usize).map(Vec::as_slice).unwrap_or_default() {
+        for &d in graph.deps(m) {
             if let Some(u) = users.get_mut(d as usize) {
                 *u = u.saturating_sub(1);
                 if *u == 0 {
@@ -39,14 +39,15 @@ pub struct Closure {
     seen: Vec<u32>,
     stamp: u32,
     out: Vec<u32>,
+    pending: Vec<u32>,
 }
 
 impl Closure {
     /// All modules `module` needs directly or indirectly, each once, sorted by `order`
     /// (the result of [`topo_order`]).
     pub fn of(&mut self, graph: &Graph, order: &[u32], module: u32) -> &[u32] {
-        if self.seen.len() != graph.deps.len() {
-            self.seen = alloc::vec![0; graph.deps.len()];
+        if self.seen.len() != graph.len() {
+            self.seen = alloc::vec![0; graph.len()];
             self.stamp = 0;
         }
         self.stamp = self.stamp.wrapping_add(1);
@@ -55,15 +56,15 @@ impl Closure {
             self.stamp = 1;
         }
         self.out.clear();
-        let mut pending: Vec<u32> = Vec::new();
-        pending.push(module);
-        while let Some(m) = pending.pop() {
-            for &d in graph.deps.get(m as usize).map(Vec::as_slice).unwrap_or_default() {
+        self.pending.clear();
+        self.pending.push(module);
+        while let Some(m) = self.pending.pop() {
+            for &d in graph.deps(m) {
                 if let Some(s) = self.seen.get_mut(d as usize) {
                     if *s != self.stamp {
                         *s = self.stamp;
                         self.out.push(d);
-                        pending.push(d);
+                        self.pending.push(d);
                     }
                 }
             }
@@ -121,8 +122,8 @@ impl Roots {
 /// Here such a root is walked differently: a path does not re-enter a vertex it already holds,
 /// and only the root is marked visited. Where kmod terminates, the report is identical.
 pub fn cycle_report(graph: &Graph, users: &[u32]) -> CycleReport {
-    let n = graph.deps.len();
-    let deps = |m: u32| graph.deps.get(m as usize).map(Vec::as_slice).unwrap_or_default();
+    let n = graph.len();
+    let deps = |m: u32| graph.deps(m);
     let mut roots = Roots {
         items: (0..n as u32).filter(|&i| users.get(i as usize).is_some_and(|&u| u > 0)).collect(),
         head: 0,
@@ -209,9 +210,9 @@ fn on_path(vertices: &[(u32, Option<usize>)], v: usize, m: u32) -> bool {
 /// Whether `root` reaches a cycle that does not pass through `root` (where kmod's walk loops).
 fn reaches_cycle_avoiding(graph: &Graph, root: u32) -> bool {
     // Iterative three-colour DFS over the graph without `root`.
-    let n = graph.deps.len();
+    let n = graph.len();
     let mut colour = alloc::vec![0u8; n]; // 0 new, 1 on stack, 2 done
-    let deps = |m: u32| graph.deps.get(m as usize).map(Vec::as_slice).unwrap_or_default();
+    let deps = |m: u32| graph.deps(m);
     let mut stack: Vec<(u32, usize)> = Vec::new();
     for &start in deps(root) {
         if start == root || colour.get(start as usize) != Some(&0) {
@@ -253,14 +254,7 @@ mod tests {
     use super::*;
 
     fn graph(edges: &[&[u32]]) -> Graph {
-        let deps: Vec<Vec<u32>> = edges.iter().map(|d| d.to_vec()).collect();
-        let mut users = alloc::vec![0; deps.len()];
-        for d in &deps {
-            for &x in d {
-                users[x as usize] += 1;
-            }
-        }
-        Graph { deps, users }
+        Graph::from_lists(edges)
     }
 
     #[test]

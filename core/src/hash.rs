@@ -81,7 +81,7 @@ impl<K: AsRef<[u8]>, V> Table<K, V> {
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         let b = self.bucket_of(key.as_ref());
         let bucket = self.buckets.get_mut(b)?;
-        match bucket.binary_search_by(|(k, _)| k.as_ref().cmp(key.as_ref())) {
+        match bucket.binary_search_by(|(k, _)| crate::bytes::cmp(k.as_ref(), key.as_ref())) {
             Ok(i) => bucket.get_mut(i).map(|slot| core::mem::replace(&mut slot.1, value)),
             Err(i) => {
                 bucket.insert(i, (key, value));
@@ -94,7 +94,7 @@ impl<K: AsRef<[u8]>, V> Table<K, V> {
     /// The value stored under `key`.
     pub fn get(&self, key: &[u8]) -> Option<&V> {
         let bucket = self.buckets.get(self.bucket_of(key))?;
-        let i = bucket.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok()?;
+        let i = bucket.binary_search_by(|(k, _)| crate::bytes::cmp(k.as_ref(), key)).ok()?;
         bucket.get(i).map(|(_, v)| v)
     }
 
@@ -102,7 +102,7 @@ impl<K: AsRef<[u8]>, V> Table<K, V> {
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
         let b = self.bucket_of(key);
         let bucket = self.buckets.get_mut(b)?;
-        let i = bucket.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok()?;
+        let i = bucket.binary_search_by(|(k, _)| crate::bytes::cmp(k.as_ref(), key)).ok()?;
         bucket.get_mut(i).map(|(_, v)| v)
     }
 

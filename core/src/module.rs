@@ -1,40 +1,47 @@
 //! The validated record of one module: everything depmod needs from its file, copied out of it.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use crate::elf::{self, Elf};
+use crate::elf::{self, Elf, ImportScratch};
 use crate::error::Error;
 use crate::modinfo;
 
-/// A byte range inside [`ModuleInfo`]'s string storage.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Span {
+/// One string of a module (an alias, a symbol, ...) inside its string storage, with the
+/// symbol's CRC where it has one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Item {
     start: u32,
+    /// Length; the top bit marks a weak needed symbol.
     len: u32,
-}
-
-/// A symbol with its CRC.
-#[derive(Clone, Copy, Debug)]
-struct Sym {
-    name: Span,
     crc: u64,
 }
 
-/// What depmod uses of one module file. It owns copies of the strings, so the file's bytes can be
-/// dropped (or the buffer reused) once it is built.
+const WEAK: u32 = 1 << 31;
+
+/// The lists of a module, in the order their items are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum List {
+    Aliases,
+    Softdeps,
+    Weakdeps,
+    Exports,
+    Imports,
+}
+
+const LISTS: usize = 5;
+
+/// What depmod uses of one module file. It owns copies of the strings (in one allocation, with
+/// one more for the list entries), so the file's bytes can be dropped or their buffer reused.
 ///
 /// Each part is read independently, as libkmod does: a module whose symbol table is broken can
 /// still have aliases. The first error of each part is kept for the caller to report.
 #[derive(Clone, Debug, Default)]
 pub struct ModuleInfo {
-    strings: Vec<u8>,
-    aliases: Vec<Span>,
-    softdeps: Vec<Span>,
-    weakdeps: Vec<Span>,
-    exports: Vec<Sym>,
-    imports: Vec<Sym>,
-    /// `weak[i]`: `imports[i]` is a weak symbol. Kept apart to keep `Sym` small.
-    weak: Vec<bool>,
+    strings: Box<[u8]>,
+    items: Box<[Item]>,
+    /// Where each [`List`] ends in `items`.
+    ends: [u32; LISTS],
     /// Why the file is not a usable ELF object at all (its header checks failed). The other
     /// parts are then empty and their errors unset.
     pub elf_error: Option<Error>,
@@ -44,6 +51,39 @@ pub struct ModuleInfo {
     pub modinfo_error: Option<Error>,
     /// Why the import list could not be read (kmod is silent about it).
     pub imports_error: Option<Error>,
+}
+
+/// Working space for [`ModuleInfo::parse_with`], reused from one module to the next so that
+/// reading a module allocates only its result.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    strings: Vec<u8>,
+    lists: [Vec<Item>; LISTS],
+    imports: ImportScratch,
+}
+
+impl Scratch {
+    fn push(&mut self, list: List, bytes: &[u8], crc: u64, weak: bool) {
+        let start = self.strings.len() as u32;
+        self.strings.extend_from_slice(bytes);
+        let len = (bytes.len() as u32 & !WEAK) | if weak { WEAK } else { 0 };
+        if let Some(l) = self.lists.get_mut(list as usize) {
+            l.push(Item { start, len, crc });
+        }
+    }
+
+    fn clear(&mut self) {
+        self.strings.clear();
+        self.lists.iter_mut().for_each(Vec::clear);
+    }
+
+    /// Forgets the items of `list` pushed after `mark` strings (a list that failed half-way).
+    fn truncate(&mut self, list: List, mark: usize) {
+        self.strings.truncate(mark);
+        if let Some(l) = self.lists.get_mut(list as usize) {
+            l.clear();
+        }
+    }
 }
 
 /// A needed symbol as seen by the resolver.
@@ -61,6 +101,11 @@ impl ModuleInfo {
     /// Reads a module from the bytes of its (decompressed) file. Never fails: problems are
     /// recorded in the `*_error` fields and the affected parts are left empty.
     pub fn parse(data: &[u8]) -> ModuleInfo {
+        Self::parse_with(data, &mut Scratch::default())
+    }
+
+    /// [`ModuleInfo::parse`] with reusable working space.
+    pub fn parse_with(data: &[u8], scratch: &mut Scratch) -> ModuleInfo {
         let mut info = ModuleInfo::default();
         let elf = match Elf::parse(data) {
             Ok(elf) => elf,
@@ -69,122 +114,104 @@ impl ModuleInfo {
                 return info;
             }
         };
-        info.read_exports(&elf);
-        info.read_modinfo(&elf);
-        info.read_imports(&elf);
-        info.shrink();
+        scratch.clear();
+        info.exports_error = read_exports(&elf, scratch).err();
+        read_modinfo(&elf, scratch);
+        info.imports_error = read_imports(&elf, scratch).err();
+
+        info.strings = scratch.strings.as_slice().into();
+        let mut items = Vec::with_capacity(scratch.lists.iter().map(Vec::len).sum());
+        for (end, list) in info.ends.iter_mut().zip(&scratch.lists) {
+            items.extend_from_slice(list);
+            *end = items.len() as u32;
+        }
+        info.items = items.into_boxed_slice();
         info
     }
 
-    /// Gives back spare capacity: thousands of these stay alive until the end of a run.
-    fn shrink(&mut self) {
-        self.strings.shrink_to_fit();
-        self.aliases.shrink_to_fit();
-        self.softdeps.shrink_to_fit();
-        self.weakdeps.shrink_to_fit();
-        self.exports.shrink_to_fit();
-        self.imports.shrink_to_fit();
-        self.weak.shrink_to_fit();
+    fn list(&self, list: List) -> &[Item] {
+        let i = list as usize;
+        let start = i.checked_sub(1).and_then(|p| self.ends.get(p)).copied().unwrap_or(0);
+        let end = self.ends.get(i).copied().unwrap_or(0);
+        self.items.get(start as usize..end as usize).unwrap_or_default()
     }
 
-    fn push(&mut self, bytes: &[u8]) -> Span {
-        let start = self.strings.len() as u32;
-        self.strings.extend_from_slice(bytes);
-        Span { start, len: bytes.len() as u32 }
+    fn text(&self, item: &Item) -> &[u8] {
+        let start = item.start as usize;
+        self.strings.get(start..start + (item.len & !WEAK) as usize).unwrap_or_default()
     }
 
-    fn get(&self, span: Span) -> &[u8] {
-        let start = span.start as usize;
-        self.strings.get(start..start + span.len as usize).unwrap_or_default()
-    }
-
-    fn read_exports(&mut self, elf: &Elf<'_>) {
-        let mark = self.strings.len();
-        let result = elf::exports(elf, |e| {
-            let name = self.push(e.name);
-            self.exports.push(Sym { name, crc: e.crc });
-        });
-        if let Err(e) = result {
-            // The readers validate before they emit, but never keep half a list.
-            self.exports.clear();
-            self.strings.truncate(mark);
-            self.exports_error = Some(e);
-        }
-    }
-
-    fn read_modinfo(&mut self, elf: &Elf<'_>) {
-        let Some(section) = elf.section_by_name(".modinfo") else {
-            return;
-        };
-        for r in modinfo::records(section.data) {
-            let list = match r.key {
-                b"alias" => 0,
-                b"softdep" => 1,
-                b"weakdep" => 2,
-                _ => continue,
-            };
-            let span = self.push(r.value);
-            match list {
-                0 => self.aliases.push(span),
-                1 => self.softdeps.push(span),
-                _ => self.weakdeps.push(span),
-            }
-        }
-    }
-
-    fn read_imports(&mut self, elf: &Elf<'_>) {
-        let mark = self.strings.len();
-        let result = elf::imports(elf, |i| {
-            let name = self.push(i.name);
-            self.imports.push(Sym { name, crc: i.crc });
-            self.weak.push(i.weak);
-        });
-        if let Err(e) = result {
-            self.imports.clear();
-            self.weak.clear();
-            self.strings.truncate(mark);
-            self.imports_error = Some(e);
-        }
-    }
-
-    fn spans<'s>(&'s self, spans: &'s [Span]) -> impl ExactSizeIterator<Item = &'s [u8]> + 's {
-        spans.iter().map(|&s| self.get(s))
+    fn texts(&self, list: List) -> impl ExactSizeIterator<Item = &[u8]> {
+        self.list(list).iter().map(|i| self.text(i))
     }
 
     /// `alias=` values, in `.modinfo` order.
     pub fn aliases(&self) -> impl ExactSizeIterator<Item = &[u8]> {
-        self.spans(&self.aliases)
+        self.texts(List::Aliases)
     }
 
     /// `softdep=` values, in `.modinfo` order.
     pub fn softdeps(&self) -> impl ExactSizeIterator<Item = &[u8]> {
-        self.spans(&self.softdeps)
+        self.texts(List::Softdeps)
     }
 
     /// `weakdep=` values, in `.modinfo` order.
     pub fn weakdeps(&self) -> impl ExactSizeIterator<Item = &[u8]> {
-        self.spans(&self.weakdeps)
+        self.texts(List::Weakdeps)
     }
 
     /// Exported symbols with their CRCs, in table order.
     pub fn exports(&self) -> impl ExactSizeIterator<Item = (&[u8], u64)> {
-        self.exports.iter().map(|s| (self.get(s.name), s.crc))
+        self.list(List::Exports).iter().map(|i| (self.text(i), i.crc))
     }
 
     /// Needed symbols, in kmod's order.
     pub fn imports(&self) -> impl ExactSizeIterator<Item = Needed<'_>> {
-        self.imports.iter().zip(&self.weak).map(|(s, &weak)| Needed {
-            name: self.get(s.name),
-            crc: s.crc,
-            weak,
+        self.list(List::Imports).iter().map(|i| Needed {
+            name: self.text(i),
+            crc: i.crc,
+            weak: i.len & WEAK != 0,
         })
     }
 
-    /// Bytes of string storage, for memory accounting.
+    /// Bytes of heap this record holds.
     pub fn heap_size(&self) -> usize {
-        self.strings.capacity()
-            + (self.aliases.capacity() + self.softdeps.capacity() + self.weakdeps.capacity()) * 8
-            + (self.exports.capacity() + self.imports.capacity()) * 16
-            + self.weak.capacity()
+        self.strings.len() + self.items.len() * core::mem::size_of::<Item>()
     }
+}
+
+fn read_exports(elf: &Elf<'_>, scratch: &mut Scratch) -> Result<(), Error> {
+    let mark = scratch.strings.len();
+    let result = elf::exports(elf, |e| scratch.push(List::Exports, e.name, e.crc, false));
+    if result.is_err() {
+        // The readers validate before they emit, but never keep half a list.
+        scratch.truncate(List::Exports, mark);
+    }
+    result
+}
+
+fn read_modinfo(elf: &Elf<'_>, scratch: &mut Scratch) {
+    let Some(section) = elf.section_by_name(".modinfo") else { return };
+    for r in modinfo::records(section.data) {
+        let list = match r.key {
+            b"alias" => List::Aliases,
+            b"softdep" => List::Softdeps,
+            b"weakdep" => List::Weakdeps,
+            _ => continue,
+        };
+        scratch.push(list, r.value, 0, false);
+    }
+}
+
+fn read_imports(elf: &Elf<'_>, scratch: &mut Scratch) -> Result<(), Error> {
+    let mark = scratch.strings.len();
+    let mut imports = core::mem::take(&mut scratch.imports);
+    let result = elf::imports_with(elf, &mut imports, |i| {
+        scratch.push(List::Imports, i.name, i.crc, i.weak);
+    });
+    scratch.imports = imports;
+    if result.is_err() {
+        scratch.truncate(List::Imports, mark);
+    }
+    result
 }

@@ -22,6 +22,12 @@ pub fn module_name(path: &[u8]) -> Vec<u8> {
 /// `Unmatched bracket`).
 pub fn alias_key(alias: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(alias.len());
+    alias_key_into(alias, &mut out).then_some(out)
+}
+
+/// [`alias_key`] into a reusable buffer (cleared first); `false` for unmatched brackets.
+pub fn alias_key_into(alias: &[u8], out: &mut Vec<u8>) -> bool {
+    out.clear();
     let mut in_brackets = false;
     for &b in alias {
         match b {
@@ -30,13 +36,13 @@ pub fn alias_key(alias: &[u8]) -> Option<Vec<u8>> {
                 out.push(b'_');
                 continue;
             }
-            b']' => return None,
+            b']' => return false,
             b'[' => in_brackets = true,
             _ => {}
         }
         out.push(b);
     }
-    (!in_brackets).then_some(out)
+    !in_brackets
 }
 
 #[cfg(test)]

@@ -100,13 +100,50 @@ pub enum Event<'a> {
     Needs { module: u32, symbol: &'a [u8], owner: u32 },
 }
 
-/// Direct dependencies of every module.
+/// Direct dependencies of every module, stored flat.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Graph {
-    /// `deps[m]`: the modules `m` needs, in order of first reference.
-    pub deps: Vec<Vec<u32>>,
+    /// Everyone's direct dependencies, module after module.
+    edges: Vec<u32>,
+    /// `ends[m]`: where module `m`'s dependencies end in `edges`.
+    ends: Vec<u32>,
     /// `users[m]`: how many distinct modules need `m`.
     pub users: Vec<u32>,
+}
+
+impl Graph {
+    /// A graph from each module's direct dependencies (for tests and tools).
+    pub fn from_lists(lists: &[&[u32]]) -> Self {
+        let mut g = Graph { users: alloc::vec![0; lists.len()], ..Graph::default() };
+        for deps in lists {
+            for &d in *deps {
+                g.edges.push(d);
+                if let Some(u) = g.users.get_mut(d as usize) {
+                    *u += 1;
+                }
+            }
+            g.ends.push(g.edges.len() as u32);
+        }
+        g
+    }
+
+    /// Number of modules.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are no modules.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The modules `m` needs directly, in order of first reference.
+    pub fn deps(&self, m: u32) -> &[u32] {
+        let i = m as usize;
+        let start = i.checked_sub(1).and_then(|p| self.ends.get(p)).copied().unwrap_or(0);
+        let end = self.ends.get(i).copied().unwrap_or(start);
+        self.edges.get(start as usize..end as usize).unwrap_or_default()
+    }
 }
 
 /// Fills the table with every module's exports, in array order.
@@ -125,11 +162,14 @@ pub fn resolve<'a>(
     options: ResolveOptions,
     mut events: impl FnMut(Event<'a>),
 ) -> Graph {
-    let mut graph =
-        Graph { deps: Vec::with_capacity(infos.len()), users: alloc::vec![0; infos.len()] };
+    let mut graph = Graph {
+        edges: Vec::new(),
+        ends: Vec::with_capacity(infos.len()),
+        users: alloc::vec![0; infos.len()],
+    };
     for (m, info) in infos.iter().enumerate() {
         let module = m as u32;
-        let mut deps: Vec<u32> = Vec::new();
+        let first = graph.edges.len();
         for need in info.imports() {
             let Some((key, owner)) = symbols.find(need.name) else {
                 if options.print_unknown && !need.weak {
@@ -142,16 +182,16 @@ pub fn resolve<'a>(
                 events(Event::Disagrees { module, symbol: need.name });
             }
             let Some(dep) = owner.module else { continue };
-            if deps.contains(&dep) {
+            if graph.edges.get(first..).is_some_and(|mine| mine.contains(&dep)) {
                 continue;
             }
-            deps.push(dep);
+            graph.edges.push(dep);
             if let Some(u) = graph.users.get_mut(dep as usize) {
                 *u += 1;
             }
             events(Event::Needs { module, symbol: key, owner: dep });
         }
-        graph.deps.push(deps);
+        graph.ends.push(graph.edges.len() as u32);
     }
     graph
 }

@@ -8,7 +8,7 @@ mod symbols;
 #[cfg(any(test, feature = "elf-writer"))]
 pub mod writer;
 
-pub use symbols::{Export, Import, crc_sections, exports, imports};
+pub use symbols::{Export, Import, ImportScratch, crc_sections, exports, imports, imports_with};
 
 use crate::bytes::{Endian, cstr_at, to_usize};
 use crate::error::Error;
@@ -130,7 +130,7 @@ impl<'a> Elf<'a> {
             let Some((name, section)) = elf.named(index) else {
                 continue;
             };
-            if let Some(k) = KNOWN.iter().position(|k| k.as_bytes() == name) {
+            if let Some(k) = KNOWN.iter().position(|k| crate::bytes::eq(k.as_bytes(), name)) {
                 if let Some(slot) = elf.known.get_mut(k).filter(|slot| slot.is_none()) {
                     *slot = Some(section);
                 }
@@ -223,7 +223,7 @@ impl<'a> Elf<'a> {
         }
         (1..self.shnum).find_map(|index| {
             let (found, section) = self.named(index)?;
-            (found == name.as_bytes()).then_some(section)
+            crate::bytes::eq(found, name.as_bytes()).then_some(section)
         })
     }
 }

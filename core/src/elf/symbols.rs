@@ -3,7 +3,7 @@
 use super::{Elf, raw};
 use alloc::vec::Vec;
 
-use crate::bytes::{cstr_at, memchr0, to_usize};
+use crate::bytes::{cstr_at, eq, memchr0, to_usize};
 use crate::error::Error;
 
 /// A symbol the module exports, with its CRC (0 when the module has no `__crc_` symbols).
@@ -85,6 +85,13 @@ impl<'e, 'a> SymbolTable<'e, 'a> {
         Ok(())
     }
 
+    /// Whether entry `i`'s name starts with `__crc_` (looked at in place, as kmod's `strncmp`,
+    /// without finding the end of the name).
+    fn is_crc(&self, sym: &Sym) -> bool {
+        let at = sym.name as usize;
+        self.strtab.get(at..at + CRC_PREFIX.len()).is_some_and(|head| eq(head, CRC_PREFIX))
+    }
+
     /// Entry `i`'s name.
     fn name(&self, i: usize, sym: &Sym) -> Result<&'a [u8], Error> {
         self.name_in_range(i, sym)?;
@@ -111,16 +118,20 @@ pub fn exports<'a>(elf: &Elf<'a>, mut f: impl FnMut(Export<'a>)) -> Result<(), E
                 in_range = false;
                 break;
             }
-            if table.name(i, &sym)?.starts_with(CRC_PREFIX) {
+            if table.is_crc(&sym) {
+                // A CRC name must end inside the table (kmod would read past it).
+                table.name(i, &sym)?;
                 found += 1;
             }
         }
         if in_range && found > 0 {
             for i in 1..table.count {
                 let sym = table.get(i);
-                if let Some(name) = table.name(i, &sym)?.strip_prefix(CRC_PREFIX) {
-                    f(Export { name, crc: resolve_crc(elf, sym.value, sym.shndx) });
+                if !table.is_crc(&sym) {
+                    continue;
                 }
+                let name = table.name(i, &sym)?.get(CRC_PREFIX.len()..).unwrap_or_default();
+                f(Export { name, crc: resolve_crc(elf, sym.value, sym.shndx) });
             }
             return Ok(());
         }
@@ -135,7 +146,7 @@ pub fn crc_sections(elf: &Elf<'_>) -> Vec<u16> {
     let Ok(table) = SymbolTable::new(elf) else { return found };
     for i in 1..table.count {
         let sym = table.get(i);
-        let is_crc = table.name(i, &sym).is_ok_and(|n| n.starts_with(CRC_PREFIX));
+        let is_crc = table.is_crc(&sym);
         let in_section = sym.shndx != raw::SHN_ABS && sym.shndx != raw::SHN_UNDEF;
         if is_crc && in_section && !found.contains(&sym.shndx) {
             found.push(sym.shndx);
@@ -190,18 +201,106 @@ fn version_section<'a>(elf: &Elf<'a>) -> &'a [u8] {
         .unwrap_or_default()
 }
 
-/// One `__versions` record.
-#[derive(Clone, Copy)]
-struct Version<'a> {
-    name: &'a [u8],
+/// One `__versions` record: where its name lies in the section, and its CRC.
+#[derive(Clone, Copy, Debug)]
+struct Version {
+    name: u32,
+    len: u32,
     crc: u64,
+}
+
+/// Working space of [`imports_with`], reusable from one module to the next.
+#[derive(Clone, Debug, Default)]
+pub struct ImportScratch {
+    versions: Vec<Version>,
+    /// Open-addressing table of record numbers plus one (0: an empty slot), keyed by name;
+    /// each name leads to its first record.
+    slots: Vec<u32>,
+    matched: Vec<bool>,
+}
+
+/// A fast hash of a symbol name, for the per-module lookup table only.
+fn name_hash(name: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = name.len() as u64;
+    let mut chunks = name.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().unwrap_or_default());
+        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+    }
+    let mut tail = [0u8; 8];
+    let rest = chunks.remainder();
+    if let Some(t) = tail.get_mut(..rest.len()) {
+        t.copy_from_slice(rest);
+    }
+    h = (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    h ^ (h >> 29)
+}
+
+/// Finds the first `__versions` record of each name in constant time.
+struct VersionIndex<'s, 'a> {
+    section: &'a [u8],
+    versions: &'s [Version],
+    slots: &'s [u32],
+    mask: usize,
+}
+
+impl<'s, 'a> VersionIndex<'s, 'a> {
+    fn build(section: &'a [u8], versions: &'s [Version], slots: &'s mut Vec<u32>) -> Self {
+        let size = (versions.len() * 2).next_power_of_two().max(1);
+        slots.clear();
+        slots.resize(size, 0);
+        let mask = size - 1;
+        for (i, v) in versions.iter().enumerate() {
+            let name = name_of(section, v);
+            let mut at = name_hash(name) as usize & mask;
+            while let Some(slot) = slots.get_mut(at) {
+                if *slot == 0 {
+                    *slot = i as u32 + 1;
+                    break;
+                }
+                let taken = versions.get(*slot as usize - 1);
+                if taken.is_some_and(|o| eq(name_of(section, o), name)) {
+                    break; // an earlier record has this name
+                }
+                at = (at + 1) & mask;
+            }
+        }
+        VersionIndex { section, versions, slots, mask }
+    }
+
+    /// The first record named `name`.
+    fn find(&self, name: &[u8]) -> Option<usize> {
+        let mut at = name_hash(name) as usize & self.mask;
+        loop {
+            let slot = *self.slots.get(at)?;
+            let record = (slot as usize).checked_sub(1)?;
+            if self.versions.get(record).is_some_and(|v| eq(name_of(self.section, v), name)) {
+                return Some(record);
+            }
+            at = (at + 1) & self.mask;
+        }
+    }
+}
+
+fn name_of<'a>(section: &'a [u8], v: &Version) -> &'a [u8] {
+    section.get(v.name as usize..(v.name + v.len) as usize).unwrap_or_default()
 }
 
 /// Calls `f` for each symbol the module needs: the named undefined entries of `.symtab`
 /// (weak ones included) in table order, each with its `__versions` CRC, then the `__versions`
 /// records no entry matched. Fails without `.symtab`/`.strtab`, on a bad name offset, or on a
 /// `__versions` record whose name is not NUL-terminated (kmod 34.2 then drops the whole list).
-pub fn imports<'a>(elf: &Elf<'a>, mut f: impl FnMut(Import<'a>)) -> Result<(), Error> {
+pub fn imports<'a>(elf: &Elf<'a>, f: impl FnMut(Import<'a>)) -> Result<(), Error> {
+    imports_with(elf, &mut ImportScratch::default(), f)
+}
+
+/// [`imports`] with reusable working space.
+pub fn imports_with<'a>(
+    elf: &Elf<'a>,
+    scratch: &mut ImportScratch,
+    mut f: impl FnMut(Import<'a>),
+) -> Result<(), Error> {
     let table = SymbolTable::new(elf)?;
     let sparc = matches!(elf.machine(), raw::EM_SPARC | raw::EM_SPARCV9);
     let undefined = |i: usize| {
@@ -215,48 +314,40 @@ pub fn imports<'a>(elf: &Elf<'a>, mut f: impl FnMut(Import<'a>)) -> Result<(), E
             table.name(i, &sym)?;
         }
     }
+    let section = version_section(elf);
     let crc_size = elf.layout().version_crc_size;
     let (endian, wide) = (elf.endian(), elf.layout().wide);
-    let mut versions = Vec::new();
-    for (record, chunk) in version_section(elf).chunks_exact(raw::VERSION_RECORD_SIZE).enumerate() {
+    let ImportScratch { versions, slots, matched } = scratch;
+    versions.clear();
+    for (record, chunk) in section.chunks_exact(raw::VERSION_RECORD_SIZE).enumerate() {
         let field = chunk.get(crc_size..).unwrap_or_default();
-        let name = memchr0(field)
-            .and_then(|n| field.get(..n))
-            .ok_or(Error::VersionNotTerminated { record: record as u32 })?;
-        versions.push(Version { name, crc: endian.word(chunk, 0, wide).unwrap_or(0) });
+        let len = memchr0(field).ok_or(Error::VersionNotTerminated { record: record as u32 })?;
+        let name = (record * raw::VERSION_RECORD_SIZE + crc_size) as u32;
+        let crc = endian.word(chunk, 0, wide).unwrap_or(0);
+        versions.push(Version { name, len: len as u32, crc });
     }
-    // Records by name (then position), so each symbol finds the first record of its name.
-    let mut by_name: Vec<u32> = (0..versions.len() as u32).collect();
-    by_name.sort_by(|&a, &b| {
-        let name = |i: u32| versions.get(i as usize).map_or(&[][..], |v| v.name);
-        name(a).cmp(name(b)).then(a.cmp(&b))
-    });
-    let mut matched = alloc::vec![false; versions.len()];
+    let index = VersionIndex::build(section, versions, slots);
+    matched.clear();
+    matched.resize(versions.len(), false);
     for i in 1..table.count {
         let Some(sym) = undefined(i) else { continue };
         let name = table.name(i, &sym)?;
         if name.is_empty() {
             continue;
         }
-        let at =
-            by_name.partition_point(|&r| versions.get(r as usize).is_some_and(|v| v.name < name));
-        let found = by_name
-            .get(at)
-            .copied()
-            .filter(|&r| versions.get(r as usize).is_some_and(|v| v.name == name));
         let mut crc = 0;
-        if let Some(r) = found {
-            if let Some(flag) = matched.get_mut(r as usize) {
+        if let Some(r) = index.find(name) {
+            if let Some(flag) = matched.get_mut(r) {
                 *flag = true;
             }
-            crc = versions.get(r as usize).map_or(0, |v| v.crc);
+            crc = versions.get(r).map_or(0, |v| v.crc);
         }
         let weak = sym.info >> 4 == raw::STB_WEAK;
         f(Import { name, crc, weak });
     }
-    for (v, seen) in versions.iter().zip(&matched) {
+    for (v, seen) in versions.iter().zip(matched.iter()) {
         if !seen {
-            f(Import { name: v.name, crc: v.crc, weak: false });
+            f(Import { name: name_of(section, v), crc: v.crc, weak: false });
         }
     }
     Ok(())
@@ -399,15 +490,55 @@ mod tests {
             })
         );
 
-        // A .strtab whose last name has no NUL.
+        // A .strtab whose last name (a defined, non-CRC symbol's) has no NUL: kmod never reads
+        // that name to its end, so neither list is affected.
         let mut b = good.clone();
         let (strtab, len) = locate(&b, ".strtab");
         b[strtab + len - 1] = b'z';
-        let last = (1..table.count).max_by_key(|&i| table.get(i).name).unwrap();
-        let name = table.get(last).name;
+        assert!(imports_of(&b).is_ok() && exports_of(&b).is_ok());
+    }
+
+    #[test]
+    fn unterminated_names_that_are_read_are_errors() {
+        use crate::elf::writer::{ObjectBuilder, STB_GLOBAL, STB_LOCAL, SymbolSpec};
+        // An undefined symbol's name, last in .strtab.
+        let mut o = ObjectBuilder::new(Class::Elf64, Endian::Little);
+        o.undefined(b"needed_last", false);
+        let mut b = o.build();
+        let (strtab, len) = locate(&b, ".strtab");
+        b[strtab + len - 1] = b'z';
+        assert_eq!(imports_of(&b), Err(Error::NameNotTerminated { symbol: 1, name: 1 }));
+        // A CRC symbol's name, last in .strtab.
+        let mut o = ObjectBuilder::new(Class::Elf64, Endian::Little);
+        let kcrctab = o.section("__kcrctab", &[1, 0, 0, 0]);
+        let crc = SymbolSpec {
+            name: b"__crc_last".to_vec(),
+            value: 0,
+            info: STB_LOCAL << 4,
+            shndx: kcrctab,
+        };
+        o.symbol(crc);
+        o.symbol(SymbolSpec { name: b"x".to_vec(), value: 0, info: STB_GLOBAL << 4, shndx: 0 });
+        let mut b = o.build();
+        let (strtab, len) = locate(&b, ".strtab");
+        let at = b[strtab..strtab + len].windows(10).position(|w| w == b"__crc_last").unwrap();
+        b[strtab + at + 10] = b'z'; // its NUL
+        b[strtab + len - 1] = b'z'; // and the table's last NUL
+        assert_eq!(exports_of(&b), Err(Error::NameNotTerminated { symbol: 1, name: at as u32 }));
+    }
+
+    #[test]
+    fn the_first_record_of_a_name_gives_the_crc() {
+        let mut m = spec();
+        m.versions = vec![(b"other".to_vec(), 7), (b"imp_x".to_vec(), 1), (b"imp_x".to_vec(), 2)];
         assert_eq!(
-            imports_of(&b).err().or(exports_of(&b).err()),
-            Some(Error::NameNotTerminated { symbol: last as u32, name })
+            imports_of(&m.build()).unwrap(),
+            [
+                (b"imp_x".to_vec(), 1, false),
+                (b"imp_w".to_vec(), 0, true),
+                (b"other".to_vec(), 7, false),
+                (b"imp_x".to_vec(), 2, false)
+            ]
         );
     }
 

@@ -12,6 +12,8 @@ pub use fnmatch::fnmatch;
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::bytes::{cmp, eq};
+
 /// `0xB007F457`, the first word of every index.
 pub const MAGIC: u32 = 0xB007_F457;
 /// Format version 2.1.
@@ -152,12 +154,14 @@ impl IndexBuilder {
     pub fn duplicates(&self) -> Vec<(u32, &[u8], &[u8])> {
         let mut order: Vec<&Entry> = self.entries.iter().collect();
         order.sort_unstable_by(|a, b| {
-            (self.key(a), self.value(a), a.seq).cmp(&(self.key(b), self.value(b), b.seq))
+            cmp(self.key(a), self.key(b))
+                .then_with(|| cmp(self.value(a), self.value(b)))
+                .then(a.seq.cmp(&b.seq))
         });
         let mut dups: Vec<(u32, &[u8], &[u8])> = order
             .windows(2)
             .filter_map(|w| match w {
-                [a, b] if self.key(a) == self.key(b) && self.value(a) == self.value(b) => {
+                [a, b] if eq(self.key(a), self.key(b)) && eq(self.value(a), self.value(b)) => {
                     Some((b.seq, self.key(b), self.value(b)))
                 }
                 _ => None,
@@ -198,7 +202,7 @@ impl IndexBuilder {
         let mut groups: Vec<u32> = Vec::new();
         for (i, e) in self.entries.iter().enumerate() {
             let prev = i.checked_sub(1).and_then(|p| self.entries.get(p));
-            if prev.is_none_or(|p| self.key(p) != self.key(e)) {
+            if prev.is_none_or(|p| !eq(self.key(p), self.key(e))) {
                 groups.push(i as u32);
             }
         }

@@ -48,5 +48,5 @@ pub fn write_dep_bin(
         }
     });
     result?;
-    finish(bin, "deps", value_only, Vec::new(), notice, out)
+    finish(bin, index.warn_duplicates, "deps", value_only, Vec::new(), notice, out)
 }

@@ -37,6 +37,8 @@ pub struct Index<'a> {
     pub graph: &'a Graph,
     /// `dep_sort_idx` of each module.
     pub order: &'a [u32],
+    /// `-w`: the `.bin` writers report duplicate values (finding them costs a sort).
+    pub warn_duplicates: bool,
 }
 
 impl<'a> Index<'a> {
@@ -122,13 +124,15 @@ pub(crate) fn insert(
 /// inserted before it), then serialises the index into `out`.
 pub(crate) fn finish<'a>(
     mut index: IndexBuilder,
+    warn_duplicates: bool,
     kind: &'static str,
     text: fn(&[u8], &[u8]) -> Vec<u8>,
     earlier: Vec<(u32, Notice<'a>)>,
     notice: &mut dyn FnMut(Notice<'a>),
     out: &mut Vec<u8>,
 ) -> Result<(), BinError> {
-    let mut dups = index.duplicates().into_iter().peekable();
+    let dups = if warn_duplicates { index.duplicates() } else { Vec::new() };
+    let mut dups = dups.into_iter().peekable();
     for (before, n) in earlier {
         while let Some((_, k, v)) = dups.next_if(|d| d.0 < before) {
             notice(Notice::Duplicate { kind, text: text(k, v) });

@@ -4,7 +4,7 @@ use alloc::vec::Vec;
 
 use super::{BinError, Index, Notice, finish, insert, key_and_value};
 use crate::index::IndexBuilder;
-use crate::name::alias_key;
+use crate::name::alias_key_into;
 
 /// Appends `modules.alias`: `alias VALUE NAME` per alias.
 pub fn write_alias(index: &Index<'_>, out: &mut Vec<u8>) {
@@ -26,16 +26,17 @@ pub fn write_alias_bin<'a>(
 ) -> Result<(), BinError> {
     let mut bin = IndexBuilder::new();
     let mut brackets = Vec::new();
+    let mut key = Vec::new();
     for (i, (m, info)) in index.with_info().enumerate() {
         for alias in info.aliases() {
-            let Some(key) = alias_key(alias) else {
+            if !alias_key_into(alias, &mut key) {
                 brackets.push((bin.len() as u32, Notice::UnmatchedBracket(alias)));
                 continue;
-            };
+            }
             insert(&mut bin, &key, m.name(), i as u32)?;
         }
     }
-    finish(bin, "alias", key_and_value, brackets, notice, out)
+    finish(bin, index.warn_duplicates, "alias", key_and_value, brackets, notice, out)
 }
 
 /// Appends `modules.softdep`: `softdep NAME VALUE` per softdep.

@@ -38,5 +38,5 @@ pub fn write_symbols_bin(
         key.extend_from_slice(name);
         insert(&mut bin, &key, module.name(), m)?;
     }
-    finish(bin, "syms", key_and_value, Vec::new(), notice, out)
+    finish(bin, index.warn_duplicates, "syms", key_and_value, Vec::new(), notice, out)
 }

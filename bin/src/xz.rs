@@ -1,0 +1,101 @@
+//! A reusable xz decoder over liblzma.
+//!
+//! liblzma keeps a stream's coder, and its 1 MiB LZMA2 dictionary, when the same `lzma_stream`
+//! is initialised again for the next file. The `liblzma` crate only makes new streams, so with
+//! it every module paid for a fresh dictionary: with musl's allocator an mmap, page faults and
+//! an munmap that interrupts the other CPUs, per module. This wrapper keeps one stream per
+//! thread; it is the only place that calls liblzma directly.
+
+use liblzma_sys as sys;
+
+/// What one call of [`XzDecoder::decode`] did.
+pub struct Step {
+    /// Input bytes consumed.
+    pub read: usize,
+    /// Output bytes written.
+    pub written: usize,
+    /// The stream (all concatenated streams) ended.
+    pub end: bool,
+}
+
+/// An xz stream decoder that survives from one file to the next.
+pub struct XzDecoder {
+    raw: sys::lzma_stream,
+    /// `raw` holds a coder that `lzma_end` must free.
+    initialised: bool,
+}
+
+impl XzDecoder {
+    /// A decoder with nothing allocated yet.
+    pub fn new() -> Self {
+        // SAFETY: an all-zero lzma_stream is LZMA_STREAM_INIT, the documented initial state.
+        XzDecoder { raw: unsafe { std::mem::zeroed() }, initialised: false }
+    }
+
+    /// Prepares for a new file (concatenated .xz streams, no memory limit), keeping the memory
+    /// of the previous one.
+    pub fn reset(&mut self) -> Result<(), String> {
+        // SAFETY: `raw` is either LZMA_STREAM_INIT or a stream liblzma initialised; liblzma
+        // reuses or frees its coder in both cases.
+        let ret =
+            unsafe { sys::lzma_stream_decoder(&mut self.raw, u64::MAX, sys::LZMA_CONCATENATED) };
+        self.initialised = true;
+        match ret {
+            sys::LZMA_OK => Ok(()),
+            other => Err(message(other).into()),
+        }
+    }
+
+    /// Decodes from `input` into `output`; all the input of the file must be given (the decoder
+    /// is told it is finishing).
+    pub fn decode(&mut self, input: &[u8], output: &mut [u8]) -> Result<Step, String> {
+        self.raw.next_in = input.as_ptr();
+        self.raw.avail_in = input.len();
+        self.raw.next_out = output.as_mut_ptr();
+        self.raw.avail_out = output.len();
+        // SAFETY: the pointers and lengths describe live buffers that outlive the call, and
+        // liblzma writes only within `output`.
+        let ret = unsafe { sys::lzma_code(&mut self.raw, sys::LZMA_FINISH) };
+        let step = Step {
+            read: input.len() - self.raw.avail_in,
+            written: output.len() - self.raw.avail_out,
+            end: ret == sys::LZMA_STREAM_END,
+        };
+        self.raw.next_in = std::ptr::null();
+        self.raw.next_out = std::ptr::null_mut();
+        match ret {
+            sys::LZMA_OK | sys::LZMA_STREAM_END => Ok(step),
+            // No progress was possible: the input ended inside the stream.
+            sys::LZMA_BUF_ERROR => Err("truncated".into()),
+            other => Err(message(other).into()),
+        }
+    }
+}
+
+impl Default for XzDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for XzDecoder {
+    fn drop(&mut self) {
+        if self.initialised {
+            // SAFETY: `raw` was initialised by liblzma and is not used afterwards.
+            unsafe { sys::lzma_end(&mut self.raw) }
+        }
+    }
+}
+
+/// liblzma's meaning of a return code.
+fn message(ret: sys::lzma_ret) -> &'static str {
+    match ret {
+        sys::LZMA_MEM_ERROR => "out of memory",
+        sys::LZMA_FORMAT_ERROR => "not in the .xz format",
+        sys::LZMA_OPTIONS_ERROR => "unsupported options",
+        sys::LZMA_DATA_ERROR => "compressed data is corrupt",
+        sys::LZMA_BUF_ERROR => "truncated",
+        sys::LZMA_PROG_ERROR => "decoder misused",
+        _ => "decoder error",
+    }
+}
