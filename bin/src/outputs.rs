@@ -1,13 +1,15 @@
-//! Generating the outputs in kmod's order, into files or onto stdout (`-n`).
+//! Generating the outputs: all of them at once on the available threads, then, in kmod's order,
+//! their messages and their installation (into files, or onto stdout with `-n`). What the user
+//! sees is what a one-at-a-time generation would show.
 
 use std::ffi::OsStr;
-use std::io::Write;
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
+use std::sync::Mutex;
 
 use depmod_core::index::IndexError;
-use depmod_core::output::{self, BinError, Index, Notice};
+use depmod_core::output::{self, BinError, DevnameProblem, Index, Notice};
 
-use crate::cli::Options;
 use crate::log::{Log, log};
 use crate::run::Dirs;
 use crate::write;
@@ -38,83 +40,210 @@ impl Sink<'_> {
     }
 }
 
-/// Generation of the outputs, in kmod's order, into a sink.
-struct Made<'s, 'l> {
-    log: &'l Log,
-    warn_dups: bool,
-    dry_run: bool,
-    sink: &'s mut Sink<'l>,
-    /// Set once something could not be made or written; nothing more is then made.
-    failed: bool,
+/// The outputs, in kmod's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Dep,
+    DepBin,
+    Alias,
+    AliasBin,
+    Softdep,
+    Weakdep,
+    Symbols,
+    SymbolsBin,
+    BuiltinBin,
+    BuiltinAliasBin,
+    Devname,
 }
 
-/// A `.bin` writer: fills the buffer, reporting notices.
-type BinWriter<'f> = &'f dyn Fn(&mut Vec<u8>, &mut dyn FnMut(Notice<'_>)) -> Result<(), BinError>;
+const ALL: [Kind; 11] = [
+    Kind::Dep,
+    Kind::DepBin,
+    Kind::Alias,
+    Kind::AliasBin,
+    Kind::Softdep,
+    Kind::Weakdep,
+    Kind::Symbols,
+    Kind::SymbolsBin,
+    Kind::BuiltinBin,
+    Kind::BuiltinAliasBin,
+    Kind::Devname,
+];
 
-impl Made<'_, '_> {
-    fn text(&mut self, name: &'static str, write: &dyn Fn(&mut Vec<u8>)) {
-        if self.failed {
-            return;
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Dep => "modules.dep",
+            Kind::DepBin => "modules.dep.bin",
+            Kind::Alias => "modules.alias",
+            Kind::AliasBin => "modules.alias.bin",
+            Kind::Softdep => "modules.softdep",
+            Kind::Weakdep => "modules.weakdep",
+            Kind::Symbols => "modules.symbols",
+            Kind::SymbolsBin => "modules.symbols.bin",
+            Kind::BuiltinBin => "modules.builtin.bin",
+            Kind::BuiltinAliasBin => "modules.builtin.alias.bin",
+            Kind::Devname => "modules.devname",
         }
-        let mut data = Vec::new();
-        write(&mut data);
-        self.failed = !self.sink.put(name, &data);
     }
 
-    /// Makes a `.bin` output; like kmod's `-n`, a dry run makes none.
-    fn bin(&mut self, name: &'static str, write: BinWriter<'_>) {
-        if self.dry_run || self.failed {
-            return;
+    /// kmod's `-n` prints only the text outputs (its `.bin` writers do nothing then).
+    fn is_text(self) -> bool {
+        matches!(
+            self,
+            Kind::Dep | Kind::Alias | Kind::Softdep | Kind::Weakdep | Kind::Symbols | Kind::Devname
+        )
+    }
+}
+
+/// Something generating one output has to say, replayed in order afterwards.
+enum Message<'a> {
+    Notice(Notice<'a>),
+    /// An input file of the module directory could not be read (the output is then empty).
+    MissingInput(&'static str, &'a io::Error),
+    Devname(DevnameProblem<'a>),
+}
+
+/// One generated output.
+struct Made<'a> {
+    data: Vec<u8>,
+    messages: Vec<Message<'a>>,
+    /// The index could not be written (a FATAL in kmod; nothing is installed).
+    error: Option<BinError>,
+}
+
+/// The inputs of the builtin indexes, read before the outputs are made.
+struct Inputs {
+    builtin: Result<Vec<u8>, (&'static str, io::Error)>,
+    modinfo: Result<Vec<u8>, (&'static str, io::Error)>,
+}
+
+impl Inputs {
+    fn read(dirs: &Dirs) -> Self {
+        let read = |name: &'static str| {
+            let path = [&dirs.input[..], b"/", name.as_bytes()].concat();
+            std::fs::read(OsStr::from_bytes(&path)).map_err(|e| (name, e))
+        };
+        Inputs { builtin: read("modules.builtin"), modinfo: read("modules.builtin.modinfo") }
+    }
+}
+
+/// Generates one output.
+fn make<'a>(kind: Kind, index: &Index<'a>, inputs: &'a Inputs) -> Made<'a> {
+    let mut data = Vec::new();
+    let mut messages = Vec::new();
+    let mut notice = |n: Notice<'a>| messages.push(Message::Notice(n));
+    let result = match kind {
+        Kind::Dep => {
+            output::write_dep(index, &mut data);
+            Ok(())
         }
-        let mut data = Vec::new();
-        let (log, warn_dups) = (self.log, self.warn_dups);
-        match write(&mut data, &mut |n| report_notice(log, warn_dups, n)) {
-            Ok(()) => self.failed = !self.sink.put(name, &data),
-            Err(e) => {
-                report_bin_error(log, &e);
-                self.failed = true;
+        Kind::DepBin => output::write_dep_bin(index, &mut data, &mut notice),
+        Kind::Alias => {
+            output::write_alias(index, &mut data);
+            Ok(())
+        }
+        Kind::AliasBin => output::write_alias_bin(index, &mut data, &mut notice),
+        Kind::Softdep => {
+            output::write_softdep(index, &mut data);
+            Ok(())
+        }
+        Kind::Weakdep => {
+            output::write_weakdep(index, &mut data);
+            Ok(())
+        }
+        Kind::Symbols => {
+            output::write_symbols(index, &mut data);
+            Ok(())
+        }
+        Kind::SymbolsBin => output::write_symbols_bin(index, &mut data, &mut notice),
+        // A missing input gives kmod's warning and an empty (0-byte) index.
+        Kind::BuiltinBin => match &inputs.builtin {
+            Ok(text) => output::write_builtin_bin(text, &mut data, &mut notice),
+            Err((name, e)) => {
+                messages.push(Message::MissingInput(name, e));
+                Ok(())
             }
+        },
+        Kind::BuiltinAliasBin => match &inputs.modinfo {
+            Ok(text) => output::write_builtin_alias_bin(text, &mut data, &mut notice),
+            Err((name, e)) => {
+                messages.push(Message::MissingInput(name, e));
+                Ok(())
+            }
+        },
+        Kind::Devname => {
+            let problems = output::write_devname(index, &mut data);
+            messages.extend(problems.into_iter().map(Message::Devname));
+            Ok(())
         }
-    }
+    };
+    Made { data, messages, error: result.err() }
 }
 
-/// Generates every output, in kmod's order, into `sink`, reporting what the writers notice.
-/// `false` when an output could not be made or written (the message has been printed).
+/// Generates every output (the text ones only, for `-n`) on up to `threads` threads, then
+/// reports and hands them to `sink` in kmod's order. `false` when an output could not be made
+/// or written (the message has been printed).
 pub fn build_outputs<'l>(
     log: &'l Log,
     dirs: &Dirs,
     index: &Index<'_>,
-    opts: &Options,
+    dry_run: bool,
+    threads: usize,
     sink: &mut Sink<'l>,
 ) -> bool {
-    let mut made = Made { log, warn_dups: opts.warn, dry_run: opts.dry_run, sink, failed: false };
-    made.text("modules.dep", &|o| output::write_dep(index, o));
-    made.bin("modules.dep.bin", &|o, n| output::write_dep_bin(index, o, n));
-    made.text("modules.alias", &|o| output::write_alias(index, o));
-    made.bin("modules.alias.bin", &|o, n| output::write_alias_bin(index, o, n));
-    made.text("modules.softdep", &|o| output::write_softdep(index, o));
-    made.text("modules.weakdep", &|o| output::write_weakdep(index, o));
-    made.text("modules.symbols", &|o| output::write_symbols(index, o));
-    made.bin("modules.symbols.bin", &|o, n| output::write_symbols_bin(index, o, n));
-    if !opts.dry_run && !made.failed {
-        // A missing input gives kmod's warning and an empty (0-byte) index.
-        let builtin = read_input(log, dirs, "modules.builtin");
-        made.bin("modules.builtin.bin", &|o, n| match &builtin {
-            Some(input) => output::write_builtin_bin(input, o, n),
-            None => Ok(()),
-        });
-        let modinfo = read_input(log, dirs, "modules.builtin.modinfo");
-        made.bin("modules.builtin.alias.bin", &|o, n| match &modinfo {
-            Some(input) => output::write_builtin_alias_bin(input, o, n),
-            None => Ok(()),
-        });
+    let kinds: Vec<Kind> = ALL.into_iter().filter(|k| !dry_run || k.is_text()).collect();
+    let inputs = if dry_run {
+        Inputs { builtin: Ok(Vec::new()), modinfo: Ok(Vec::new()) }
+    } else {
+        Inputs::read(dirs)
+    };
+    let slots: Vec<Mutex<Option<Made<'_>>>> = kinds.iter().map(|_| Mutex::new(None)).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (Some(&kind), Some(slot)) = (kinds.get(i), slots.get(i)) else { break };
+        let made = make(kind, index, &inputs);
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(made);
+    };
+    std::thread::scope(|s| {
+        for _ in 1..threads.clamp(1, kinds.len()) {
+            s.spawn(work);
+        }
+        work();
+    });
+    for (kind, slot) in kinds.iter().zip(slots) {
+        let Some(made) = slot.into_inner().unwrap_or_else(|e| e.into_inner()) else { return false };
+        for m in made.messages {
+            report(log, dirs, index.warn_duplicates, m);
+        }
+        if let Some(e) = made.error {
+            report_bin_error(log, &e);
+            return false;
+        }
+        if !sink.put(kind.name(), &made.data) {
+            return false;
+        }
     }
-    if made.failed {
-        return false;
-    }
-    let mut data = Vec::new();
-    for p in output::write_devname(index, &mut data) {
-        log!(
+    true
+}
+
+fn report(log: &Log, dirs: &Dirs, warn_dups: bool, message: Message<'_>) {
+    match message {
+        Message::Notice(Notice::UnmatchedBracket(alias)) => {
+            log!(log, Warning, "Unmatched bracket in ", alias);
+        }
+        Message::Notice(Notice::Duplicate { kind, text }) if warn_dups => {
+            log!(log, Warning, "duplicate module ", kind, ":\n", text);
+        }
+        Message::Notice(Notice::Duplicate { .. }) => {}
+        Message::Notice(Notice::InvalidBuiltinLine(line)) => {
+            log!(log, Error, "Invalid modules.builtin line: ", line);
+        }
+        Message::MissingInput(name, e) => {
+            log!(log, Warning, "could not open ", name, " at ", &dirs.input[..], ": ", e);
+        }
+        Message::Devname(p) => log!(
             log,
             Error,
             "Module '",
@@ -122,43 +251,14 @@ pub fn build_outputs<'l>(
             "' has devname (",
             p.devname,
             ") but lacks major and minor information. Ignoring."
-        );
-    }
-    made.sink.put("modules.devname", &data)
-}
-
-/// Reads an input file of the module directory; a missing one gets kmod's warning.
-fn read_input(log: &Log, dirs: &Dirs, name: &str) -> Option<Vec<u8>> {
-    let mut path = dirs.input.clone();
-    path.push(b'/');
-    path.extend_from_slice(name.as_bytes());
-    match std::fs::read(OsStr::from_bytes(&path)) {
-        Ok(data) => Some(data),
-        Err(e) => {
-            log!(log, Warning, "could not open ", name, " at ", &dirs.input[..], ": ", e);
-            None
-        }
-    }
-}
-
-fn report_notice(log: &Log, warn_dups: bool, notice: Notice<'_>) {
-    match notice {
-        Notice::UnmatchedBracket(alias) => log!(log, Warning, "Unmatched bracket in ", alias),
-        Notice::Duplicate { kind, text } if warn_dups => {
-            log!(log, Warning, "duplicate module ", kind, ":\n", text);
-        }
-        Notice::Duplicate { .. } => {}
-        Notice::InvalidBuiltinLine(line) => {
-            log!(log, Error, "Invalid modules.builtin line: ", line)
-        }
+        ),
     }
 }
 
 fn report_bin_error(log: &Log, e: &BinError) {
     match e.error {
         IndexError::BadCharacter { byte, .. } => {
-            let mut hex = String::new();
-            let _ = std::fmt::Write::write_fmt(&mut hex, format_args!("{byte:x}"));
+            let hex = format!("{byte:x}");
             log!(
                 log,
                 Fatal,

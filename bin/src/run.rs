@@ -221,7 +221,7 @@ fn index(
         Sink::Files(write::Installer::new(log, &dirs.output))
     };
     phases.mark("sort");
-    if !build_outputs(log, dirs, &index, opts, &mut sink) {
+    if !build_outputs(log, dirs, &index, opts.dry_run, thread_count(), &mut sink) {
         return FAILURE;
     }
     phases.mark("outputs");

@@ -256,8 +256,12 @@ struct NodeShape<'a> {
     prefix: &'a [u8],
     /// The key group ending at this node, if any.
     values: Option<usize>,
-    /// Children: (byte, span), ascending.
-    children: Vec<(u8, Span)>,
+    /// Where the node's path ends: the key byte at this position picks a child.
+    end: usize,
+    /// The key groups below the children (empty for a leaf).
+    kids: core::ops::Range<usize>,
+    /// First and last child bytes.
+    span: Option<(u8, u8)>,
 }
 
 impl<'b> Trie<'b> {
@@ -279,27 +283,32 @@ impl<'b> Trie<'b> {
         let first = self.key(span.lo);
         let rest = first.get(span.depth..).unwrap_or_default();
         let mut prefix_len = if span.root { 0 } else { rest.len() };
-        if !span.root {
-            for g in span.lo + 1..span.hi {
-                let other = self.key(g).get(span.depth..).unwrap_or_default();
-                prefix_len =
-                    rest.iter().zip(other).take(prefix_len).take_while(|(a, b)| a == b).count();
-            }
+        if !span.root && span.hi > span.lo + 1 {
+            // Keys are sorted: the prefix all of them share is the one the first and the last
+            // share.
+            let last = self.key(span.hi - 1).get(span.depth..).unwrap_or_default();
+            prefix_len = rest.iter().zip(last).take_while(|(a, b)| a == b).count();
         }
         let end = span.depth + prefix_len;
         let values = (first.len() == end && span.lo < span.hi).then_some(span.lo);
-        let mut children = Vec::new();
-        let mut g = span.lo + usize::from(values.is_some());
-        while g < span.hi {
-            let byte = self.key(g).get(end).copied().unwrap_or(0);
-            let mut h = g + 1;
-            while h < span.hi && self.key(h).get(end) == Some(&byte) {
-                h += 1;
-            }
-            children.push((byte, Span { lo: g, hi: h, depth: end + 1, root: false }));
-            g = h;
+        let kids = span.lo + usize::from(values.is_some())..span.hi;
+        let byte = |g: usize| self.key(g).get(end).copied().unwrap_or(0);
+        let span = (!kids.is_empty()).then(|| (byte(kids.start), byte(kids.end - 1)));
+        NodeShape { prefix: rest.get(..prefix_len).unwrap_or_default(), values, end, kids, span }
+    }
+
+    /// The child after the one starting at key group `from` (or the first, from the start of
+    /// `shape.kids`): its byte and span.
+    fn next_child(&self, shape: &NodeShape<'_>, from: usize) -> Option<(u8, Span)> {
+        if from >= shape.kids.end {
+            return None;
         }
-        NodeShape { prefix: rest.get(..prefix_len).unwrap_or_default(), values, children }
+        let byte = self.key(from).get(shape.end).copied().unwrap_or(0);
+        let mut hi = from + 1;
+        while hi < shape.kids.end && self.key(hi).get(shape.end) == Some(&byte) {
+            hi += 1;
+        }
+        Some((byte, Span { lo: from, hi, depth: shape.end + 1, root: false }))
     }
 
     fn body_size(&self, shape: &NodeShape<'_>) -> u64 {
@@ -307,9 +316,7 @@ impl<'b> Trie<'b> {
         if !shape.prefix.is_empty() {
             size += shape.prefix.len() as u64 + 1;
         }
-        if let (Some(&(first, _)), Some(&(last, _))) =
-            (shape.children.first(), shape.children.last())
-        {
+        if let Some((first, last)) = shape.span {
             size += 2 + 4 * (u64::from(last) - u64::from(first) + 1);
         }
         if let Some(g) = shape.values {
@@ -327,7 +334,7 @@ impl<'b> Trie<'b> {
         if shape.values.is_some() {
             f |= FLAG_VALUES;
         }
-        if !shape.children.is_empty() {
+        if shape.span.is_some() {
             f |= FLAG_CHILDS;
         }
         f
@@ -337,26 +344,30 @@ impl<'b> Trie<'b> {
         Span { lo: 0, hi: self.groups.len().saturating_sub(1), depth: 0, root: true }
     }
 
-    /// Subtree sizes of every node, in pre-order, without recursion (keys can nest deeply).
+    /// Subtree sizes of every node, in pre-order, without recursion (keys can nest deeply) and
+    /// without allocating per node.
     fn sizes(&self) -> Vec<Size> {
         let mut sizes: Vec<Size> = Vec::new();
-        // (pre-order index, children not yet visited, in reverse)
-        let mut stack: Vec<(usize, Vec<Span>)> = Vec::new();
-        let enter = |span: Span, sizes: &mut Vec<Size>, stack: &mut Vec<(usize, Vec<Span>)>| {
-            let shape = self.shape(span);
-            sizes.push(Size { bytes: self.body_size(&shape), nodes: 1 });
-            let kids = shape.children.iter().rev().map(|&(_, s)| s).collect();
-            stack.push((sizes.len() - 1, kids));
-        };
-        enter(self.root(), &mut sizes, &mut stack);
-        while let Some((index, kids)) = stack.last_mut() {
+        // (pre-order index, the node's shape, key group where its next child starts)
+        let mut stack: Vec<(usize, NodeShape<'b>, usize)> = Vec::new();
+        let root = self.shape(self.root());
+        sizes.push(Size { bytes: self.body_size(&root), nodes: 1 });
+        let next = root.kids.start;
+        stack.push((0, root, next));
+        while let Some((index, shape, next)) = stack.last_mut() {
             let index = *index;
-            match kids.pop() {
-                Some(child) => enter(child, &mut sizes, &mut stack),
+            match self.next_child(shape, *next) {
+                Some((_, child)) => {
+                    *next = child.hi;
+                    let shape = self.shape(child);
+                    sizes.push(Size { bytes: self.body_size(&shape), nodes: 1 });
+                    let start = shape.kids.start;
+                    stack.push((sizes.len() - 1, shape, start));
+                }
                 None => {
                     stack.pop();
                     let done = sizes.get(index).copied().unwrap_or_default();
-                    if let Some((parent, _)) = stack.last() {
+                    if let Some((parent, ..)) = stack.last() {
                         if let Some(p) = sizes.get_mut(*parent) {
                             p.bytes += done.bytes;
                             p.nodes += done.nodes;
@@ -374,26 +385,27 @@ impl<'b> Trie<'b> {
         put(out, MAGIC);
         put(out, VERSION);
         put(out, 12 | Self::flags(&shape));
-        // (span, pre-order index, file offset)
+        // Nodes still to write: (span, pre-order index, file offset), next on top.
         let mut stack: Vec<(Span, usize, u64)> = alloc::vec![(self.root(), 0, 12)];
+        let mut placed: Vec<(u8, Span, usize, u64)> = Vec::new();
         while let Some((span, index, offset)) = stack.pop() {
             let shape = self.shape(span);
             if !shape.prefix.is_empty() {
                 out.extend_from_slice(shape.prefix);
                 out.push(0);
             }
-            let body = self.body_size(&shape);
             // Children follow the body in byte order, each taking its subtree's bytes.
-            let mut child_index = index + 1;
-            let mut child_offset = offset + body;
-            let mut placed = Vec::with_capacity(shape.children.len());
-            for &(byte, child) in &shape.children {
+            placed.clear();
+            let (mut child_index, mut child_offset) = (index + 1, offset + self.body_size(&shape));
+            let mut from = shape.kids.start;
+            while let Some((byte, child)) = self.next_child(&shape, from) {
+                from = child.hi;
                 let size = sizes.get(child_index).copied().unwrap_or_default();
                 placed.push((byte, child, child_index, child_offset));
                 child_index += size.nodes as usize;
                 child_offset += size.bytes;
             }
-            if let (Some(&(first, ..)), Some(&(last, ..))) = (placed.first(), placed.last()) {
+            if let Some((first, last)) = shape.span {
                 out.push(first);
                 out.push(last);
                 let mut kids = placed.iter().peekable();
@@ -415,7 +427,7 @@ impl<'b> Trie<'b> {
                     out.push(0);
                 }
             }
-            stack.extend(placed.into_iter().rev().map(|(_, span, i, off)| (span, i, off)));
+            stack.extend(placed.iter().rev().map(|&(_, span, i, off)| (span, i, off)));
         }
     }
 }

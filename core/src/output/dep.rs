@@ -22,10 +22,10 @@ pub fn write_dep(index: &Index<'_>, out: &mut Vec<u8>) {
 
 /// Appends `modules.dep.bin`: each module's `modules.dep` line (without newline) under its
 /// name, with its array index as priority.
-pub fn write_dep_bin(
-    index: &Index<'_>,
+pub fn write_dep_bin<'a>(
+    index: &Index<'a>,
     out: &mut Vec<u8>,
-    notice: &mut dyn FnMut(Notice<'_>),
+    notice: &mut dyn FnMut(Notice<'a>),
 ) -> Result<(), BinError> {
     let mut bin = IndexBuilder::new();
     let mut line = Vec::new();

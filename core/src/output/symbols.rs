@@ -21,10 +21,10 @@ pub fn write_symbols(index: &Index<'_>, out: &mut Vec<u8>) {
 }
 
 /// Appends `modules.symbols.bin`: `symbol:NAME` with the owner's name, priority its array index.
-pub fn write_symbols_bin(
-    index: &Index<'_>,
+pub fn write_symbols_bin<'a>(
+    index: &Index<'a>,
     out: &mut Vec<u8>,
-    notice: &mut dyn FnMut(Notice<'_>),
+    notice: &mut dyn FnMut(Notice<'a>),
 ) -> Result<(), BinError> {
     let mut bin = IndexBuilder::new();
     let mut key = Vec::new();
