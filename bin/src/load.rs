@@ -1,10 +1,11 @@
 //! Reading module files on all cores and turning each into a [`ModuleInfo`].
 
 use std::ffi::OsStr;
-use std::fs::File;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
+
+use rustix::fs::{Mode, OFlags};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use depmod_core::ModuleInfo;
@@ -79,39 +80,45 @@ pub struct Buffers {
     file: Vec<u8>,
     decoders: Decoders,
     scratch: Scratch,
+    ranges: Ranges,
 }
 
 impl Buffers {
     /// A buffer of exactly `len` bytes for a file (its contents are whatever was there before),
-    /// with the parser's working space.
-    fn for_file(&mut self, len: usize) -> (&mut [u8], &mut Scratch) {
+    /// with the parser's and the reader's working space.
+    fn for_file(&mut self, len: usize) -> (&mut [u8], &mut Scratch, &mut Ranges) {
         if self.file.len() < len {
             self.file.resize(len, 0);
         }
-        (self.file.get_mut(..len).unwrap_or_default(), &mut self.scratch)
+        (self.file.get_mut(..len).unwrap_or_default(), &mut self.scratch, &mut self.ranges)
     }
 }
 
 /// Maps a file read-only.
-fn map(file: &File) -> io::Result<memmap2::Mmap> {
+fn map(file: &OwnedFd) -> io::Result<memmap2::Mmap> {
     // SAFETY: the mapping is private and read-only. If another process truncated the file while
     // it is mapped, reading past the new end would raise SIGBUS; installers replace module files
     // by renaming new ones into place, which leaves this mapping intact, and kmod maps module
     // files the same way.
-    unsafe { memmap2::MmapOptions::new().map_copy_read_only(file) }
+    unsafe { memmap2::MmapOptions::new().map_copy_read_only(file.as_raw_fd()) }
 }
 
 /// Opens one module file, decompresses it when its magic says so, and parses it.
 fn load_one(path: &[u8], bufs: &mut Buffers) -> Loaded {
     let fail = |f| Loaded { info: ModuleInfo::default(), failure: Some(f) };
-    let file = match File::open(OsStr::from_bytes(path)) {
+    // rustix's open is one system call; musl's adds an fcntl for O_CLOEXEC.
+    let file = match rustix::fs::open(
+        OsStr::from_bytes(path),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
         Ok(f) => f,
-        Err(e) => return fail(Failure::Io(e)),
+        Err(e) => return fail(Failure::Io(e.into())),
     };
-    let len = match file.metadata().map(|m| usize::try_from(m.len())) {
+    let len = match rustix::fs::fstat(&file).map(|st| usize::try_from(st.st_size)) {
         Ok(Ok(len)) => len,
         Ok(Err(_)) => return fail(Failure::Io(io::Error::from(io::ErrorKind::FileTooLarge))),
-        Err(e) => return fail(Failure::Io(e)),
+        Err(e) => return fail(Failure::Io(e.into())),
     };
     if len > MAP {
         return match map(&file) {
@@ -119,14 +126,14 @@ fn load_one(path: &[u8], bufs: &mut Buffers) -> Loaded {
             Err(e) => fail(Failure::Io(e)),
         };
     }
-    let (buf, scratch) = bufs.for_file(len);
+    let (buf, scratch, ranges) = bufs.for_file(len);
     let head = match read_head(&file, len, buf) {
         Ok(h) => h,
         Err(e) => return fail(Failure::Io(e)),
     };
     let format = Format::detect(head);
     if format == Format::Raw && len > READ_WHOLE {
-        return match read_sparse(&file, len, buf) {
+        return match read_sparse(&file, len, buf, ranges) {
             Ok(()) => Loaded { info: ModuleInfo::parse_with(buf, scratch), failure: None },
             Err(e) => fail(Failure::Io(e)),
         };
@@ -145,7 +152,11 @@ fn parse(data: &[u8], decoders: &mut Decoders, scratch: &mut Scratch) -> Loaded 
     if let Some(size) = Decoders::sparse_size(format, data) {
         // Only a stream the passes could not agree on is decoded in full below; a corrupt one
         // fails the same way there.
-        let mut plan = |d: &[u8]| wanted_ranges(d, &|_| true);
+        let mut plan = |d: &[u8]| {
+            let mut want = Vec::new();
+            wanted_ranges(d, &|_| true, &mut want);
+            want
+        };
         if let Ok(sparse) = decoders.decode_sparse(format, data, size, &mut plan) {
             return Loaded { info: ModuleInfo::parse_with(&sparse, scratch), failure: None };
         }
@@ -157,49 +168,62 @@ fn parse(data: &[u8], decoders: &mut Decoders, scratch: &mut Scratch) -> Loaded 
 }
 
 /// Reads the first bytes of a file (all of a small one) into `buf`; returns them.
-fn read_head<'b>(file: &File, len: usize, buf: &'b mut [u8]) -> io::Result<&'b [u8]> {
+fn read_head<'b>(file: &OwnedFd, len: usize, buf: &'b mut [u8]) -> io::Result<&'b [u8]> {
     let n = if len <= READ_WHOLE { len } else { 4096.min(len) };
     read_at(file, buf, 0..n)?;
     Ok(buf.get(..n).unwrap_or_default())
 }
 
 /// Reads the rest of a file whose head [`read_head`] read.
-fn read_rest(file: &File, len: usize, buf: &mut [u8]) -> io::Result<()> {
+fn read_rest(file: &OwnedFd, len: usize, buf: &mut [u8]) -> io::Result<()> {
     if len > READ_WHOLE { read_at(file, buf, 4096..len) } else { Ok(()) }
 }
 
 /// Fills `buf[range]` from the same range of the file; a file that shrank is an error.
-fn read_at(file: &File, buf: &mut [u8], range: Range) -> io::Result<()> {
-    let offset = range.start as u64;
-    match buf.get_mut(range) {
-        Some(dst) => file.read_exact_at(dst, offset),
-        None => Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+fn read_at(file: &OwnedFd, buf: &mut [u8], range: Range) -> io::Result<()> {
+    let mut offset = range.start as u64;
+    let Some(mut dst) = buf.get_mut(range) else {
+        return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+    };
+    while !dst.is_empty() {
+        match rustix::io::pread(file, &mut *dst, offset) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+            Ok(n) => {
+                dst = dst.get_mut(n..).unwrap_or_default();
+                offset += n as u64;
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
+    Ok(())
 }
 
 /// Reads the parts of an uncompressed module that the parser reads into `buf` (whose other bytes
 /// are left as they were: the parser never looks at them). Each round reads what
 /// [`wanted_ranges`] asks for given what has been read so far, until it asks for nothing new; a
 /// file that keeps asking is read whole.
-fn read_sparse(file: &File, len: usize, buf: &mut [u8]) -> io::Result<()> {
+fn read_sparse(file: &OwnedFd, len: usize, buf: &mut [u8], ranges: &mut Ranges) -> io::Result<()> {
+    let Ranges { filled, want, gaps } = ranges;
     // The head was read already; the tail usually holds the section table and names.
-    let mut filled: Vec<Range> = Vec::with_capacity(16);
-    filled.push(0..4096.min(len));
-    let mut want: Vec<Range> = Vec::with_capacity(16);
+    filled.ranges.clear();
+    filled.len = len;
+    filled.add(0..4096);
+    want.clear();
     want.push(len.saturating_sub(16 * 1024)..len);
     for _ in 0..6 {
+        gaps.clear();
         for r in merge(want) {
-            let r = r.start.min(len)..r.end.min(len);
-            for gap in gaps(&filled, r) {
-                read_at(file, buf, gap.clone())?;
-                filled.push(gap);
-            }
+            filled.missing(r.clone(), gaps);
         }
-        let is_filled = |r: &Range| gaps(&filled, r.start.min(len)..r.end.min(len)).is_empty();
-        want = wanted_ranges(buf, &is_filled)
-            .into_iter()
-            .filter(|r| !gaps(&filled, r.start.min(len)..r.end.min(len)).is_empty())
-            .collect();
+        for gap in gaps.iter() {
+            read_at(file, buf, gap.clone())?;
+        }
+        for gap in gaps.drain(..) {
+            filled.add(gap);
+        }
+        wanted_ranges(buf, &|r| filled.covers(r), want);
+        want.retain(|r| !filled.covers(r));
         if want.is_empty() {
             return Ok(());
         }
@@ -207,41 +231,98 @@ fn read_sparse(file: &File, len: usize, buf: &mut [u8]) -> io::Result<()> {
     read_at(file, buf, 0..len)
 }
 
-/// Sorted ranges with those less than a page apart joined, to read them in one call.
-fn merge(mut ranges: Vec<Range>) -> Vec<Range> {
-    ranges.sort_by_key(|r| r.start);
-    let mut out: Vec<Range> = Vec::with_capacity(ranges.len());
-    for r in ranges {
-        match out.last_mut() {
-            Some(last) if r.start <= last.end.saturating_add(4096) => {
-                last.end = last.end.max(r.end)
-            }
-            _ => out.push(r),
-        }
-    }
-    out
+/// Range lists [`read_sparse`] reuses from one file to the next.
+#[derive(Default)]
+pub struct Ranges {
+    filled: Filled,
+    want: Vec<Range>,
+    gaps: Vec<Range>,
 }
 
-/// The parts of `range` not covered by `filled`.
-fn gaps(filled: &[Range], range: Range) -> Vec<Range> {
-    let mut todo = vec![range];
-    for f in filled {
-        todo = todo
-            .into_iter()
-            .flat_map(|t| {
-                if f.end <= t.start || t.end <= f.start {
-                    vec![t]
-                } else {
-                    [t.start..f.start.max(t.start), f.end.min(t.end)..t.end]
-                        .into_iter()
-                        .filter(|p| p.start < p.end)
-                        .collect()
-                }
-            })
-            .collect();
+/// The parts of a file read so far: sorted, disjoint ranges within its `len` bytes.
+#[derive(Default)]
+struct Filled {
+    ranges: Vec<Range>,
+    len: usize,
+}
+
+impl Filled {
+    fn clip(&self, r: &Range) -> Range {
+        r.start.min(self.len)..r.end.min(self.len)
     }
-    todo.retain(|t| t.start < t.end);
-    todo
+
+    fn add(&mut self, r: Range) {
+        let r = self.clip(&r);
+        if r.is_empty() {
+            return;
+        }
+        let at = self.ranges.partition_point(|f| f.start < r.start);
+        self.ranges.insert(at, r);
+        // Join neighbours that touch.
+        let mut merged: usize = 0;
+        for i in 1..self.ranges.len() {
+            let next = self.ranges.get(i).cloned().unwrap_or_default();
+            match self.ranges.get_mut(merged) {
+                Some(last) if next.start <= last.end => last.end = last.end.max(next.end),
+                _ => {
+                    merged += 1;
+                    if let Some(slot) = self.ranges.get_mut(merged) {
+                        *slot = next;
+                    }
+                }
+            }
+        }
+        self.ranges.truncate(merged + 1);
+    }
+
+    /// Appends the parts of `r` not read yet to `out`.
+    fn missing(&self, r: Range, out: &mut Vec<Range>) {
+        let r = self.clip(&r);
+        let mut cursor = r.start;
+        for f in &self.ranges {
+            if f.end <= cursor {
+                continue;
+            }
+            if f.start >= r.end {
+                break;
+            }
+            if f.start > cursor {
+                out.push(cursor..f.start);
+            }
+            cursor = cursor.max(f.end);
+        }
+        if cursor < r.end {
+            out.push(cursor..r.end);
+        }
+    }
+
+    /// Whether all of `r` has been read.
+    fn covers(&self, r: &Range) -> bool {
+        let r = self.clip(r);
+        r.is_empty() || self.ranges.iter().any(|f| f.start <= r.start && r.end <= f.end)
+    }
+}
+
+/// Sorts `ranges` and joins those less than a page apart, to read them in one call each.
+fn merge(ranges: &mut Vec<Range>) -> impl Iterator<Item = Range> + '_ {
+    ranges.sort_unstable_by_key(|r| r.start);
+    let mut joined: usize = 0;
+    for i in 1..ranges.len() {
+        let next = ranges.get(i).cloned().unwrap_or_default();
+        match ranges.get_mut(joined) {
+            Some(last) if next.start <= last.end.saturating_add(4096) => {
+                last.end = last.end.max(next.end);
+            }
+            _ => {
+                joined += 1;
+                if let Some(slot) = ranges.get_mut(joined) {
+                    *slot = next;
+                }
+            }
+        }
+    }
+    ranges.truncate(joined + 1);
+    ranges.drain(..)
 }
 
 /// The parts of a module file depmod reads, as far as `data` (with what is known so far of the
@@ -250,16 +331,16 @@ fn gaps(filled: &[Range], range: Range) -> Vec<Range> {
 ///
 /// The sections CRC symbols point into are only looked for once `filled` says the symbol table
 /// has been read (a table of leftover bytes would only cost a useless scan).
-fn wanted_ranges(data: &[u8], filled: &dyn Fn(&Range) -> bool) -> Vec<Range> {
-    let mut want = Vec::new();
+fn wanted_ranges(data: &[u8], filled: &dyn Fn(&Range) -> bool, want: &mut Vec<Range>) {
+    want.clear();
     let mut push = |offset: u64, len: u64| {
         if let (Ok(start), Ok(len)) = (usize::try_from(offset), usize::try_from(len)) {
             want.push(start..start.saturating_add(len));
         }
     };
-    let Some((offset, len)) = elf::section_table_range(data) else { return want };
+    let Some((offset, len)) = elf::section_table_range(data) else { return };
     push(offset, len);
-    let Ok(elf) = Elf::parse(data) else { return want };
+    let Ok(elf) = Elf::parse(data) else { return };
     if let Some(names) = elf.names_section() {
         push(names.offset, names.data.len() as u64);
     }
@@ -283,5 +364,25 @@ fn wanted_ranges(data: &[u8], filled: &dyn Fn(&Range) -> bool) -> Vec<Range> {
             }
         }
     }
-    want
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filled_ranges() {
+        let mut f = Filled { ranges: Vec::new(), len: 100 };
+        f.add(10..20);
+        f.add(30..40);
+        f.add(20..25);
+        f.add(90..200);
+        assert_eq!(f.ranges, [10..25, 30..40, 90..100]);
+        let mut out = Vec::new();
+        f.missing(0..50, &mut out);
+        assert_eq!(out, [0..10, 25..30, 40..50]);
+        assert!(f.covers(&(12..24)) && f.covers(&(95..300)) && !f.covers(&(24..31)));
+        let mut r = vec![50..60, 0..10, 9000..9100, 4000..4010];
+        assert_eq!(merge(&mut r).collect::<Vec<_>>(), [0..4010, 9000..9100]);
+    }
 }
