@@ -66,6 +66,9 @@ const MAX_OUTPUT: usize = 1 << 30;
 /// buffer that held one is given back afterwards, so peak memory stays near one big module.
 const BIG: usize = 8 << 20;
 
+/// Output buffers larger than this are given back once the module they held is parsed.
+const KEEP: usize = 1 << 20;
+
 /// Held while a big module is decoded.
 static BIG_DECODE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -122,6 +125,9 @@ fn xz_uncompressed_size(input: &[u8]) -> Option<u64> {
 #[derive(Default)]
 pub struct Decoders {
     xz: XzDecoder,
+    /// For zstd frames that record their size: decoded in one call, straight into the output.
+    zstd_whole: Option<zstd::zstd_safe::DCtx<'static>>,
+    /// For frames that do not (`zstd` reading a pipe): streamed, with window buffers.
     zstd: Option<zstd::stream::raw::Decoder<'static>>,
     /// Output; its length only grows (zero-filled once), `used` says how much holds the file.
     out: Vec<u8>,
@@ -149,7 +155,9 @@ impl Decoders {
         if format == Format::Raw {
             return Ok(input);
         }
-        if self.out.len() > BIG {
+        // A big module's buffer is not kept for the next one: peak memory is what matters on small
+        // machines, and big modules are few.
+        if self.out.len() > KEEP {
             self.out = Vec::new();
         }
         self.used = 0;
@@ -187,10 +195,14 @@ impl Decoders {
         let err = |detail: String| DecodeError { format, detail };
         let mut out = vec![0u8; size];
         let mut keep: Vec<Range> = vec![0..size.min(4096), size.saturating_sub(64 * 1024)..size];
-        for _ in 0..4 {
+        // The first pass decodes everything (and checks the stream's integrity); later ones stop
+        // once the new ranges are filled.
+        let mut fresh = keep.clone();
+        let mut stop_at = usize::MAX;
+        for pass in 0..4 {
             let total = self
-                .stream(format, input, &mut |at, chunk| {
-                    for r in &keep {
+                .stream(format, input, stop_at, &mut |at, chunk| {
+                    for r in &fresh {
                         let (lo, hi) = (r.start.max(at), r.end.min(at + chunk.len()));
                         if lo < hi {
                             if let (Some(dst), Some(src)) =
@@ -202,27 +214,30 @@ impl Decoders {
                     }
                 })
                 .map_err(err)?;
-            if total != size {
+            if pass == 0 && total != size {
                 return Err(err(format!("announces {size} bytes but holds {total}")));
             }
-            let wanted: Vec<Range> = plan(&out)
+            fresh = plan(&out)
                 .into_iter()
                 .map(|r| r.start.min(size)..r.end.min(size))
                 .filter(|r| !keep.iter().any(|k| k.start <= r.start && r.end <= k.end))
                 .collect();
-            if wanted.is_empty() {
+            if fresh.is_empty() {
                 return Ok(out);
             }
-            keep.extend(wanted);
+            stop_at = fresh.iter().map(|r| r.end).max().unwrap_or(size);
+            keep.extend(fresh.iter().cloned());
         }
         Err(err("the parts to keep were still changing after 4 passes".into()))
     }
 
-    /// Decodes `input`, handing each piece to `sink` with its offset; returns the total size.
+    /// Decodes `input`, handing each piece to `sink` with its offset, until the end or until
+    /// `stop_at` bytes are out; returns how many bytes came out.
     fn stream(
         &mut self,
         format: Format,
         input: &[u8],
+        stop_at: usize,
         sink: &mut dyn FnMut(usize, &[u8]),
     ) -> Result<usize, String> {
         self.chunk.resize(CHUNK, 0);
@@ -246,7 +261,7 @@ impl Decoders {
                     let step = xz.decode(input.get(read..).unwrap_or_default(), chunk)?;
                     read += step.read;
                     emit(chunk.get(..step.written).unwrap_or_default(), &mut total)?;
-                    if step.end {
+                    if step.end || total >= stop_at {
                         break;
                     }
                 }
@@ -267,7 +282,7 @@ impl Decoders {
                         decoder.run(&mut inbuf, &mut outbuf).map_err(|e| e.to_string())?;
                     let made = outbuf.pos();
                     emit(chunk.get(..made).unwrap_or_default(), &mut total)?;
-                    if remaining == 0 && inbuf.pos() == input.len() {
+                    if (remaining == 0 && inbuf.pos() == input.len()) || total >= stop_at {
                         break;
                     }
                     if made == 0 && inbuf.pos() == input.len() {
@@ -283,6 +298,9 @@ impl Decoders {
                         break;
                     }
                     emit(chunk.get(..made).unwrap_or_default(), &mut total)?;
+                    if total >= stop_at {
+                        break;
+                    }
                 }
             }
         }
@@ -325,6 +343,27 @@ impl Decoders {
     }
 
     fn zstd(&mut self, input: &[u8], hint: Option<usize>) -> Result<(), String> {
+        // One frame recording its size (what the kernel's build writes): one call into an output
+        // of exactly that size, no window buffers (with zstd -19 they take 8 MiB).
+        let single = zstd::zstd_safe::find_frame_compressed_size(input).is_ok_and(|n| n == input.len());
+        let known = zstd::zstd_safe::get_frame_content_size(input).ok().flatten();
+        if let (true, Some(size)) = (single, known) {
+            let size = usize::try_from(size).ok().filter(|&s| s <= MAX_OUTPUT);
+            let size = size.ok_or_else(|| format!("decompresses to more than {MAX_OUTPUT} bytes"))?;
+            let dctx = self.zstd_whole.get_or_insert_with(zstd::zstd_safe::DCtx::create);
+            if self.out.len() < size {
+                self.out.resize(size, 0);
+            }
+            let dst = self.out.get_mut(..size).unwrap_or_default();
+            let n = dctx.decompress(dst, input).map_err(|code| {
+                zstd::zstd_safe::get_error_name(code).to_string()
+            })?;
+            if n != size {
+                return Err(format!("announces {size} bytes but holds {n}"));
+            }
+            self.used = n;
+            return Ok(());
+        }
         use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
         let mut decoder = match self.zstd.take() {
             Some(d) => d,
