@@ -345,19 +345,21 @@ impl Decoders {
     fn zstd(&mut self, input: &[u8], hint: Option<usize>) -> Result<(), String> {
         // One frame recording its size (what the kernel's build writes): one call into an output
         // of exactly that size, no window buffers (with zstd -19 they take 8 MiB).
-        let single = zstd::zstd_safe::find_frame_compressed_size(input).is_ok_and(|n| n == input.len());
+        let single =
+            zstd::zstd_safe::find_frame_compressed_size(input).is_ok_and(|n| n == input.len());
         let known = zstd::zstd_safe::get_frame_content_size(input).ok().flatten();
         if let (true, Some(size)) = (single, known) {
             let size = usize::try_from(size).ok().filter(|&s| s <= MAX_OUTPUT);
-            let size = size.ok_or_else(|| format!("decompresses to more than {MAX_OUTPUT} bytes"))?;
+            let size =
+                size.ok_or_else(|| format!("decompresses to more than {MAX_OUTPUT} bytes"))?;
             let dctx = self.zstd_whole.get_or_insert_with(zstd::zstd_safe::DCtx::create);
             if self.out.len() < size {
                 self.out.resize(size, 0);
             }
             let dst = self.out.get_mut(..size).unwrap_or_default();
-            let n = dctx.decompress(dst, input).map_err(|code| {
-                zstd::zstd_safe::get_error_name(code).to_string()
-            })?;
+            let n = dctx
+                .decompress(dst, input)
+                .map_err(|code| zstd::zstd_safe::get_error_name(code).to_string())?;
             if n != size {
                 return Err(format!("announces {size} bytes but holds {n}"));
             }

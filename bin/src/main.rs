@@ -1,5 +1,7 @@
 //! `depmod`: writes the module indexes `modprobe` uses, byte for byte as kmod 34.2 does.
 
+#[cfg(target_env = "musl")]
+mod alloc;
 mod cli;
 mod config;
 mod decompress;
@@ -14,6 +16,10 @@ mod run;
 mod walk;
 mod write;
 mod xz;
+
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOC: alloc::Split = alloc::Split;
 
 use std::ffi::OsString;
 use std::io::Write;

@@ -47,11 +47,16 @@ fn index_copy(
 
 /// Both depmods on copies of a tree; everything must be identical.
 fn conform(label: &str, tree: Option<(PathBuf, String)>) {
+    conform_with(&Depmod::Ours, label, tree);
+}
+
+/// kmod 34.2 and `depmod` (a build of ours) on copies of a tree; everything must be identical.
+fn conform_with(depmod: &Depmod, label: &str, tree: Option<(PathBuf, String)>) {
     let Some(kmod) = kmod34() else { return };
     let Some((root, version)) = tree else { return };
     let work = scratch(&format!("conformance-{label}"));
     let (theirs, their_err) = index_copy(&Depmod::Kmod(kmod), &root, &version, &work, "kmod", None);
-    let (ours, our_err) = index_copy(&Depmod::Ours, &root, &version, &work, "ours", None);
+    let (ours, our_err) = index_copy(depmod, &root, &version, &work, "ours", None);
     if let Err(diff) = compare_dirs(&theirs, &ours, &OUTPUTS) {
         panic!("{label} ({version}): outputs differ from kmod 34.2:\n{diff}");
     }
@@ -77,6 +82,17 @@ fn debian_6_12_xz() {
 #[test]
 fn cloud_amd64_recompressed_zstd() {
     conform("cloud-amd64-zst", recompressed("cloud-amd64", "zst"));
+}
+
+/// The static musl binary (another allocator, other decoder build flags) on the uncompressed
+/// and the `.ko.xz` tree.
+#[test]
+fn static_binary() {
+    let Some(depmod) = support::static_depmod() else { return };
+    let depmod = Depmod::Build(depmod);
+    conform_with(&depmod, "static-amd64", tree("amd64"));
+    conform_with(&depmod, "static-6.12-amd64-xz", tree("6.12-amd64"));
+    conform_with(&depmod, "static-cloud-amd64-zst", recompressed("cloud-amd64", "zst"));
 }
 
 /// `.ko` paths in a `modules.dep` line (or `.bin` value) as the gzip tree has them.

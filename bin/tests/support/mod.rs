@@ -96,10 +96,43 @@ pub fn recompressed(meta: &str, format: &str) -> Option<(PathBuf, String)> {
     }
 }
 
+/// The static musl build of this depmod (the one initramfs images carry: its own allocator and
+/// decoder flags), built with the cargo running the tests.
+pub fn static_depmod() -> Option<PathBuf> {
+    const TARGET: &str = "x86_64-unknown-linux-musl";
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let target_dir =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
+    let out = Command::new(cargo)
+        .args(["build", "--release", "--target", TARGET, "-p", "depmod", "--manifest-path"])
+        .arg(repo().join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .output();
+    match out {
+        Ok(out) if out.status.success() => Some(target_dir.join(TARGET).join("release/depmod")),
+        Ok(out) => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = err.lines().rev().take(8).collect::<Vec<_>>();
+            missing(&format!(
+                "a static depmod (rustup target add {TARGET}; apt-get install musl-tools): {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ));
+            None
+        }
+        Err(e) => {
+            missing(&format!("cargo, to build the static depmod: {e}"));
+            None
+        }
+    }
+}
+
 /// Which depmod to run.
 #[derive(Clone, Debug)]
 pub enum Depmod {
     Ours,
+    /// Another build of this depmod (the static one).
+    Build(PathBuf),
     /// kmod 34.2 from this extracted root, run through its own loader.
     Kmod(PathBuf),
 }
@@ -113,6 +146,7 @@ impl Depmod {
     {
         let mut cmd = match self {
             Depmod::Ours => Command::new(env!("CARGO_BIN_EXE_depmod")),
+            Depmod::Build(path) => Command::new(path),
             Depmod::Kmod(root) => {
                 let lib = root.join("usr/lib/x86_64-linux-gnu");
                 let mut c = Command::new(lib.join("ld-linux-x86-64.so.2"));
