@@ -31,10 +31,8 @@ mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use depmod_core::Endian;
-use depmod_core::elf::writer::{Class, ModuleSpec};
+use support::synth::{self, Step};
 use support::{Depmod, OUTPUTS, compare_file, kmod34, scratch};
 
 /// How kmod takes part in a scenario.
@@ -54,46 +52,6 @@ struct Scenario {
     steps: Vec<Step>,
 }
 
-/// A change to a built module file, to make it malformed.
-enum Patch {
-    Bytes { section: String, offset: i64, bytes: Vec<u8> },
-    Truncate(usize),
-}
-
-enum Step {
-    Module { path: String, spec: ModuleSpec, compress: Option<String>, patches: Vec<Patch> },
-    File { path: String, data: Vec<u8> },
-    Symlink { path: String, target: String },
-    Dir { path: String },
-}
-
-/// Decodes `\0 \n \t \xNN \\` escapes.
-fn unescape(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 1 < b.len() {
-            i += 1;
-            match b[i] {
-                b'0' => out.push(0),
-                b'n' => out.push(b'\n'),
-                b't' => out.push(b'\t'),
-                b'x' => {
-                    let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap();
-                    out.push(u8::from_str_radix(hex, 16).unwrap());
-                    i += 2;
-                }
-                other => out.push(other),
-            }
-        } else {
-            out.push(b[i]);
-        }
-        i += 1;
-    }
-    out
-}
-
 fn parse(name: &str, text: &str) -> Scenario {
     let mut s = Scenario {
         name: name.to_string(),
@@ -109,7 +67,6 @@ fn parse(name: &str, text: &str) -> Scenario {
         }
         let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
         let mod_dir = format!("lib/modules/{}", s.version);
-        let path_of = |p: &str| p.replace("$MOD", &mod_dir);
         match word {
             "version" => s.version = rest.trim().to_string(),
             "args" => s.args = Some(rest.trim().to_string()),
@@ -120,92 +77,10 @@ fn parse(name: &str, text: &str) -> Scenario {
                     other => panic!("{name}: unknown kmod role {other:?}"),
                 }
             }
-            "module" => {
-                let mut words = rest.split_whitespace();
-                let path = path_of(words.next().expect("module path"));
-                let mut spec = ModuleSpec::new();
-                let mut compress = None;
-                let mut crcs = false;
-                let mut patches = Vec::new();
-                for opt in words {
-                    match opt.split_once('=') {
-                        Some(("class", "32")) => spec.class = Class::Elf32,
-                        Some(("class", "64")) => spec.class = Class::Elf64,
-                        Some(("endian", "big")) => spec.endian = Endian::Big,
-                        Some(("endian", "little")) => spec.endian = Endian::Little,
-                        Some(("namespace", ns)) => spec.namespace = Some(ns.as_bytes().to_vec()),
-                        Some(("machine", m)) => spec.machine = m.parse().unwrap(),
-                        Some(("compress", c)) => compress = Some(c.to_string()),
-                        None if opt == "crcs" => crcs = true,
-                        _ => panic!("{name}: unknown module option {opt}"),
-                    }
-                }
-                while let Some(next) = lines.peek() {
-                    let Some(body) = next.strip_prefix("  ") else {
-                        break;
-                    };
-                    lines.next();
-                    let (kind, args) = body.split_once(' ').unwrap_or((body, ""));
-                    match kind {
-                        "export" => spec.exports.extend(args.split_whitespace().map(unescape)),
-                        "need" => spec
-                            .imports
-                            .extend(args.split_whitespace().map(|n| (unescape(n), false))),
-                        "weak" => spec
-                            .imports
-                            .extend(args.split_whitespace().map(|n| (unescape(n), true))),
-                        "modinfo" => spec.modinfo.push(unescape(args)),
-                        "version" => {
-                            let (n, crc) = args.split_once(' ').expect("version NAME CRC");
-                            let crc =
-                                u64::from_str_radix(crc.trim_start_matches("0x"), 16).unwrap();
-                            spec.versions.push((unescape(n), crc));
-                        }
-                        "patch" => {
-                            let w: Vec<&str> = args.split_whitespace().collect();
-                            let bytes = (0..w[2].len())
-                                .step_by(2)
-                                .map(|i| u8::from_str_radix(&w[2][i..i + 2], 16).unwrap())
-                                .collect();
-                            let offset = w[1].parse().unwrap();
-                            patches.push(Patch::Bytes { section: w[0].to_string(), offset, bytes });
-                        }
-                        "section" => {
-                            let (n, data) = args.split_once(' ').unwrap_or((args, ""));
-                            spec.extra_sections.push((n.to_string(), unescape(data)));
-                        }
-                        "truncate" => patches.push(Patch::Truncate(args.trim().parse().unwrap())),
-                        _ => panic!("{name}: unknown module line {body}"),
-                    }
-                }
-                if crcs {
-                    let n = spec.exports.len() as u32;
-                    spec.crcs = Some((0..n).map(|i| 0x1000_0000 + i).collect());
-                }
-                s.steps.push(Step::Module { path, spec, compress, patches });
-            }
-            "file" | "file-noeol" => {
-                let path = path_of(rest.trim());
-                let mut data = Vec::new();
-                while let Some(next) = lines.peek() {
-                    let Some(body) = next.strip_prefix("  ") else {
-                        break;
-                    };
-                    lines.next();
-                    data.extend(unescape(body));
-                    data.push(b'\n');
-                }
-                if word == "file-noeol" {
-                    data.pop();
-                }
-                s.steps.push(Step::File { path, data });
-            }
-            "symlink" => {
-                let (p, t) = rest.split_once(' ').expect("symlink PATH TARGET");
-                s.steps.push(Step::Symlink { path: path_of(p), target: path_of(t.trim()) });
-            }
-            "dir" => s.steps.push(Step::Dir { path: path_of(rest.trim()) }),
-            _ => panic!("{name}: unknown scenario line: {line}"),
+            _ => match synth::parse_step(name, word, rest, &mut lines, &mod_dir) {
+                Some(step) => s.steps.push(step),
+                None => panic!("{name}: unknown scenario line: {line}"),
+            },
         }
     }
     s
@@ -215,72 +90,8 @@ fn build(s: &Scenario, root: &Path) {
     fs::create_dir_all(root.join("etc/depmod.d")).unwrap();
     fs::create_dir_all(root.join(format!("lib/modules/{}", s.version))).unwrap();
     for step in &s.steps {
-        let (path, parent) = match step {
-            Step::Module { path, .. }
-            | Step::File { path, .. }
-            | Step::Symlink { path, .. }
-            | Step::Dir { path } => (root.join(path), root.join(path).parent().unwrap().to_owned()),
-        };
-        fs::create_dir_all(parent).unwrap();
-        match step {
-            Step::Module { spec, compress, patches, .. } => {
-                let mut elf = spec.build();
-                apply_patches(&mut elf, patches);
-                let data = match compress.as_deref() {
-                    None => elf,
-                    Some(tool) => compress_with(tool, &elf),
-                };
-                fs::write(&path, data).unwrap();
-            }
-            Step::File { data, .. } => fs::write(&path, data).unwrap(),
-            Step::Symlink { target, .. } => std::os::unix::fs::symlink(target, &path).unwrap(),
-            Step::Dir { .. } => fs::create_dir_all(&path).unwrap(),
-        }
+        synth::apply(step, root, root.to_str().unwrap());
     }
-}
-
-fn apply_patches(elf: &mut Vec<u8>, patches: &[Patch]) {
-    for p in patches {
-        match p {
-            Patch::Truncate(len) => elf.truncate(*len),
-            Patch::Bytes { section, offset, bytes } => {
-                let (start, len) = if section == "file" {
-                    (0, elf.len())
-                } else {
-                    let parsed = depmod_core::elf::Elf::parse(elf).expect("patch needs valid ELF");
-                    let s = parsed.section_by_name(section).expect("patched section exists");
-                    (s.offset as usize, s.data.len())
-                };
-                let at = if *offset < 0 {
-                    start + len - offset.unsigned_abs() as usize
-                } else {
-                    start + *offset as usize
-                };
-                elf[at..at + bytes.len()].copy_from_slice(bytes);
-            }
-        }
-    }
-}
-
-/// Compresses with the command-line tool (`xz`, `zst`, `gz`), as distributions do.
-fn compress_with(tool: &str, data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut cmd = match tool {
-        "xz" => Command::new("xz"),
-        "zst" => Command::new("zstd"),
-        "gz" => Command::new("gzip"),
-        other => panic!("unknown compression {other}"),
-    };
-    let mut child = cmd
-        .arg("-c")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{tool} is needed for this scenario: {e}"));
-    child.stdin.take().unwrap().write_all(data).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    out.stdout
 }
 
 /// What one depmod run produced, normalised for comparison.

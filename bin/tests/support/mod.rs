@@ -10,6 +10,8 @@ use std::process::{Command, Output};
 
 use depmod_core::index::reader::Index;
 
+pub mod synth;
+
 /// The 11 files depmod writes, in kmod's order.
 pub const OUTPUTS: [&str; 11] = [
     "modules.dep",
