@@ -183,6 +183,7 @@ pub(crate) use log;
 /// glibc's message for `code`.
 pub fn strerror(code: i32) -> Option<&'static str> {
     Some(match code {
+        0 => "Success",
         1 => "Operation not permitted",
         2 => "No such file or directory",
         3 => "No such process",
@@ -324,6 +325,7 @@ mod tests {
 
     #[test]
     fn glibc_texts() {
+        assert_eq!(strerror(0), Some("Success"));
         assert_eq!(strerror(2), Some("No such file or directory"));
         assert_eq!(strerror(40), Some("Too many levels of symbolic links"));
         let mut v = Vec::new();

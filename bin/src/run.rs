@@ -78,8 +78,29 @@ enum KernelFile {
     SystemMap(Vec<u8>),
 }
 
+const ERANGE: i32 = 34;
+
+/// The errno kmod 34.2 has when it starts reading `-E`: that of the last file its library
+/// context failed to open, in the order `kmod_new` opens them (in `input`, the module
+/// directory), or 0.
+fn setup_errno(input: &[u8]) -> i32 {
+    let tried = [
+        b"/sys/module/compression".to_vec(),
+        [input, b"/modules.softdep"].concat(),
+        [input, b"/modules.weakdep"].concat(),
+        b"/proc/cmdline".to_vec(),
+    ];
+    tried
+        .iter()
+        .filter_map(|p| std::fs::File::open(OsStr::from_bytes(p)).err())
+        .filter_map(|e| e.raw_os_error())
+        .last()
+        .unwrap_or(0)
+}
+
 /// Loads `-E` (which wins) or `-F`, reporting bad lines; `Err` after kmod's FATAL message.
-fn load_kernel_file(log: &Log, opts: &Options) -> Result<KernelFile, ()> {
+/// `input` is the module directory.
+fn load_kernel_file(log: &Log, opts: &Options, input: &[u8]) -> Result<KernelFile, ()> {
     let (path, symvers) = match (&opts.symvers, &opts.filesyms) {
         (Some(p), _) => (p, true),
         (None, Some(p)) => (p, false),
@@ -92,11 +113,17 @@ fn load_kernel_file(log: &Log, opts: &Options) -> Result<KernelFile, ()> {
             return Err(());
         }
     };
+    // kmod prints errno in this message, which only strtoull sets (ERANGE, on overflow, and it
+    // stays set); before that it holds what libkmod's set-up last failed on.
+    let mut errno = None;
     let report = |n: SymbolFileNotice<'_>| match n {
+        SymbolFileNotice::VersionOverflow { .. } => errno = Some(ERANGE),
         SymbolFileNotice::InvalidVersion { line, text, overflow } => {
-            // kmod prints errno here, which only strtoull sets (on overflow).
-            let errno = Errno(if overflow { 34 } else { 0 });
-            log!(log, Error, &path[..], ":", line, " Invalid symbol version ", text, ": ", errno);
+            if overflow {
+                errno = Some(ERANGE);
+            }
+            let e = Errno(*errno.get_or_insert_with(|| setup_errno(input)));
+            log!(log, Error, &path[..], ":", line, " Invalid symbol version ", text, ": ", e);
         }
         SymbolFileNotice::InvalidLine { line, text } => {
             log!(log, Error, &path[..], ":", line, ": invalid line: ", text);
@@ -145,7 +172,7 @@ fn index(
     explicit: Option<&[Vec<u8>]>,
 ) -> u8 {
     let phases = Phases::start();
-    let Ok(kernel) = load_kernel_file(log, opts) else { return FAILURE };
+    let Ok(kernel) = load_kernel_file(log, opts, &dirs.input) else { return FAILURE };
     let mut print_unknown = opts.errsyms;
     if matches!(kernel, KernelFile::None) && opts.errsyms {
         log!(log, Warning, "-e needs -E or -F");

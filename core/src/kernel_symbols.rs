@@ -9,6 +9,9 @@ pub enum SymbolFileNotice<'a> {
     /// `Module.symvers`: the CRC field is not entirely a hexadecimal number
     /// (`%s:%u Invalid symbol version %s: %m`); `overflow` when it was too large (ERANGE).
     InvalidVersion { line: u32, text: &'a [u8], overflow: bool },
+    /// `Module.symvers`: a CRC too large for 64 bits, accepted as `u64::MAX`. kmod says nothing,
+    /// but strtoull leaves ERANGE in errno, which later `InvalidVersion` messages show.
+    VersionOverflow { line: u32 },
     /// `System.map`: fewer than two spaces (`%s:%u: invalid line: %s`, the line with its newline).
     InvalidLine { line: u32, text: &'a [u8] },
 }
@@ -81,6 +84,9 @@ pub fn parse_symvers<'a>(
             continue;
         }
         let (crc, overflow, whole) = strtoull_hex(version);
+        if overflow && whole {
+            notice(SymbolFileNotice::VersionOverflow { line: n as u32 + 1 });
+        }
         if !whole {
             notice(SymbolFileNotice::InvalidVersion {
                 line: n as u32 + 1,
@@ -155,7 +161,10 @@ mod tests {
         assert_eq!(syms, expected);
         assert_eq!(
             notes,
-            [SymbolFileNotice::InvalidVersion { line: 4, text: b"zz", overflow: false }]
+            [
+                SymbolFileNotice::InvalidVersion { line: 4, text: b"zz", overflow: false },
+                SymbolFileNotice::VersionOverflow { line: 5 }
+            ]
         );
         let mut notes = Vec::new();
         parse_symvers(b"0x1ffffffffffffffffz\tx\tvmlinux\tX\n", |_, _| {}, |n| notes.push(n));
