@@ -291,9 +291,30 @@ fn add_files(log: &Log, files: &[Vec<u8>], set: &mut ModuleSet<'_>) -> Result<()
             log!(log, Fatal, "could not create module ", &path[..], ": ", e);
             return Err(());
         }
-        if !set.add_unique(path.clone()) {
-            log!(log, Fatal, "could not add module ", &path[..], ": ", Errno(17));
-            return Err(());
+        // libkmod refuses a second path for a module name, depmod the same path twice.
+        const EEXIST: Errno = Errno(17);
+        match set.add_unique(path.clone()) {
+            Ok(()) => {}
+            Err((name, old)) if old == *path => {
+                log!(log, Error, "hash_add_unique ", name, ": ", EEXIST);
+                log!(log, Fatal, "could not add module ", &path[..], ": ", EEXIST);
+                return Err(());
+            }
+            Err((name, old)) => {
+                log!(
+                    log,
+                    Error,
+                    "kmod_module '",
+                    name,
+                    "' already exists with different path: new-path='",
+                    &path[..],
+                    "' old-path='",
+                    old,
+                    "'"
+                );
+                log!(log, Fatal, "could not create module ", &path[..], ": ", EEXIST);
+                return Err(());
+            }
         }
     }
     Ok(())

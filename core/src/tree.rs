@@ -104,14 +104,14 @@ impl<'c> ModuleSet<'c> {
     }
 
     /// Adds the file at `path` unless its module name is taken (files named on the command line
-    /// are not ranked); `false` when it is.
-    pub fn add_unique(&mut self, path: Vec<u8>) -> bool {
+    /// are not ranked); when it is, the error holds the module name and the path that has it.
+    pub fn add_unique(&mut self, path: Vec<u8>) -> Result<(), (Vec<u8>, Vec<u8>)> {
         let module = Module::new(path, &self.dirname);
-        if self.table.get(&module.name).is_some() {
-            return false;
+        if let Some(old) = self.table.get(&module.name) {
+            return Err((module.name.clone(), old.path.clone()));
         }
         self.table.insert(module.name.clone(), module);
-        true
+        Ok(())
     }
 
     /// Number of modules.
@@ -197,6 +197,18 @@ mod tests {
         let m = Module::new(b"/lib/modules/6-ext/a.ko".to_vec(), b"/lib/modules/6");
         assert_eq!(m.relpath(), None);
         assert_eq!(m.output_path(), b"/lib/modules/6-ext/a.ko");
+    }
+
+    #[test]
+    fn named_files_are_unique_by_module_name() {
+        let config = Config::default();
+        let mut s = ModuleSet::new(b"/m", &config);
+        assert_eq!(s.add_unique(b"/m/k/a-b.ko".to_vec()), Ok(()));
+        assert_eq!(
+            s.add_unique(b"/x/a_b.ko.xz".to_vec()),
+            Err((b"a_b".to_vec(), b"/m/k/a-b.ko".to_vec()))
+        );
+        assert_eq!(s.len(), 1);
     }
 
     fn set(paths: &[&str]) -> Vec<Module> {
