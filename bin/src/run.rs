@@ -92,9 +92,9 @@ fn setup_errno(input: &[u8]) -> i32 {
     ];
     tried
         .iter()
-        .filter_map(|p| std::fs::File::open(OsStr::from_bytes(p)).err())
-        .filter_map(|e| e.raw_os_error())
-        .last()
+        .rev()
+        .find_map(|p| std::fs::File::open(OsStr::from_bytes(p)).err())
+        .and_then(|e| e.raw_os_error())
         .unwrap_or(0)
 }
 
