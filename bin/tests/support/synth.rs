@@ -230,12 +230,19 @@ fn apply_patches(elf: &mut Vec<u8>, patches: &[Patch]) {
     }
 }
 
-/// Compresses with the command-line tool (`xz`, `zst`, `gz`), as distributions do.
+/// Compresses with the command-line tool (`xz`, `zst`, `gz`), as distributions do: a zstd frame
+/// records the content size, as `zstd FILE` writes it (`zst-stream` leaves it out, as a pipe
+/// does).
 pub fn compress_with(tool: &str, data: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut cmd = match tool {
         "xz" => Command::new("xz"),
-        "zst" => Command::new("zstd"),
+        "zst" => {
+            let mut c = Command::new("zstd");
+            c.arg(format!("--stream-size={}", data.len()));
+            c
+        }
+        "zst-stream" => Command::new("zstd"),
         "gz" => Command::new("gzip"),
         other => panic!("unknown compression {other}"),
     };
