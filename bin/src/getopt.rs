@@ -112,9 +112,10 @@ fn long(
                 candidates.iter().any(|c| c.has_arg != first.has_arg || c.val != first.val);
             if ambiguous {
                 let list: String = candidates.iter().map(|c| format!(" '--{}'", c.name)).collect();
+                // glibc shows the whole argument here, `=value` included.
                 return fail(format!(
                     "{prog}: option '--{}' is ambiguous; possibilities:{list}",
-                    lossy(name)
+                    lossy(body)
                 ));
             }
             first
@@ -236,6 +237,10 @@ mod tests {
         assert_eq!(
             msg(&["--ver"]),
             "depmod: option '--ver' is ambiguous; possibilities: '--verbose' '--version'"
+        );
+        assert_eq!(
+            msg(&["--ver=1"]),
+            "depmod: option '--ver=1' is ambiguous; possibilities: '--verbose' '--version'"
         );
         // Options before the bad one are kept.
         assert_eq!(opts(&run(&["-a", "-x"]).unwrap_err().0), [('a', None)]);
