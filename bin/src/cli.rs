@@ -170,16 +170,28 @@ The following options are useful for people managing distributions:\n\
     )
 }
 
-/// What `--help` adds after kmod's text: every deliberate difference from kmod 34.2.
+/// What `--help` adds after kmod's text: every deliberate difference from kmod 34.2 (the
+/// README's table, and depmod.8's DIFFERENCES FROM KMOD).
 pub const DIFFERENCES: &str = "\n\
+--dry-run is accepted too: it is -n, --show.\n\
+\n\
 Differences from kmod 34.2's depmod (this is depmod-rs, a reimplementation):\n\
-\t- .ko, .ko.xz, .ko.zst and .ko.gz modules are always read, whatever the build.\n\
-\t- Modules are read on all cores; the output does not depend on it.\n\
+\t- Failing to write an index is an error (exit status 1), and the old\n\
+\t  indexes stay complete: all are written first, then renamed.\n\
+\t- An index whose contents did not change is not rewritten (modules.dep\n\
+\t  still gets a new modification time, for -A).\n\
 \t- Chained dependency cycles are reported instead of looping forever.\n\
-\t- Failing to write an index is an error: exit status 1, and the old\n\
-\t  index stays complete. Unchanged indexes are not rewritten.\n\
-\t- Broken module files get a message saying what is wrong and where.\n\
-\t- Directory symlink loops are reported and skipped.\n";
+\t- A non-ASCII index key is fatal before anything is written.\n\
+\t- Directory symlink loops are reported and skipped.\n\
+\t- .ko, .ko.xz, .ko.zst and .ko.gz modules are always read, whatever the\n\
+\t  build, and so are zstd frames that do not record their size.\n\
+\t- Broken module files get a message saying what is wrong and where;\n\
+\t  unusable ones are left out of the indexes.\n\
+\t- -vvv prints no DEBUG trace (kmod's shows its memory addresses).\n\
+\t- -V adds a line naming depmod-rs; -h adds this list.\n\
+\t- Modules are read on all cores; the output does not depend on it.\n\
+\n\
+See depmod(8).\n";
 
 #[cfg(test)]
 mod tests {
