@@ -547,15 +547,18 @@ fn run_with_timeout(mut cmd: Command, out_dir: &Path) -> (String, Vec<u8>, Vec<u
     (status, fs::read(out).unwrap(), fs::read(err).unwrap())
 }
 
-/// Where the pieces of a `host-config` run come from.
+/// Where the pieces of a `host-config` run come from (and the proof that mount namespaces, for
+/// `host-config` and `readonly`, work here).
 struct HostConfig {
     /// The directory holding the dynamic loader and the C library.
     libdir: PathBuf,
 }
 
 fn host_config() -> Option<HostConfig> {
+    let probe = scratch("namespace-probe");
     let ok = Command::new("unshare")
-        .args(["-m", "sh", "-c", "mount -t tmpfs tmpfs /mnt && command -v chroot >/dev/null"])
+        .args(["-m", "sh", "-c", "mount -t tmpfs tmpfs \"$0\" && command -v chroot >/dev/null"])
+        .arg(&probe)
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
@@ -563,8 +566,14 @@ fn host_config() -> Option<HostConfig> {
         support::missing("mount namespaces (unshare -m, mount, chroot; root is needed)");
         return None;
     }
-    let ld = fs::canonicalize("/lib64/ld-linux-x86-64.so.2").ok()?;
-    Some(HostConfig { libdir: ld.parent()?.to_path_buf() })
+    let Some(libdir) = fs::canonicalize("/lib64/ld-linux-x86-64.so.2")
+        .ok()
+        .and_then(|ld| ld.parent().map(Path::to_path_buf))
+    else {
+        support::missing("the x86-64 dynamic loader at /lib64/ld-linux-x86-64.so.2");
+        return None;
+    };
+    Some(HostConfig { libdir })
 }
 
 /// Runs `depmod` for `run` with the copy at `root`; `work` holds scratch files.
@@ -846,7 +855,11 @@ fn run_scenario(dir: &Path, ctx: &mut Context) -> Vec<String> {
     if s.real && ctx.real.is_none() {
         return Vec::new(); // support::tree reported it
     }
-    let needs_host = s.actions.iter().any(|a| matches!(a, Action::Run(r) if r.host_config));
+    // Without mount namespaces these runs would fail alike on both sides and prove nothing.
+    let needs_host = s
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Run(r) if r.host_config || !r.readonly.is_empty()));
     if needs_host && ctx.host.get_or_insert_with(host_config).is_none() {
         return Vec::new();
     }
