@@ -1,0 +1,269 @@
+//! What a run did (exit status, output, every file, whether modules.dep was rewritten), how two
+//! of them differ, and how one is held as text in `expected/`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use crate::support::{compare_file, decode_bin, first_difference};
+
+/// One file of a snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub mode: u32,
+    /// Contents, or a description for module files and symbolic links.
+    pub data: Vec<u8>,
+}
+
+/// What one run did, as compared between the two depmods.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub exit: String,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub files: BTreeMap<String, Entry>,
+    /// Each `modules.dep`, and whether the run replaced or touched it.
+    pub dep_rewritten: BTreeMap<String, bool>,
+}
+
+pub fn is_module_file(name: &str) -> bool {
+    [".ko", ".ko.xz", ".ko.zst", ".ko.gz"].iter().any(|e| name.ends_with(e))
+}
+
+/// Every file and directory under `root`, keyed by relative path.
+pub fn snapshot(root: &Path) -> BTreeMap<String, Entry> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Entry>) {
+        let Ok(entries) = fs::read_dir(dir) else { return };
+        for e in entries {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let meta = fs::symlink_metadata(&p).unwrap();
+            let mode = meta.mode() & 0o7777;
+            let ft = meta.file_type();
+            if ft.is_symlink() {
+                let target = fs::read_link(&p).unwrap();
+                let data = format!("symlink to {}", target.display()).into_bytes();
+                out.insert(rel, Entry { mode, data });
+            } else if ft.is_dir() {
+                out.insert(format!("{rel}/"), Entry { mode, data: Vec::new() });
+                walk(root, &p, out);
+            } else if is_module_file(&rel) {
+                let data = format!("module file, {} bytes", meta.len()).into_bytes();
+                out.insert(rel, Entry { mode, data });
+            } else {
+                let data = fs::read(&p).unwrap_or_else(|e| format!("unreadable: {e}").into_bytes());
+                out.insert(rel, Entry { mode, data });
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// Identity of every `modules.dep` under `root`: inode, mtime and ctime.
+pub fn dep_stamps(root: &Path) -> BTreeMap<String, (u64, i64, i64, i64, i64)> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (u64, i64, i64, i64, i64)>) {
+        let Ok(entries) = fs::read_dir(dir) else { return };
+        for e in entries.flatten() {
+            let p = e.path();
+            let Ok(meta) = fs::symlink_metadata(&p) else { continue };
+            if meta.is_dir() {
+                walk(root, &p, out);
+            } else if e.file_name() == "modules.dep" {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                let stamp =
+                    (meta.ino(), meta.mtime(), meta.mtime_nsec(), meta.ctime(), meta.ctime_nsec());
+                out.insert(rel, stamp);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// Libkmod's pointers (`context 0x55d0... released`) differ from run to run.
+pub fn normalise_pointers(text: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(text);
+    let mut out = String::new();
+    let mut rest = text.as_ref();
+    while let Some(at) = rest.find(" 0x") {
+        out.push_str(&rest[..at + 3]);
+        rest = &rest[at + 3..];
+        let hex = rest.bytes().take_while(u8::is_ascii_hexdigit).count();
+        if rest[hex..].starts_with(" registered") || rest[hex..].starts_with(" released") {
+            out.push_str("PTR");
+        } else {
+            out.push_str(&rest[..hex]);
+        }
+        rest = &rest[hex..];
+    }
+    out.push_str(rest);
+    out.into_bytes()
+}
+
+/// Every address (`0x` and at least 8 hex digits, as kmod's DEBUG lines print pointers) as
+/// `0xPTR`.
+pub fn normalise_addresses(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        if text[i..].starts_with(b"0x") {
+            let n = text[i + 2..].iter().take_while(|c| c.is_ascii_hexdigit()).count();
+            if n >= 8 {
+                out.extend_from_slice(b"0xPTR");
+                i += 2 + n;
+                continue;
+            }
+        }
+        out.push(text[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Files longer than this (as text) are held in `expected/` by length and checksum.
+pub const LARGE: usize = 4096;
+
+/// kmod's temporary file names (`modules.dep.PID.USEC.SEC`) with those numbers replaced.
+pub fn normalise_temp_names(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        // A letter, then three `.digits` groups.
+        let groups = |mut j: usize| {
+            for _ in 0..3 {
+                if b.get(j) != Some(&b'.') {
+                    return None;
+                }
+                let n = b[j + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+                if n == 0 {
+                    return None;
+                }
+                j += 1 + n;
+            }
+            Some(j)
+        };
+        if b[i].is_ascii_alphabetic() {
+            if let Some(end) = groups(i + 1) {
+                out.push(b[i] as char);
+                out.push_str(".PID.USEC.SEC");
+                i = end;
+                continue;
+            }
+        }
+        let len = text[i..].chars().next().map_or(1, char::len_utf8);
+        out.push_str(&text[i..i + len]);
+        i += len;
+    }
+    out
+}
+
+/// An outcome as text, with the root path shown as `$ROOT`, kmod's temporary names without
+/// their numbers and indexes decoded: what `expected/` holds.
+pub fn render(o: &Outcome, root: &Path) -> BTreeMap<&'static str, String> {
+    let r = root.to_str().unwrap();
+    let text = |b: &[u8]| {
+        let t = String::from_utf8_lossy(&normalise_addresses(b)).replace(r, "$ROOT");
+        normalise_temp_names(&t)
+    };
+    let mut files = String::new();
+    for (path, e) in &o.files {
+        let body = if path.ends_with(".bin") { decode_bin(&e.data) } else { text(&e.data) };
+        let body = body.replace(r, "$ROOT");
+        let _ = writeln!(files, "=== {path} (mode {:o})", e.mode);
+        if body.len() > LARGE {
+            // The real tree's indexes: a checksum keeps expected/ small.
+            let crc = crc32fast::hash(body.as_bytes());
+            let _ = writeln!(files, "{} bytes as text, crc32 {crc:08x}", body.len());
+            continue;
+        }
+        files.push_str(&body);
+        if is_module_file(path) || e.data.starts_with(b"symlink to ") {
+            files.push('\n');
+        } else if !body.is_empty() && !body.ends_with('\n') {
+            files.push_str("\n(no final newline)\n");
+        }
+    }
+    for (path, rewritten) in &o.dep_rewritten {
+        let _ = writeln!(files, "=== {path} rewritten: {rewritten}");
+    }
+    BTreeMap::from([
+        ("exit", o.exit.clone()),
+        ("stdout", text(&o.stdout)),
+        ("stderr", text(&o.stderr)),
+        ("files", files),
+    ])
+}
+
+/// Every difference between two outcomes of the same run, each with its first differing lines.
+pub fn differences(kmod: &Outcome, ours: &Outcome) -> Vec<String> {
+    let mut problems = Vec::new();
+    if kmod.exit != ours.exit {
+        problems.push(format!("exit status: kmod {} ours {}", kmod.exit.trim(), ours.exit.trim()));
+    }
+    for (name, k, o) in
+        [("stdout", &kmod.stdout, &ours.stdout), ("stderr", &kmod.stderr, &ours.stderr)]
+    {
+        if let Err(d) = compare_file(name, k, o) {
+            problems.push(d);
+        }
+    }
+    for (path, k) in &kmod.files {
+        match ours.files.get(path) {
+            None => problems.push(format!("{path}: kmod wrote it, ours did not")),
+            Some(o) => {
+                if k.mode != o.mode {
+                    problems
+                        .push(format!("{path}: mode {:o} (kmod) vs {:o} (ours)", k.mode, o.mode));
+                }
+                let name = path.rsplit('/').next().unwrap();
+                if let Err(d) = compare_file(name, &k.data, &o.data) {
+                    problems.push(format!("{path}: {d}"));
+                }
+            }
+        }
+    }
+    for path in ours.files.keys().filter(|p| !kmod.files.contains_key(*p)) {
+        problems.push(format!("{path}: ours wrote it, kmod did not"));
+    }
+    if kmod.dep_rewritten != ours.dep_rewritten {
+        problems.push(format!(
+            "modules.dep rewritten: kmod {:?} ours {:?}",
+            kmod.dep_rewritten, ours.dep_rewritten
+        ));
+    }
+    problems
+}
+
+/// Compares an outcome with `expected/<dir>/`, or rewrites it there.
+pub fn against_expected(dir: &Path, o: &Outcome, root: &Path, update: bool) -> Vec<String> {
+    let rendered = render(o, root);
+    if update {
+        let _ = fs::remove_dir_all(dir);
+        fs::create_dir_all(dir).unwrap();
+        for (name, text) in &rendered {
+            fs::write(dir.join(name), text).unwrap();
+        }
+        return Vec::new();
+    }
+    let mut problems = Vec::new();
+    for (name, text) in &rendered {
+        match fs::read_to_string(dir.join(name)) {
+            Ok(want) if want == *text => {}
+            Ok(want) => problems.push(format!(
+                "{}/{name}: {}",
+                dir.display(),
+                first_difference(&want, text)
+            )),
+            Err(e) => problems
+                .push(format!("{}/{name}: {e} (UPDATE_SCENARIOS=1 writes it)", dir.display())),
+        }
+    }
+    problems
+}
