@@ -130,7 +130,8 @@ fn walk_entries(
             result = Some(true);
         }
     }
-    path.truncate(base);
+    // Like kmod's buffer, the path keeps what the last entry below wrote: an unsupported file
+    // met later in a parent directory is reported under that name.
     result
 }
 
