@@ -24,6 +24,7 @@
 //! chmod MODE PATH                    octal mode
 //! rm PATH                            remove a file or a directory tree
 //! cp FROM TO                         copy a file (a module of the real tree, say)
+//! fifo PATH                          a named pipe
 //! system-map PATH [missing=A,B]      a System.map of the kernel's exports: every symbol the
 //!                                    modules need and none of them exports, less `missing`
 //! symvers PATH [missing=A,B] [bad-crc=C,D]   the same as a Module.symvers, CRCs from the
@@ -96,6 +97,7 @@ enum Action {
     Chmod { path: String, mode: u32 },
     Remove { path: String },
     Copy { from: String, to: String },
+    Fifo { path: String },
     SystemMap { path: String, missing: Vec<String> },
     Symvers { path: String, missing: Vec<String>, bad_crc: Vec<String> },
     Run(Box<Run>),
@@ -154,6 +156,7 @@ fn parse(name: &str, text: &str, real_version: Option<&str>) -> Scenario {
                 Action::Chmod { path: path(p), mode: u32::from_str_radix(mode, 8).unwrap() }
             }
             "rm" => Action::Remove { path: path(rest) },
+            "fifo" => Action::Fifo { path: path(rest) },
             "cp" => {
                 let (from, to) = rest.split_once(' ').expect("cp FROM TO");
                 Action::Copy { from: path(from), to: path(to) }
@@ -264,6 +267,12 @@ fn apply(action: &Action, root: &Path, run_root: &Path, version: &str) {
             let to = at(to);
             fs::create_dir_all(to.parent().unwrap()).unwrap();
             fs::copy(at(from), to).unwrap();
+        }
+        Action::Fifo { path } => {
+            let p = at(path);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            let ok = Command::new("mkfifo").arg(&p).status().is_ok_and(|s| s.success());
+            assert!(ok, "mkfifo {}", p.display());
         }
         Action::SystemMap { path, missing } => {
             let dir = root.join("lib/modules").join(version);
