@@ -115,6 +115,15 @@ fn list(value: Option<&str>) -> Vec<String> {
 
 fn parse(name: &str, text: &str, real_version: Option<&str>) -> Scenario {
     let mut s = Scenario { real: false, version: "4.4.4".into(), actions: Vec::new() };
+    // The version first, so that `$VERSION` can be replaced everywhere, build steps included.
+    for line in text.lines() {
+        match line.split_once(' ') {
+            Some(("tree", "real")) => s.version = real_version.unwrap_or("0.0-none").to_string(),
+            Some(("version", v)) => s.version = v.trim().to_string(),
+            _ => {}
+        }
+    }
+    let text = text.replace("$VERSION", &s.version);
     let mut lines = text.lines().peekable();
     while let Some(line) = lines.next() {
         if line.trim().is_empty() || line.starts_with('#') {
@@ -136,15 +145,9 @@ fn parse(name: &str, text: &str, real_version: Option<&str>) -> Scenario {
                     "synthetic" => false,
                     other => panic!("{name}: unknown tree {other}"),
                 };
-                if s.real {
-                    s.version = real_version.unwrap_or("0.0-unavailable").to_string();
-                }
                 continue;
             }
-            "version" => {
-                s.version = rest.trim().to_string();
-                continue;
-            }
+            "version" => continue,
             "touch" => {
                 let mut w = rest.split_whitespace();
                 let p = path(w.next().expect("touch PATH"));
