@@ -69,11 +69,27 @@ pub fn absolute(p: &[u8]) -> Vec<u8> {
     if p.first() == Some(&b'/') {
         return p.to_vec();
     }
-    let mut cwd =
-        std::env::current_dir().map(|d| d.into_os_string().into_vec()).unwrap_or_default();
+    let mut cwd = current_dir_name();
     cwd.push(b'/');
     cwd.extend_from_slice(p);
     cwd
+}
+
+/// The working directory as glibc's `get_current_dir_name` gives it (kmod's choice): `$PWD`
+/// when it is absolute and names the working directory (through symbolic links, say),
+/// otherwise `getcwd`.
+pub fn current_dir_name() -> Vec<u8> {
+    use std::os::unix::fs::MetadataExt;
+    if let Some(pwd) = std::env::var_os("PWD").filter(|p| p.as_bytes().first() == Some(&b'/')) {
+        let same = match (std::fs::metadata(&pwd), std::fs::metadata(".")) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        };
+        if same {
+            return pwd.into_vec();
+        }
+    }
+    std::env::current_dir().map(|d| d.into_os_string().into_vec()).unwrap_or_default()
 }
 
 use std::os::unix::ffi::OsStringExt;

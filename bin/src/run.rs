@@ -183,6 +183,7 @@ fn index(
         Some(_) => Config::default(),
     };
     let mut set = ModuleSet::new(&dirs.input, &config);
+    set.set_cwd(cli::current_dir_name());
     let found = match explicit {
         None => walk_all(log, dirs, &config, &mut set),
         Some(files) => add_files(log, files, &mut set),

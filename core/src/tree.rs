@@ -72,12 +72,33 @@ pub struct ModuleSet<'c> {
     dirname: Vec<u8>,
     config: &'c Config,
     table: Table<Vec<u8>, Module>,
+    /// The working directory, which relative paths are taken from.
+    cwd: Option<Vec<u8>>,
 }
 
 impl<'c> ModuleSet<'c> {
     /// An empty set for the module directory `dirname` (the string kmod calls `dirname`).
     pub fn new(dirname: &[u8], config: &'c Config) -> Self {
-        ModuleSet { dirname: dirname.to_vec(), config, table: Table::new(MODULE_BUCKETS) }
+        ModuleSet {
+            dirname: dirname.to_vec(),
+            config,
+            table: Table::new(MODULE_BUCKETS),
+            cwd: None,
+        }
+    }
+
+    /// Sets the working directory. libkmod keeps each module's path made absolute against it
+    /// (`cwd/path`, not normalised), which shows for an `external` directory given relative.
+    pub fn set_cwd(&mut self, cwd: Vec<u8>) {
+        self.cwd = Some(cwd);
+    }
+
+    /// `path` as libkmod stores it.
+    fn absolute(&self, path: Vec<u8>) -> Vec<u8> {
+        match &self.cwd {
+            Some(cwd) if path.first() != Some(&b'/') => [cwd, &b"/"[..], &path].concat(),
+            _ => path,
+        }
     }
 
     /// The module directory.
@@ -88,15 +109,16 @@ impl<'c> ModuleSet<'c> {
     /// Adds the file at `path`; a second file with the same module name is settled by the
     /// configuration's priority rules.
     pub fn add(&mut self, path: Vec<u8>) -> Added {
-        let module = Module::new(path, &self.dirname);
+        let module = Module::new(self.absolute(path.clone()), &self.dirname);
         let Some(old) = self.table.get_mut(&module.name) else {
             self.table.insert(module.name.clone(), module);
             return Added::New;
         };
-        fn candidate(m: &Module) -> Candidate<'_> {
-            Candidate { path: &m.path, name_len: m.name.len() }
-        }
-        if self.config.old_wins(&self.dirname, candidate(old), candidate(&module)) {
+        // kmod ranks the new file by its path as the walk spelled it, the old one by the
+        // path libkmod stored.
+        let new = Candidate { path: &path, name_len: module.name.len() };
+        let old_candidate = Candidate { path: &old.path, name_len: old.name.len() };
+        if self.config.old_wins(&self.dirname, old_candidate, new) {
             return Added::Ignored(old.path.clone());
         }
         let old = core::mem::replace(old, module);
@@ -197,6 +219,18 @@ mod tests {
         let m = Module::new(b"/lib/modules/6-ext/a.ko".to_vec(), b"/lib/modules/6");
         assert_eq!(m.relpath(), None);
         assert_eq!(m.output_path(), b"/lib/modules/6-ext/a.ko");
+    }
+
+    #[test]
+    fn relative_paths_are_kept_absolute() {
+        let config = Config::default();
+        let mut s = ModuleSet::new(b"/m", &config);
+        s.set_cwd(b"/w/d".to_vec());
+        s.add(b"ext/a.ko".to_vec());
+        s.add(b"/m/k/b.ko".to_vec());
+        let m = s.into_modules();
+        let paths: Vec<&[u8]> = m.iter().map(Module::output_path).collect();
+        assert!(paths.contains(&&b"/w/d/ext/a.ko"[..]) && paths.contains(&&b"k/b.ko"[..]));
     }
 
     #[test]
