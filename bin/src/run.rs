@@ -106,13 +106,16 @@ fn load_kernel_file(log: &Log, opts: &Options, input: &[u8]) -> Result<KernelFil
         (None, Some(p)) => (p, false),
         (None, None) => return Ok(KernelFile::None),
     };
-    let data = match std::fs::read(OsStr::from_bytes(path)) {
-        Ok(d) => d,
+    let mut file = match std::fs::File::open(OsStr::from_bytes(path)) {
+        Ok(f) => f,
         Err(e) => {
             log!(log, Fatal, "could not load ", &path[..], ": ", e);
             return Err(());
         }
     };
+    // kmod reads with fgets, which stops silently at a read error: a directory reads as empty.
+    let mut data = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut file, &mut data);
     // kmod prints errno in this message, which only strtoull sets (ERANGE, on overflow, and it
     // stays set); before that it holds what libkmod's set-up last failed on.
     let mut errno = None;
