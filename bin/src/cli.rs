@@ -198,7 +198,8 @@ Differences from kmod 34.2's depmod (this is depmod-rs, a reimplementation):\n\
 \t  still gets a new modification time, for -A).\n\
 \t- Chained dependency cycles are reported instead of looping forever.\n\
 \t- A non-ASCII index key is fatal before anything is written.\n\
-\t- Directory symlink loops are reported and skipped.\n\
+\t- Directory symlink loops are reported and skipped, and so is a FIFO\n\
+\t  given as configuration (kmod waits for a writer forever).\n\
 \t- .ko, .ko.xz, .ko.zst and .ko.gz modules are always read, whatever the\n\
 \t  build, and so are zstd frames that do not record their size.\n\
 \t- Broken module files get a message saying what is wrong and where;\n\

@@ -51,6 +51,10 @@ fn list(log: &Log, paths: &[Vec<u8>]) -> Vec<ConfFile> {
             continue;
         }
         if !meta.is_dir() {
+            // kmod ignores other file types given to -C, except that it blocks reading a FIFO.
+            if meta.file_type().is_fifo() {
+                log!(log, Error, "skipping ", &path[..], ": not a regular file");
+            }
             continue;
         }
         let entries = match std::fs::read_dir(p) {
