@@ -50,6 +50,9 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, Entry> {
             } else if ft.is_dir() {
                 out.insert(format!("{rel}/"), Entry { mode, data: Vec::new() });
                 walk(root, &p, out);
+            } else if !ft.is_file() {
+                // Reading a FIFO would wait for a writer.
+                out.insert(rel, Entry { mode, data: b"special file".to_vec() });
             } else if is_module_file(&rel) {
                 let data = format!("module file, {} bytes", meta.len()).into_bytes();
                 out.insert(rel, Entry { mode, data });
@@ -184,7 +187,7 @@ pub fn render(o: &Outcome, root: &Path) -> BTreeMap<&'static str, String> {
             continue;
         }
         files.push_str(&body);
-        if is_module_file(path) || e.data.starts_with(b"symlink to ") {
+        if is_module_file(path) || e.data.starts_with(b"symlink to ") || e.data == b"special file" {
             files.push('\n');
         } else if !body.is_empty() && !body.ends_with('\n') {
             files.push_str("\n(no final newline)\n");
