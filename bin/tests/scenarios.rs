@@ -32,6 +32,7 @@
 //! run ARGS...                        runs both depmods; indented attributes:
 //!   cwd PATH                         working directory
 //!   env NAME=VALUE                   extra environment
+//!   nofile N                         at most N open files (kmod's loops end sooner)
 //!   readonly PATH                    PATH is a read-only bind mount (private mount namespace)
 //!   host-config                      runs in a private root whose /etc, /run, /usr/local/lib,
 //!                                    /usr/lib and /lib depmod.d are $ROOT/host/<dir>/depmod.d
@@ -81,6 +82,7 @@ struct Run {
     env: Vec<(String, String)>,
     readonly: Vec<String>,
     host_config: bool,
+    nofile: Option<u32>,
     expect: Vec<(Expect, Vec<u8>)>,
     kmod: Option<KmodRole>,
 }
@@ -194,6 +196,7 @@ fn parse(name: &str, text: &str, real_version: Option<&str>) -> Scenario {
                         }
                         "readonly" => run.readonly.push(v.trim().to_string()),
                         "host-config" => run.host_config = true,
+                        "nofile" => run.nofile = Some(v.trim().parse().expect("nofile N")),
                         "differs" => run.kmod = Some(KmodRole::Differs(v.to_string())),
                         "pending" => run.kmod = Some(KmodRole::Pending(v.to_string())),
                         "kmod" => {
@@ -315,6 +318,15 @@ fn execute(
             c
         }
         _ => depmod.command(&args),
+    };
+    let inner = match run.nofile {
+        Some(n) => {
+            let mut c = Command::new("sh");
+            c.args(["-c", "ulimit -n \"$0\" && exec \"$@\"", &n.to_string()]);
+            c.arg(inner.get_program()).args(inner.get_args());
+            c
+        }
+        None => inner,
     };
     let mut cmd = if run.host_config {
         let host = host.expect("host-config scenarios are skipped without mount namespaces");

@@ -179,7 +179,7 @@ pub fn render(o: &Outcome, root: &Path) -> BTreeMap<&'static str, String> {
     for (path, e) in &o.files {
         let body = if path.ends_with(".bin") { decode_bin(&e.data) } else { text(&e.data) };
         let body = body.replace(r, "$ROOT");
-        let _ = writeln!(files, "=== {path} (mode {:o})", e.mode);
+        let _ = writeln!(files, "=== {} (mode {:o})", normalise_temp_names(path), e.mode);
         if body.len() > LARGE {
             // The real tree's indexes: a checksum keeps expected/ small.
             let crc = crc32fast::hash(body.as_bytes());
