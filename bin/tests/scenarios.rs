@@ -33,6 +33,7 @@
 //!   cwd PATH                         working directory
 //!   env NAME=VALUE                   extra environment
 //!   nofile N                         at most N open files (kmod's loops end sooner)
+//!   umask MODE                       the umask (octal; the suite's is 022)
 //!   readonly PATH                    PATH is a read-only bind mount (private mount namespace)
 //!   host-config                      runs in a private root whose /etc, /run, /usr/local/lib,
 //!                                    /usr/lib and /lib depmod.d are $ROOT/host/<dir>/depmod.d
@@ -83,6 +84,7 @@ struct Run {
     readonly: Vec<String>,
     host_config: bool,
     nofile: Option<u32>,
+    umask: Option<String>,
     expect: Vec<(Expect, Vec<u8>)>,
     kmod: Option<KmodRole>,
 }
@@ -197,6 +199,7 @@ fn parse(name: &str, text: &str, real_version: Option<&str>) -> Scenario {
                         "readonly" => run.readonly.push(v.trim().to_string()),
                         "host-config" => run.host_config = true,
                         "nofile" => run.nofile = Some(v.trim().parse().expect("nofile N")),
+                        "umask" => run.umask = Some(v.trim().to_string()),
                         "differs" => run.kmod = Some(KmodRole::Differs(v.to_string())),
                         "pending" => run.kmod = Some(KmodRole::Pending(v.to_string())),
                         "kmod" => {
@@ -319,14 +322,20 @@ fn execute(
         }
         _ => depmod.command(&args),
     };
-    let inner = match run.nofile {
-        Some(n) => {
-            let mut c = Command::new("sh");
-            c.args(["-c", "ulimit -n \"$0\" && exec \"$@\"", &n.to_string()]);
-            c.arg(inner.get_program()).args(inner.get_args());
-            c
-        }
-        None => inner,
+    let mut limits = String::new();
+    if let Some(n) = run.nofile {
+        limits.push_str(&format!("ulimit -n {n} && "));
+    }
+    if let Some(m) = &run.umask {
+        limits.push_str(&format!("umask {m} && "));
+    }
+    let inner = if limits.is_empty() {
+        inner
+    } else {
+        let mut c = Command::new("sh");
+        c.args(["-c", &format!("{limits}exec \"$@\""), "sh"]);
+        c.arg(inner.get_program()).args(inner.get_args());
+        c
     };
     let mut cmd = if run.host_config {
         let host = host.expect("host-config scenarios are skipped without mount namespaces");
@@ -510,6 +519,8 @@ fn scenario_dirs() -> Vec<PathBuf> {
 #[test]
 fn scenarios() {
     let start = Instant::now();
+    // Output modes are compared and held in expected/: the same umask wherever this runs.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     let mut ctx = Context {
         kmod: kmod34().map(Depmod::Kmod),
         real: support::tree("amd64"),
