@@ -338,7 +338,7 @@ fn build(base: &Path, case: &Case) -> Vec<u8> {
         Bad::Unreadable => {
             use std::os::unix::fs::PermissionsExt;
             fs::write(kernel.join("bad.ko"), bad_spec().build()).unwrap();
-            fs::set_permissions(kernel.join("bad.ko"), fs::Permissions::from_mode(0)).unwrap();
+            fs::set_permissions(kernel.join("bad.ko"), fs::Permissions::from_mode(0o000)).unwrap();
             // The run is as `nobody`: it must be able to write the indexes.
             let moddir = kernel.parent().unwrap();
             fs::set_permissions(moddir, fs::Permissions::from_mode(0o777)).unwrap();
