@@ -173,12 +173,17 @@ The following options are useful for people managing distributions:\n\
 /// What `--help` adds after kmod's text: every deliberate difference from kmod 34.2.
 pub const DIFFERENCES: &str = "\n\
 Differences from kmod 34.2's depmod (this is depmod-rs, a reimplementation):\n\
-\t- .ko, .ko.xz, .ko.zst and .ko.gz modules are always read, whatever the build.\n\
+\t- .ko, .ko.xz, .ko.zst and .ko.gz modules are always read, whatever the build;\n\
+\t  zstd frames without a content size too.\n\
 \t- Modules are read on all cores; the output does not depend on it.\n\
 \t- Chained dependency cycles are reported instead of looping forever.\n\
 \t- Failing to write an index is an error: exit status 1, and the old\n\
-\t  index stays complete. Unchanged indexes are not rewritten.\n\
-\t- Broken module files get a message saying what is wrong and where.\n\
+\t  indexes stay complete. New indexes are flushed before they replace the\n\
+\t  old ones; unchanged indexes are not rewritten.\n\
+\t- A module file that cannot be used (unreadable, corrupt, not ELF) gets\n\
+\t  an error saying what is wrong and is left out of the indexes; defects\n\
+\t  kmod reads past silently get a warning (the indexes are kmod's).\n\
+\t- -A compares modification times to the nanosecond, not the second.\n\
 \t- Directory symlink loops are reported and skipped.\n";
 
 #[cfg(test)]
