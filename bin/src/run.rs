@@ -259,7 +259,7 @@ fn walk_all(
     dirs: &Dirs,
     config: &Config,
     set: &mut ModuleSet<'_>,
-    found: &(dyn Fn(&[u8]) + Sync),
+    found: &dyn Fn(&[u8]),
 ) -> Result<(), ()> {
     let mut walk = Walk::new(log, &config.excludes, set);
     walk.found = Some(found);

@@ -25,7 +25,7 @@ pub struct Walk<'a, 'c> {
     pub excludes: &'a [Vec<u8>],
     pub set: &'a mut ModuleSet<'c>,
     /// Told every module file found, as it is found (to start reading it at once).
-    pub found: Option<&'a (dyn Fn(&[u8]) + Sync)>,
+    pub found: Option<&'a dyn Fn(&[u8])>,
     /// `(device, inode)` of the directories on the current path, to stop at symlink loops.
     ancestors: Vec<(u64, u64)>,
 }
