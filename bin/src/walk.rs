@@ -19,13 +19,16 @@ pub fn is_module_name(name: &[u8]) -> bool {
     EXTENSIONS.iter().any(|ext| name.len() > ext.len() && name.ends_with(ext))
 }
 
+/// What the walk tells of each module file it finds.
+pub type Found<'a> = &'a dyn Fn(&[u8]);
+
 /// Walks one directory tree, adding module files to a [`ModuleSet`].
 pub struct Walk<'a, 'c> {
     pub log: &'a Log,
     pub excludes: &'a [Vec<u8>],
     pub set: &'a mut ModuleSet<'c>,
     /// Told every module file found, as it is found (to start reading it at once).
-    pub found: Option<&'a dyn Fn(&[u8])>,
+    pub found: Option<Found<'a>>,
     /// `(device, inode)` of the directories on the current path, to stop at symlink loops.
     ancestors: Vec<(u64, u64)>,
 }
