@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Depmod, OUTPUTS, link_tree, scratch, tree};
+use support::{Depmod, OUTPUTS, is_root, link_tree, scratch, tree};
 
 /// The module left out of the "old" state: it exports symbols others use, so most indexes change.
 const LEFT_OUT: &str = "kernel/drivers/virtio/virtio_ring.ko";
@@ -193,13 +193,6 @@ fn kill_at_random_moments_leaves_old_or_new_indexes() {
     assert_eq!(f.old_or_new(&moddir, "after the kills"), f.changed());
     assert!(leftovers(&moddir).is_empty(), "left behind: {:?}", leftovers(&moddir));
     let _ = fs::remove_dir_all(&f.work);
-}
-
-/// Whether this process runs as root, which mounting needs.
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-    })
 }
 
 /// A tmpfs mounted at `dir` with `options`, unmounted when dropped.

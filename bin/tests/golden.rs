@@ -31,7 +31,6 @@ mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use depmod_core::Endian;
 use depmod_core::elf::writer::{Class, ModuleSpec};
@@ -262,25 +261,14 @@ fn apply_patches(elf: &mut Vec<u8>, patches: &[Patch]) {
     }
 }
 
-/// Compresses with the command-line tool (`xz`, `zst`, `gz`), as distributions do.
-fn compress_with(tool: &str, data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut cmd = match tool {
-        "xz" => Command::new("xz"),
-        "zst" => Command::new("zstd"),
-        "gz" => Command::new("gzip"),
+/// Compresses with the command-line tool for `ext` (`xz`, `zst`, `gz`), as distributions do.
+fn compress_with(ext: &str, data: &[u8]) -> Vec<u8> {
+    match ext {
+        "xz" => support::compress("xz", data),
+        "zst" => support::compress("zstd", data),
+        "gz" => support::compress("gzip", data),
         other => panic!("unknown compression {other}"),
-    };
-    let mut child = cmd
-        .arg("-c")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{tool} is needed for this scenario: {e}"));
-    child.stdin.take().unwrap().write_all(data).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    out.stdout
+    }
 }
 
 /// What one depmod run produced, normalised for comparison.

@@ -8,10 +8,10 @@ mod support;
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use depmod_core::elf::writer::ModuleSpec;
-use support::{Depmod, OUTPUTS, compare_dirs, kmod34, scratch};
+use support::{Depmod, OUTPUTS, compare_dirs, compress, is_root, kmod34, scratch, which};
 
 const VERSION: &str = "4.4.4";
 
@@ -92,20 +92,6 @@ fn patched(f: impl FnOnce(&mut Vec<u8>)) -> Bad {
     let mut elf = bad_spec().build();
     f(&mut elf);
     Bad::File(elf)
-}
-
-fn compress(tool: &str, data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut child = Command::new(tool)
-        .arg("-c")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{tool} is needed: {e}"));
-    child.stdin.take().unwrap().write_all(data).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    out.stdout
 }
 
 fn cases() -> Vec<Case> {
@@ -292,11 +278,6 @@ fn ext_word(ext: &str) -> &'static str {
     }
 }
 
-fn which(program: &str) -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
-}
-
 /// Builds the tree for `case` under `base`; returns the name the broken file has.
 fn build(base: &Path, case: &Case) -> Vec<u8> {
     use std::os::unix::ffi::OsStrExt;
@@ -362,13 +343,6 @@ fn run(depmod: &Depmod, base: &Path, unprivileged: bool) -> Output {
         cmd = wrapped;
     }
     cmd.output().expect("depmod runs")
-}
-
-/// Whether this process runs as root (and can switch to `nobody` with `setpriv`).
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-    })
 }
 
 #[test]
