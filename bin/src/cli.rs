@@ -193,17 +193,19 @@ pub const DIFFERENCES: &str = "\n\
 \n\
 Differences from kmod 34.2's depmod (this is depmod-rs, a reimplementation):\n\
 \t- Failing to write an index is an error (exit status 1), and the old\n\
-\t  indexes stay complete: all are written first, then renamed.\n\
+\t  indexes stay complete: all are written and flushed first, then renamed.\n\
 \t- An index whose contents did not change is not rewritten (modules.dep\n\
 \t  still gets a new modification time, for -A).\n\
+\t- -A compares modification times to the nanosecond, not the second.\n\
 \t- Chained dependency cycles are reported instead of looping forever.\n\
 \t- A non-ASCII index key is fatal before anything is written.\n\
 \t- Directory symlink loops are reported and skipped, and so is a FIFO\n\
 \t  given as configuration (kmod waits for a writer forever).\n\
 \t- .ko, .ko.xz, .ko.zst and .ko.gz modules are always read, whatever the\n\
 \t  build, and so are zstd frames that do not record their size.\n\
-\t- Broken module files get a message saying what is wrong and where;\n\
-\t  unusable ones are left out of the indexes.\n\
+\t- A module file that cannot be used (unreadable, corrupt, not ELF) gets\n\
+\t  an error saying what is wrong and is left out of the indexes; defects\n\
+\t  kmod reads past silently get a warning (the indexes are kmod's).\n\
 \t- -vvv prints no DEBUG trace (kmod's shows its memory addresses).\n\
 \t- -V adds a line naming depmod-rs; -h adds this list.\n\
 \t- Modules are read on all cores; the output does not depend on it.\n\

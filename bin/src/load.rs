@@ -6,7 +6,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use rustix::fs::{Mode, OFlags};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
 
 use depmod_core::ModuleInfo;
 use depmod_core::module::Scratch;
@@ -62,6 +64,81 @@ pub fn load_all(modules: &[Module], threads: usize) -> Vec<Loaded> {
         }
     }
     results.into_iter().map(Option::unwrap_or_default).collect()
+}
+
+/// Module files handed to loading threads while the directory walk is still finding more, so
+/// that reading overlaps the walk.
+#[derive(Default)]
+pub struct Feed {
+    state: Mutex<FeedState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct FeedState {
+    paths: VecDeque<Vec<u8>>,
+    /// No more paths will come.
+    closed: bool,
+    /// Threads waiting for a path (only then is a wake-up worth a system call).
+    waiting: usize,
+}
+
+impl Feed {
+    /// Queues a module file for reading.
+    pub fn push(&self, path: &[u8]) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.paths.push_back(path.to_vec());
+        if state.waiting > 0 {
+            self.ready.notify_one();
+        }
+    }
+
+    /// No more files: the threads finish the queue and stop.
+    pub fn close(&self) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).closed = true;
+        self.ready.notify_all();
+    }
+
+    /// One loading thread: reads queued files until the feed is closed and empty.
+    pub fn work(&self) -> Vec<(Vec<u8>, Loaded)> {
+        let mut bufs = Buffers::default();
+        let mut done = Vec::new();
+        loop {
+            let next = {
+                let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                loop {
+                    if let Some(path) = state.paths.pop_front() {
+                        break Some(path);
+                    }
+                    if state.closed {
+                        break None;
+                    }
+                    state.waiting += 1;
+                    state = self.ready.wait(state).unwrap_or_else(PoisonError::into_inner);
+                    state.waiting -= 1;
+                }
+            };
+            let Some(path) = next else { break };
+            let loaded = load_one(&path, &mut bufs);
+            done.push((path, loaded));
+        }
+        done
+    }
+
+    /// The loaded modules in `modules`' order, from what the threads read (a module they did not
+    /// see is read now).
+    pub fn results(modules: &[Module], batches: Vec<Vec<(Vec<u8>, Loaded)>>) -> Vec<Loaded> {
+        let mut by_path: HashMap<Vec<u8>, Loaded> = batches.into_iter().flatten().collect();
+        let mut bufs = None;
+        modules
+            .iter()
+            .map(|m| {
+                by_path.remove(m.path()).unwrap_or_else(|| {
+                    load_one(m.path(), bufs.get_or_insert_with(Buffers::default))
+                })
+            })
+            .collect()
+    }
 }
 
 /// Files up to this size are read whole; of larger uncompressed ones only the parts the parser

@@ -1,5 +1,7 @@
-//! `-A`: is any module newer than `modules.dep`? kmod's walk, messages and whole-second
-//! comparison, including its quirks (exclude rules and external directories are not looked at).
+//! `-A`: is any module newer than `modules.dep`? kmod's walk and messages, including its quirks
+//! (exclude rules and external directories are not looked at). Unlike kmod, which compares whole
+//! seconds and so misses a module replaced in the same second as the last run, times are
+//! compared to the nanosecond.
 
 use std::ffi::CStr;
 
@@ -9,8 +11,15 @@ use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags};
 use crate::log::{Errno, Log, Octal, log};
 use crate::walk::is_module_name;
 
+/// A modification time: seconds and nanoseconds.
+type Stamp = (i64, i64);
+
+fn stamp(st: &rustix::fs::Stat) -> Stamp {
+    (st.st_mtime, st.st_mtime_nsec as i64)
+}
+
 /// Whether the indexes in `dir` are up to date: `modules.dep` exists and no module file under
-/// `dir` has a later modification time (in whole seconds). Problems are reported; they make the
+/// `dir` has a later modification time. Problems are reported; they make the
 /// answer "not up to date" only where kmod's do.
 pub fn up_to_date(log: &Log, dir: &[u8]) -> bool {
     let fd = match rustix::fs::openat(
@@ -26,7 +35,7 @@ pub fn up_to_date(log: &Log, dir: &[u8]) -> bool {
         }
     };
     let dep = match rustix::fs::statat(&fd, "modules.dep", AtFlags::empty()) {
-        Ok(st) => st.st_mtime,
+        Ok(st) => stamp(&st),
         Err(e) => {
             log!(
                 log,
@@ -51,7 +60,7 @@ fn walk(
     log: &Log,
     fd: OwnedFd,
     path: &mut Vec<u8>,
-    dep_mtime: i64,
+    dep_mtime: Stamp,
     ancestors: &mut Vec<(u64, u64)>,
 ) -> Option<bool> {
     let dfd = fd.as_raw_fd();
@@ -71,7 +80,7 @@ fn walk_entries(
     fd: OwnedFd,
     dfd: i32,
     path: &mut Vec<u8>,
-    dep_mtime: i64,
+    dep_mtime: Stamp,
     ancestors: &mut Vec<(u64, u64)>,
 ) -> Option<bool> {
     let Ok(mut dir) = Dir::new(fd) else { return Some(true) };
@@ -109,7 +118,7 @@ fn walk_entries(
                 }
                 path.truncate(base);
                 path.extend_from_slice(name);
-                result = Some(st.st_mtime <= dep_mtime);
+                result = Some(stamp(&st) <= dep_mtime);
             }
             other => {
                 // kmod prints its path buffer here, which still holds the previous entry's name.
@@ -141,7 +150,7 @@ fn subdir(
     (parent, dfd): (rustix::fd::BorrowedFd<'_>, i32),
     name: &CStr,
     path: &mut Vec<u8>,
-    dep_mtime: i64,
+    dep_mtime: Stamp,
     ancestors: &mut Vec<(u64, u64)>,
 ) -> Option<bool> {
     match rustix::fs::openat(parent, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {

@@ -29,6 +29,9 @@ pub fn keep_usable(
             log!(log, Error, path, ": ", what, "; the module is not indexed");
             continue;
         }
+        // One message per file: kmod's for the exports, ours for the imports (with the anomaly
+        // that explains it), or the anomaly alone.
+        let mut anomaly = l.info.anomaly.map(|a| a.to_string());
         if let Some(e) = l.info.exports_error {
             let detail = e.to_string();
             log!(
@@ -44,7 +47,11 @@ pub fn keep_usable(
             );
         }
         if let Some(e) = l.info.imports_error {
-            let detail = e.to_string();
+            let mut detail = e.to_string();
+            if let Some(a) = anomaly.take() {
+                detail.push_str(": ");
+                detail.push_str(&a);
+            }
             log!(
                 log,
                 Warning,
@@ -53,6 +60,8 @@ pub fn keep_usable(
                 detail,
                 "); no dependencies are recorded for it"
             );
+        } else if let Some(a) = anomaly.filter(|_| l.info.exports_error.is_none()) {
+            log!(log, Warning, path, ": ", a);
         }
         kept.0.push(m);
         kept.1.push(l.info);

@@ -187,20 +187,38 @@ fn index(
     };
     let mut set = ModuleSet::new(&dirs.input, &config);
     set.set_cwd(cli::current_dir_name());
-    let found = match explicit {
-        None => walk_all(log, dirs, &config, &mut set),
-        Some(files) => add_files(log, files, &mut set),
+    let (modules, loaded) = match explicit {
+        None => {
+            // Module files are read on all CPUs as the walk finds them.
+            let feed = load::Feed::default();
+            let (found, batches) = std::thread::scope(|s| {
+                let workers: Vec<_> =
+                    (0..thread_count()).map(|_| s.spawn(|| feed.work())).collect();
+                let found = walk_all(log, dirs, &config, &mut set, &|path| feed.push(path));
+                feed.close();
+                let batches: Vec<_> =
+                    workers.into_iter().map(|w| w.join().unwrap_or_default()).collect();
+                (found, batches)
+            });
+            if found.is_err() {
+                return FAILURE;
+            }
+            let mut modules = set.into_modules();
+            apply_order(log, dirs, &mut modules);
+            let loaded = load::Feed::results(&modules, batches);
+            (modules, loaded)
+        }
+        Some(files) => {
+            if add_files(log, files, &mut set).is_err() {
+                return FAILURE;
+            }
+            let mut modules = set.into_modules();
+            apply_order(log, dirs, &mut modules);
+            let loaded = load::load_all(&modules, thread_count());
+            (modules, loaded)
+        }
     };
-    if found.is_err() {
-        return FAILURE;
-    }
-    phases.mark("walk");
-    let mut modules = set.into_modules();
-    apply_order(log, dirs, &mut modules);
-
-    phases.mark("order");
-    let loaded = load::load_all(&modules, thread_count());
-    phases.mark("load");
+    phases.mark("walk and load");
     let (modules, infos) = report::keep_usable(log, modules, loaded);
 
     let mut symbols = Symbols::new(opts.symbol_prefix);
@@ -267,8 +285,15 @@ fn index(
 
 /// The module directory, then the external directories (the last configured first; a missing
 /// one is only reported).
-fn walk_all(log: &Log, dirs: &Dirs, config: &Config, set: &mut ModuleSet<'_>) -> Result<(), ()> {
+fn walk_all(
+    log: &Log,
+    dirs: &Dirs,
+    config: &Config,
+    set: &mut ModuleSet<'_>,
+    found: &dyn Fn(&[u8]),
+) -> Result<(), ()> {
     let mut walk = Walk::new(log, &config.excludes, set);
+    walk.found = Some(found);
     if let Err(e) = walk.run(&dirs.input) {
         log!(log, Fatal, "could not search modules: ", e);
         return Err(());

@@ -19,18 +19,23 @@ pub fn is_module_name(name: &[u8]) -> bool {
     EXTENSIONS.iter().any(|ext| name.len() > ext.len() && name.ends_with(ext))
 }
 
+/// What the walk tells of each module file it finds.
+pub type Found<'a> = &'a dyn Fn(&[u8]);
+
 /// Walks one directory tree, adding module files to a [`ModuleSet`].
 pub struct Walk<'a, 'c> {
     pub log: &'a Log,
     pub excludes: &'a [Vec<u8>],
     pub set: &'a mut ModuleSet<'c>,
+    /// Told every module file found, as it is found (to start reading it at once).
+    pub found: Option<Found<'a>>,
     /// `(device, inode)` of the directories on the current path, to stop at symlink loops.
     ancestors: Vec<(u64, u64)>,
 }
 
 impl<'a, 'c> Walk<'a, 'c> {
     pub fn new(log: &'a Log, excludes: &'a [Vec<u8>], set: &'a mut ModuleSet<'c>) -> Self {
-        Walk { log, excludes, set, ancestors: Vec::new() }
+        Walk { log, excludes, set, found: None, ancestors: Vec::new() }
     }
 
     /// Walks `root`. Failing to open `root` itself is the only error returned (after kmod's
@@ -117,6 +122,9 @@ impl<'a, 'c> Walk<'a, 'c> {
             if is_dir {
                 self.subdir(&dir, entry.file_name(), dfd, path);
             } else if is_module_name(name) {
+                if let Some(found) = self.found {
+                    found(path);
+                }
                 self.set.add(path.clone());
             }
         }

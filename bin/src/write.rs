@@ -119,11 +119,17 @@ impl<'l> Installer<'l> {
             let target = self.dir.join(p.name);
             let Some(tmp) = &p.tmp else {
                 if p.name == "modules.dep" {
-                    // `-A` compares module times with this file's: keep it current.
+                    // `-A` compares module times with this file's: keep it current, with the
+                    // kernel's clock for file times (coarser than the system clock, so a module
+                    // written just after this is never older than it).
+                    let now = rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_NOW };
+                    let omit = rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT };
+                    let times =
+                        rustix::fs::Timestamps { last_access: omit, last_modification: now };
                     let _ = File::options()
                         .write(true)
                         .open(&target)
-                        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                        .map(|f| rustix::fs::futimens(&f, &times));
                 }
                 continue;
             };

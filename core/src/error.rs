@@ -31,8 +31,6 @@ pub enum Error {
     SymtabSize { size: u64, entry: u8 },
     /// A symbol's `st_name` points outside `.strtab`.
     NameOutOfRange { symbol: u32, name: u32, strtab: u64 },
-    /// A symbol's name runs to the end of `.strtab` without a terminating NUL.
-    NameNotTerminated { symbol: u32, name: u32 },
     /// A `__versions` record whose name fills its field without a terminating NUL.
     VersionNotTerminated { record: u32 },
     /// A string section (`__ksymtab_strings`) does not end with a NUL byte.
@@ -120,10 +118,6 @@ impl fmt::Display for Error {
                 f,
                 ".symtab entry {symbol}: st_name {name:#x} is outside the {strtab:#x}-byte .strtab"
             ),
-            Error::NameNotTerminated { symbol, name } => write!(
-                f,
-                ".symtab entry {symbol}: name at .strtab offset {name:#x} has no terminating NUL"
-            ),
             Error::VersionNotTerminated { record } => {
                 write!(f, "__versions record {record} has a name without a terminating NUL")
             }
@@ -136,3 +130,69 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+/// Something wrong with a module file that libkmod reads past without complaint. The module is
+/// read exactly as libkmod reads it; the anomaly is only reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Anomaly {
+    /// A section with file contents whose `sh_offset` + `sh_size` runs past the end of the file;
+    /// it is treated as absent.
+    /// `name` is set when it is one of the sections depmod reads.
+    SectionIgnored { index: u16, name: &'static str, offset: u64, size: u64, len: u64 },
+    /// A section whose `sh_name` lies outside the section-name table; it is treated as absent.
+    SectionNameOutOfRange { index: u16, name: u32 },
+    /// Two of the parts depmod reads share bytes.
+    Overlap { first: &'static str, second: &'static str, offset: u64 },
+    /// `.symtab`'s `sh_link` is not the index of `.strtab`; names come from `.strtab`.
+    SymtabLink { link: u32, strtab: u16 },
+    /// `.symtab`'s `sh_entsize` is not the size of a symbol of this class.
+    SymtabEntrySize { found: u64, expected: u8 },
+    /// A string section whose last string has no terminating NUL; it ends with the section.
+    LastStringNotTerminated(&'static str),
+    /// `.strtab` does not end with a NUL byte: a name running to its end is read on into the
+    /// bytes that follow, up to the next NUL or the end of the file.
+    StrtabNotTerminated,
+}
+
+impl fmt::Display for Anomaly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Anomaly::SectionIgnored { index, name, offset, size, len } => {
+                write!(f, "section {index} ")?;
+                if !name.is_empty() {
+                    write!(f, "({name}) ")?;
+                }
+                write!(
+                    f,
+                    "at offset {offset:#x}, size {size:#x} runs past the end of the {len}-byte \
+                     file; it is ignored"
+                )
+            }
+            Anomaly::SectionNameOutOfRange { index, name } => write!(
+                f,
+                "section {index}'s name (sh_name {name:#x}) is outside the section name table; \
+                 it is ignored"
+            ),
+            Anomaly::Overlap { first, second, offset } => {
+                write!(f, "{first} and {second} overlap at offset {offset:#x}")
+            }
+            Anomaly::SymtabLink { link, strtab } => write!(
+                f,
+                ".symtab's sh_link is {link}, not .strtab's index {strtab}; names are read from \
+                 .strtab"
+            ),
+            Anomaly::SymtabEntrySize { found, expected } => {
+                write!(f, ".symtab's sh_entsize is {found}, expected {expected}")
+            }
+            Anomaly::LastStringNotTerminated(section) => write!(
+                f,
+                "{section} does not end with a NUL byte; its last string ends with the section"
+            ),
+            Anomaly::StrtabNotTerminated => write!(
+                f,
+                ".strtab does not end with a NUL byte; a name running to its end is read on to \
+                 the next NUL byte in the file"
+            ),
+        }
+    }
+}

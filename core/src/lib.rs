@@ -45,5 +45,5 @@ pub mod resolve;
 pub mod tree;
 
 pub use bytes::Endian;
-pub use error::{Errno, Error};
+pub use error::{Anomaly, Errno, Error};
 pub use module::ModuleInfo;

@@ -4,7 +4,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use crate::elf::{self, Elf, ImportScratch};
-use crate::error::Error;
+use crate::error::{Anomaly, Error};
 use crate::modinfo;
 
 /// One string of a module (an alias, a symbol, ...) inside its string storage, with the
@@ -51,6 +51,8 @@ pub struct ModuleInfo {
     pub modinfo_error: Option<Error>,
     /// Why the import list could not be read (kmod is silent about it).
     pub imports_error: Option<Error>,
+    /// The first thing wrong with the file that libkmod reads past (kmod is silent about it).
+    pub anomaly: Option<Anomaly>,
 }
 
 /// Working space for [`ModuleInfo::parse_with`], reused from one module to the next so that
@@ -115,6 +117,7 @@ impl ModuleInfo {
             }
         };
         scratch.clear();
+        info.anomaly = elf.anomaly();
         info.exports_error = read_exports(&elf, scratch).err();
         read_modinfo(&elf, scratch);
         info.imports_error = read_imports(&elf, scratch).err();

@@ -284,3 +284,31 @@ pub fn compare_dirs(expected: &Path, actual: &Path, files: &[&str]) -> Result<()
 pub fn bytes(path: &Path) -> &[u8] {
     path.as_os_str().as_bytes()
 }
+
+/// `data` compressed by the command-line `tool` (`xz`, `zstd`, `gzip`), as distributions do.
+pub fn compress(tool: &str, data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new(tool)
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{tool} is needed for this test: {e}"));
+    child.stdin.take().expect("stdin").write_all(data).expect("write to the compressor");
+    let out = child.wait_with_output().expect("compressor runs");
+    assert!(out.status.success(), "{tool} failed");
+    out.stdout
+}
+
+/// The path of `program` in `PATH`.
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
+}
+
+/// Whether the tests run as root (which mounting and switching users need).
+pub fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    })
+}

@@ -11,7 +11,7 @@ pub mod writer;
 pub use symbols::{Export, Import, ImportScratch, crc_sections, exports, imports, imports_with};
 
 use crate::bytes::{Endian, cstr_at, to_usize};
-use crate::error::Error;
+use crate::error::{Anomaly, Error};
 use raw::Layout;
 
 /// The sections depmod reads, found in one pass when the file is parsed.
@@ -52,6 +52,8 @@ pub struct Elf<'a> {
     names_index: u16,
     /// The first usable section of each [`KNOWN`] name.
     known: [Option<Section<'a>>; KNOWN.len()],
+    /// The first thing wrong that libkmod reads past.
+    anomaly: Option<Anomaly>,
 }
 
 /// One section's location and contents.
@@ -114,6 +116,7 @@ impl<'a> Elf<'a> {
             names: &[],
             names_index: 0,
             known: [None; KNOWN.len()],
+            anomaly: None,
         };
         if shstrndx == 0 || shstrndx >= shnum {
             return Err(Error::BadNamesIndex { index: shstrndx, count: shnum });
@@ -127,7 +130,21 @@ impl<'a> Elf<'a> {
         elf.names = names.data;
         elf.names_index = shstrndx;
         for index in 1..shnum {
-            let Some((name, section)) = elf.named(index) else {
+            let Ok((name_off, offset, size, kind)) = elf.header(index) else { continue };
+            let Ok(section) = elf.section(index) else {
+                if kind != raw::SHT_NOBITS {
+                    let found = to_usize(u64::from(name_off)).and_then(|o| cstr_at(elf.names, o));
+                    let name = KNOWN
+                        .iter()
+                        .find(|k| found.is_some_and(|n| crate::bytes::eq(k.as_bytes(), n)))
+                        .map_or("", |k| k);
+                    elf.note(Anomaly::SectionIgnored { index, name, offset, size, len });
+                }
+                continue;
+            };
+            let Some(name) = to_usize(u64::from(name_off)).and_then(|o| cstr_at(elf.names, o))
+            else {
+                elf.note(Anomaly::SectionNameOutOfRange { index, name: name_off });
                 continue;
             };
             if let Some(k) = KNOWN.iter().position(|k| crate::bytes::eq(k.as_bytes(), name)) {
@@ -136,6 +153,7 @@ impl<'a> Elf<'a> {
                 }
             }
         }
+        elf.check_read_parts();
         Ok(elf)
     }
 
@@ -167,7 +185,7 @@ impl<'a> Elf<'a> {
     /// Section `index`, checked to lie inside the file. Index 0 and indexes past `e_shnum` are
     /// [`Error::BadNamesIndex`]-like errors reported as out of bounds.
     pub fn section(&self, index: u16) -> Result<Section<'a>, Error> {
-        let (_, offset, size) = self.header(index)?;
+        let (_, offset, size, _) = self.header(index)?;
         let len = self.data.len() as u64;
         let out = Error::SectionOutOfBounds { index, offset, size, len };
         let end = offset.checked_add(size).filter(|&end| end <= len).ok_or(out)?;
@@ -176,8 +194,8 @@ impl<'a> Elf<'a> {
         Ok(Section { index, offset, data })
     }
 
-    /// `sh_name`, `sh_offset` and `sh_size` of section `index`.
-    fn header(&self, index: u16) -> Result<(u32, u64, u64), Error> {
+    /// `sh_name`, `sh_offset`, `sh_size` and `sh_type` of section `index`.
+    fn header(&self, index: u16) -> Result<(u32, u64, u64, u32), Error> {
         let len = self.data.len() as u64;
         let oob = Error::SectionOutOfBounds { index, offset: 0, size: 0, len };
         if index == 0 || index >= self.shnum {
@@ -191,10 +209,81 @@ impl<'a> Elf<'a> {
         let name = self.endian.u32(self.data, base + l.sh_name);
         let offset = self.endian.word(self.data, base + l.sh_offset, l.wide);
         let size = self.endian.word(self.data, base + l.sh_size, l.wide);
-        match (name, offset, size) {
-            (Some(n), Some(o), Some(s)) => Ok((n, o, s)),
+        let kind = self.endian.u32(self.data, base + l.sh_type);
+        match (name, offset, size, kind) {
+            (Some(n), Some(o), Some(s), Some(k)) => Ok((n, o, s, k)),
             _ => Err(oob),
         }
+    }
+
+    /// A field of section `index`'s header that is `word`-sized in ELF64 when `wide`.
+    fn header_field(&self, index: u16, field: usize, wide: bool) -> Option<u64> {
+        let base =
+            usize::from(index).checked_mul(self.layout.shdr_size)?.checked_add(self.shoff)?;
+        self.endian.word(self.data, base.checked_add(field)?, wide && self.layout.wide)
+    }
+
+    /// Keeps the first anomaly found.
+    fn note(&mut self, anomaly: Anomaly) {
+        self.anomaly.get_or_insert(anomaly);
+    }
+
+    /// Checks what libkmod does not about the parts depmod reads: `.symtab`'s link and entry
+    /// size, string sections without a final NUL, and parts that share bytes.
+    fn check_read_parts(&mut self) {
+        let [modinfo, _, symtab, strtab, _] = self.known;
+        if let (Some(symtab), Some(strtab)) = (symtab, strtab) {
+            let link = self.header_field(symtab.index, self.layout.sh_link, false).unwrap_or(0);
+            if link != u64::from(strtab.index) {
+                self.note(Anomaly::SymtabLink { link: link as u32, strtab: strtab.index });
+            }
+            let entsize = self.header_field(symtab.index, self.layout.sh_entsize, true);
+            let expected = self.layout.sym_size as u64;
+            if let Some(found) = entsize.filter(|&e| e != expected) {
+                self.note(Anomaly::SymtabEntrySize { found, expected: expected as u8 });
+            }
+            if strtab.data.last().is_some_and(|&b| b != 0) {
+                self.note(Anomaly::StrtabNotTerminated);
+            }
+        }
+        if modinfo.and_then(|m| m.data.last().copied()).is_some_and(|b| b != 0) {
+            self.note(Anomaly::LastStringNotTerminated(".modinfo"));
+        }
+        // Parts that share bytes: header, section table, name table and the sections read
+        // (one section may serve as two of them, as when the name tables are merged).
+        type Part = (&'static str, Option<u16>, u64, u64);
+        let table = self.layout.shdr_size as u64 * u64::from(self.shnum);
+        let names = self.names_section();
+        let fixed: [Part; 3] = [
+            ("the ELF header", None, 0, self.layout.ehdr_size as u64),
+            ("the section header table", None, self.shoff as u64, table),
+            (
+                "the section name table",
+                names.map(|n| n.index),
+                names.map_or(0, |n| n.offset),
+                names.map_or(0, |n| n.data.len() as u64),
+            ),
+        ];
+        let read = KNOWN.iter().zip(self.known).filter_map(|(&name, section)| {
+            section.map(|s| (name, Some(s.index), s.offset, s.data.len() as u64))
+        });
+        let mut parts: [Part; KNOWN.len() + 3] = [("", None, 0, 0); KNOWN.len() + 3];
+        for (slot, part) in parts.iter_mut().zip(fixed.into_iter().chain(read)) {
+            *slot = part;
+        }
+        for (i, &(first, fi, a, alen)) in parts.iter().enumerate() {
+            for &(second, si, b, blen) in parts.iter().skip(i + 1) {
+                let shared = a < b.saturating_add(blen) && b < a.saturating_add(alen);
+                if alen > 0 && blen > 0 && shared && (fi.is_none() || fi != si) {
+                    self.note(Anomaly::Overlap { first, second, offset: a.max(b) });
+                }
+            }
+        }
+    }
+
+    /// The first thing wrong with the file that libkmod reads past without complaint.
+    pub fn anomaly(&self) -> Option<Anomaly> {
+        self.anomaly
     }
 
     /// The section-name string table.
@@ -211,7 +300,7 @@ impl<'a> Elf<'a> {
     /// name table.
     fn named(&self, index: u16) -> Option<(&'a [u8], Section<'a>)> {
         let section = self.section(index).ok()?;
-        let (name_off, _, _) = self.header(index).ok()?;
+        let (name_off, _, _, _) = self.header(index).ok()?;
         Some((cstr_at(self.names, to_usize(u64::from(name_off))?)?, section))
     }
 

@@ -35,6 +35,8 @@ pub const EM_SPARCV9: u16 = 43;
 pub const SHT_SYMTAB: u32 = 2;
 /// Section type of string tables.
 pub const SHT_STRTAB: u32 = 3;
+/// Section type of sections without file contents (`.bss`).
+pub const SHT_NOBITS: u32 = 8;
 /// Section type of ordinary data.
 pub const SHT_PROGBITS: u32 = 1;
 /// `e_type` of relocatable objects (kernel modules).
@@ -57,6 +59,9 @@ pub struct Layout {
     pub sh_type: usize,
     pub sh_offset: usize,
     pub sh_size: usize,
+    /// Offsets of `sh_link` and `sh_entsize`.
+    pub sh_link: usize,
+    pub sh_entsize: usize,
     /// `sizeof(ElfN_Sym)` and the offsets of `st_name`, `st_value`, `st_info`, `st_shndx`.
     pub sym_size: usize,
     pub st_name: usize,
@@ -85,6 +90,8 @@ pub const LAYOUT32: Layout = Layout {
     sh_type: 4,
     sh_offset: 16,
     sh_size: 20,
+    sh_link: 24,
+    sh_entsize: 36,
     sym_size: 16,
     st_name: 0,
     st_value: 4,
@@ -107,6 +114,8 @@ pub const LAYOUT64: Layout = Layout {
     sh_type: 4,
     sh_offset: 24,
     sh_size: 32,
+    sh_link: 40,
+    sh_entsize: 56,
     sym_size: 24,
     st_name: 0,
     st_value: 8,

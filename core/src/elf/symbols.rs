@@ -38,7 +38,10 @@ struct Sym {
 struct SymbolTable<'e, 'a> {
     elf: &'e Elf<'a>,
     symtab: &'a [u8],
-    strtab: &'a [u8],
+    /// Length of `.strtab`: name offsets must lie below it.
+    strtab_len: usize,
+    /// The file from `.strtab` on: libkmod reads a name to its NUL even past the table's end.
+    names: &'a [u8],
     count: usize,
 }
 
@@ -51,10 +54,12 @@ impl<'e, 'a> SymbolTable<'e, 'a> {
         if symtab.data.len() % entry != 0 {
             return Err(Error::SymtabSize { size: symtab.data.len() as u64, entry: entry as u8 });
         }
+        let names = to_usize(strtab.offset).and_then(|o| elf.data().get(o..));
         Ok(SymbolTable {
             elf,
             symtab: symtab.data,
-            strtab: strtab.data,
+            strtab_len: strtab.data.len(),
+            names: names.unwrap_or(strtab.data),
             count: symtab.data.len() / entry,
         })
     }
@@ -75,11 +80,11 @@ impl<'e, 'a> SymbolTable<'e, 'a> {
 
     /// Whether entry `i`'s name offset lies inside `.strtab`.
     fn name_in_range(&self, i: usize, sym: &Sym) -> Result<(), Error> {
-        if u64::from(sym.name) >= self.strtab.len() as u64 {
+        if u64::from(sym.name) >= self.strtab_len as u64 {
             return Err(Error::NameOutOfRange {
                 symbol: i as u32,
                 name: sym.name,
-                strtab: self.strtab.len() as u64,
+                strtab: self.strtab_len as u64,
             });
         }
         Ok(())
@@ -89,15 +94,15 @@ impl<'e, 'a> SymbolTable<'e, 'a> {
     /// without finding the end of the name).
     fn is_crc(&self, sym: &Sym) -> bool {
         let at = sym.name as usize;
-        self.strtab.get(at..at + CRC_PREFIX.len()).is_some_and(|head| eq(head, CRC_PREFIX))
+        self.names.get(at..at + CRC_PREFIX.len()).is_some_and(|head| eq(head, CRC_PREFIX))
     }
 
-    /// Entry `i`'s name.
+    /// Entry `i`'s name: up to its NUL, which libkmod looks for past the end of `.strtab` (the
+    /// file's end counts as one, as the zero fill of libkmod's mapping of the file does).
     fn name(&self, i: usize, sym: &Sym) -> Result<&'a [u8], Error> {
         self.name_in_range(i, sym)?;
-        to_usize(u64::from(sym.name))
-            .and_then(|off| cstr_at(self.strtab, off))
-            .ok_or(Error::NameNotTerminated { symbol: i as u32, name: sym.name })
+        let off = to_usize(u64::from(sym.name)).unwrap_or(usize::MAX);
+        Ok(cstr_at(self.names, off).or_else(|| self.names.get(off..)).unwrap_or_default())
     }
 }
 
@@ -499,7 +504,7 @@ mod tests {
     }
 
     #[test]
-    fn unterminated_names_that_are_read_are_errors() {
+    fn unterminated_names_are_read_on_past_strtab() {
         use crate::elf::writer::{ObjectBuilder, STB_GLOBAL, STB_LOCAL, SymbolSpec};
         // An undefined symbol's name, last in .strtab.
         let mut o = ObjectBuilder::new(Class::Elf64, Endian::Little);
@@ -507,7 +512,9 @@ mod tests {
         let mut b = o.build();
         let (strtab, len) = locate(&b, ".strtab");
         b[strtab + len - 1] = b'z';
-        assert_eq!(imports_of(&b), Err(Error::NameNotTerminated { symbol: 1, name: 1 }));
+        // libkmod reads on to the next NUL: here the alignment padding after .strtab.
+        assert_eq!(imports_of(&b), Ok(vec![(b"needed_lastz".to_vec(), 0, false)]));
+        assert_eq!(Elf::parse(&b).unwrap().anomaly(), Some(crate::Anomaly::StrtabNotTerminated));
         // A CRC symbol's name, last in .strtab.
         let mut o = ObjectBuilder::new(Class::Elf64, Endian::Little);
         let kcrctab = o.section("__kcrctab", &[1, 0, 0, 0]);
@@ -524,7 +531,7 @@ mod tests {
         let at = b[strtab..strtab + len].windows(10).position(|w| w == b"__crc_last").unwrap();
         b[strtab + at + 10] = b'z'; // its NUL
         b[strtab + len - 1] = b'z'; // and the table's last NUL
-        assert_eq!(exports_of(&b), Err(Error::NameNotTerminated { symbol: 1, name: at as u32 }));
+        assert_eq!(exports_of(&b), Ok(vec![(b"lastzxz".to_vec(), 1)]));
     }
 
     #[test]
