@@ -21,6 +21,7 @@
 //! version V                          kernel release of a synthetic tree (default 4.4.4)
 //! module/file/file-noeol/symlink/dir  build steps, as in tests/golden (support/synth.rs)
 //! touch PATH [SECONDS]               set the mtime to now + SECONDS (default 0)
+//! touch PATH @SECONDS.NANOSECONDS    set the mtime to that time since the epoch
 //! chmod MODE PATH                    octal mode
 //! rm PATH                            remove a file or a directory tree
 //! cp FROM TO                         copy a file (a module of the real tree, say)
@@ -95,9 +96,17 @@ enum Expect {
     File(String),
 }
 
+/// A modification time.
+enum When {
+    /// Now plus this many seconds (negative: ago).
+    FromNow(i64),
+    /// Since the epoch.
+    At(Duration),
+}
+
 enum Action {
     Build(Step),
-    Touch { path: String, seconds: i64 },
+    Touch { path: String, when: When },
     Chmod { path: String, mode: u32 },
     Remove { path: String },
     Copy { from: String, to: String },
@@ -155,8 +164,16 @@ fn parse(name: &str, text: &str, real_version: Option<&str>) -> Scenario {
             "touch" => {
                 let mut w = rest.split_whitespace();
                 let p = path(w.next().expect("touch PATH"));
-                let seconds = w.next().map_or(0, |n| n.trim_start_matches('+').parse().unwrap());
-                Action::Touch { path: p, seconds }
+                let when = match w.next() {
+                    Some(at) if at.starts_with('@') => {
+                        let (secs, nanos) = at[1..].split_once('.').unwrap_or((&at[1..], "0"));
+                        let nanos = format!("{nanos:0<9}");
+                        When::At(Duration::new(secs.parse().unwrap(), nanos.parse().unwrap()))
+                    }
+                    Some(n) => When::FromNow(n.trim_start_matches('+').parse().unwrap()),
+                    None => When::FromNow(0),
+                };
+                Action::Touch { path: p, when }
             }
             "chmod" => {
                 let (mode, p) = rest.split_once(' ').expect("chmod MODE PATH");
@@ -248,14 +265,14 @@ fn apply(action: &Action, root: &Path, run_root: &Path, version: &str) {
     let at = |p: &str| root.join(subst(p.trim_start_matches("$ROOT/"), run_root, version));
     match action {
         Action::Build(step) => synth::apply(step, root, run_root.to_str().unwrap()),
-        Action::Touch { path, seconds } => {
+        Action::Touch { path, when } => {
             let p = at(path);
             unshare_file(&p);
             let now = SystemTime::now();
-            let t = if *seconds >= 0 {
-                now + Duration::from_secs(seconds.unsigned_abs())
-            } else {
-                now - Duration::from_secs(seconds.unsigned_abs())
+            let t = match when {
+                When::FromNow(s) if *s >= 0 => now + Duration::from_secs(s.unsigned_abs()),
+                When::FromNow(s) => now - Duration::from_secs(s.unsigned_abs()),
+                When::At(d) => SystemTime::UNIX_EPOCH + *d,
             };
             fs::File::options().write(true).open(&p).unwrap().set_modified(t).unwrap();
         }
