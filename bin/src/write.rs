@@ -47,6 +47,8 @@ pub struct Installer<'l> {
     dir_bytes: Vec<u8>,
     pending: Vec<Pending>,
     counter: u32,
+    /// The mode a new index gets: 0644 less the umask.
+    fresh_mode: u32,
 }
 
 impl<'l> Installer<'l> {
@@ -59,6 +61,7 @@ impl<'l> Installer<'l> {
             dir_bytes: dir.to_vec(),
             pending: Vec::new(),
             counter: 0,
+            fresh_mode: 0o644 & !current_umask(),
         };
         installer.remove_stale();
         installer
@@ -67,7 +70,7 @@ impl<'l> Installer<'l> {
     /// Writes `data` as the new `name`, unless the current file already holds exactly it.
     pub fn add(&mut self, name: &'static str, data: &[u8]) -> Result<(), WriteFailed> {
         let target = self.dir.join(name);
-        if same_contents(&target, data) {
+        if same_contents(&target, data, self.fresh_mode) {
             self.pending.push(Pending { name, tmp: None });
             return Ok(());
         }
@@ -126,10 +129,20 @@ impl<'l> Installer<'l> {
                     let omit = rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT };
                     let times =
                         rustix::fs::Timestamps { last_access: omit, last_modification: now };
-                    let _ = File::options()
+                    let touched = File::options()
                         .write(true)
                         .open(&target)
-                        .map(|f| rustix::fs::futimens(&f, &times));
+                        .and_then(|f| rustix::fs::futimens(&f, &times).map_err(io::Error::from));
+                    if let Err(e) = touched {
+                        log!(
+                            self.log,
+                            Warning,
+                            "could not update the modification time of ",
+                            target.as_path(),
+                            ": ",
+                            e
+                        );
+                    }
                 }
                 continue;
             };
@@ -192,11 +205,32 @@ impl Drop for Installer<'_> {
     }
 }
 
-/// Whether the file at `path` holds exactly `data`: same length, same CRC-32, same bytes.
-fn same_contents(path: &Path, data: &[u8]) -> bool {
-    let Ok(mut file) = File::open(path) else { return false };
+/// `O_NOFOLLOW`: an index that is a symbolic link is replaced, as kmod replaces it.
+fn libc_o_nofollow() -> i32 {
+    rustix::fs::OFlags::NOFOLLOW.bits() as i32
+}
+
+/// The process's umask (read by setting it, then setting it back: no other thread creates
+/// files meanwhile).
+fn current_umask() -> u32 {
+    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    rustix::process::umask(old);
+    old.as_raw_mode() as u32
+}
+
+/// Whether the file at `path` is exactly what writing `data` would leave there: a regular file
+/// (not a symbolic link) of this user with the mode a new one gets, holding the same bytes (same
+/// length, same CRC-32, same contents).
+fn same_contents(path: &Path, data: &[u8], mode: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let opened = File::options().read(true).custom_flags(libc_o_nofollow()).open(path);
+    let Ok(mut file) = opened else { return false };
     match file.metadata() {
-        Ok(m) if m.is_file() && m.len() == data.len() as u64 => {}
+        Ok(m)
+            if m.is_file()
+                && m.len() == data.len() as u64
+                && m.mode() & 0o7777 == mode
+                && m.uid() == rustix::process::geteuid().as_raw() => {}
         _ => return false,
     }
     let mut old = Vec::with_capacity(data.len());
