@@ -31,11 +31,15 @@ pub struct Walk<'a, 'c> {
     pub found: Option<Found<'a>>,
     /// `(device, inode)` of the directories on the current path, to stop at symlink loops.
     ancestors: Vec<(u64, u64)>,
+    /// The descriptor number of the top directory. Messages name a directory by the number kmod
+    /// would hold it under: this plus its depth (kmod keeps one descriptor per level open and
+    /// nothing else during its walk; ours has module files open on other threads meanwhile).
+    root_fd: i32,
 }
 
 impl<'a, 'c> Walk<'a, 'c> {
     pub fn new(log: &'a Log, excludes: &'a [Vec<u8>], set: &'a mut ModuleSet<'c>) -> Self {
-        Walk { log, excludes, set, found: None, ancestors: Vec::new() }
+        Walk { log, excludes, set, found: None, ancestors: Vec::new(), root_fd: 3 }
     }
 
     /// Walks `root`. Failing to open `root` itself is the only error returned (after kmod's
@@ -57,13 +61,15 @@ impl<'a, 'c> Walk<'a, 'c> {
         let mut path = root.to_vec();
         path.push(b'/');
         self.ancestors.clear();
+        self.root_fd = fd.as_raw_fd();
         self.dir(fd, &mut path);
         Ok(())
     }
 
     /// Walks the open directory `fd`, whose path (with a final `/`) is `path`.
     fn dir(&mut self, fd: OwnedFd, path: &mut Vec<u8>) {
-        let dfd = fd.as_raw_fd();
+        let dfd =
+            self.root_fd.saturating_add(i32::try_from(self.ancestors.len()).unwrap_or(i32::MAX));
         if let Ok(st) = rustix::fs::fstat(&fd) {
             self.ancestors.push((st.st_dev, st.st_ino));
         } else {

@@ -339,18 +339,21 @@ fn execute(
         }
         _ => depmod.command(&args),
     };
-    let mut limits = String::new();
+    // Descriptors inherited from whatever started the tests (a CI runner, a terminal) are closed:
+    // kmod walks a symlink loop until it runs out of them, so its output depends on how many are
+    // free.
+    let mut limits = String::from(
+        "for f in /proc/$$/fd/*; do f=${f##*/}; [ \"$f\" -gt 2 ] && eval \"exec $f>&-\"; done; ",
+    );
     if let Some(n) = run.nofile {
         limits.push_str(&format!("ulimit -n {n} && "));
     }
     if let Some(m) = &run.umask {
         limits.push_str(&format!("umask {m} && "));
     }
-    let inner = if limits.is_empty() {
-        inner
-    } else {
-        let mut c = Command::new("sh");
-        c.args(["-c", &format!("{limits}exec \"$@\""), "sh"]);
+    let inner = {
+        let mut c = Command::new("bash");
+        c.args(["-c", &format!("{limits}exec \"$@\""), "bash"]);
         c.arg(inner.get_program()).args(inner.get_args());
         c
     };
