@@ -157,7 +157,7 @@ impl Decoders {
         }
         // A big module's buffer is not kept for the next one: peak memory is what matters on small
         // machines, and big modules are few.
-        if self.out.len() > KEEP {
+        if self.out.capacity() > KEEP {
             self.out = Vec::new();
         }
         self.used = 0;
@@ -307,17 +307,22 @@ impl Decoders {
         Ok(total)
     }
 
-    /// The free part of the output buffer, grown (to `hint` first, then by doubling) when it is
-    /// full; refuses to grow past [`MAX_OUTPUT`].
+    /// The free part of the output buffer, grown by doubling when it is full; refuses to grow
+    /// past [`MAX_OUTPUT`]. The `hint` only reserves capacity: a stream's announced size is
+    /// not trusted with memory (a 20-byte file can announce 1 GiB), the buffer is zero-filled
+    /// only as far as the output actually reaches.
     fn room(&mut self, hint: Option<usize>) -> Result<&mut [u8], String> {
         if self.used == self.out.len() {
             if self.used >= MAX_OUTPUT {
                 return Err(format!("decompresses to more than {MAX_OUTPUT} bytes"));
             }
-            let want = match hint {
-                Some(h) if h > self.used => h,
-                _ => (self.out.len() * 2).max(64 * 1024),
-            };
+            if let Some(h) = hint {
+                self.out.reserve_exact(h.saturating_sub(self.out.len()));
+            }
+            let mut want = (self.out.len() * 2).max(64 * 1024);
+            if self.out.capacity() > self.out.len() {
+                want = want.min(self.out.capacity());
+            }
             self.out.resize(want.min(MAX_OUTPUT + 1), 0);
         }
         Ok(self.out.get_mut(self.used..).unwrap_or_default())
@@ -353,12 +358,11 @@ impl Decoders {
             let size =
                 size.ok_or_else(|| format!("decompresses to more than {MAX_OUTPUT} bytes"))?;
             let dctx = self.zstd_whole.get_or_insert_with(zstd::zstd_safe::DCtx::create);
-            if self.out.len() < size {
-                self.out.resize(size, 0);
-            }
-            let dst = self.out.get_mut(..size).unwrap_or_default();
+            // Into the spare capacity, never zero-filled: the announced size may be a lie.
+            self.out.clear();
+            self.out.reserve_exact(size);
             let n = dctx
-                .decompress(dst, input)
+                .decompress(&mut self.out, input)
                 .map_err(|code| zstd::zstd_safe::get_error_name(code).to_string())?;
             if n != size {
                 return Err(format!("announces {size} bytes but holds {n}"));
@@ -456,6 +460,36 @@ mod tests {
         gz.write_all(&data).unwrap();
         assert_eq!(size_hint(Format::Gzip, &gz.finish().unwrap()), Some(data.len()));
         assert_eq!(size_hint(Format::Xz, b"garbage"), None);
+    }
+
+    /// Found by fuzzing: tiny streams announcing 1 GiB (in the xz index, the zstd frame header,
+    /// the gzip trailer) had that much zero-filled, about a second and 1 GiB of memory each,
+    /// before the decoder found them corrupt. The inputs are in fuzz/regressions/.
+    #[test]
+    fn announced_sizes_cost_no_memory() {
+        let inputs: [(Format, &[u8]); 4] = [
+            (Format::Gzip, b"\x1f\x8b\x08\0\0\0\0\0\0\x03garbage\0\0\0\x40"),
+            (Format::Zstd, b"\x28\xb5\x2f\xfd\xa4\0\0\0\x40\0\0\0"),
+            // One RLE block: the frame's own size is right, so it is decoded in one call.
+            (Format::Zstd, b"\x28\xb5\x2f\xfd\xa0\0\0\0\x40\x0b\0\0x"),
+            (
+                Format::Xz,
+                b"\xfd7zXZ\0\0\x04\xe6\xd6\xb4\x46\0\x01\x10\x80\x80\x80\x80\x04\x3d\x97\xe7\x41\
+                  \xb1\xc4\x67\xfb\x02\0\0\0\0\x04YZ",
+            ),
+        ];
+        let mut d = Decoders::default();
+        for (format, input) in inputs {
+            assert_eq!(size_hint(format, input), Some(1 << 30), "{format:?}");
+            assert!(d.decode(format, input).is_err(), "{format:?}");
+            // Only what a decoder wrote into was zero-filled, hence touched.
+            assert!(d.out.len() <= 64 * 1024, "{format:?}: {} bytes filled", d.out.len());
+        }
+        // The buffer reserved for an announced size is not kept for the next file.
+        assert!(d.decode(Format::Gzip, inputs[0].1).is_err());
+        let zst = zstd::bulk::compress(b"small", 3).unwrap();
+        assert_eq!(d.decode(Format::Zstd, &zst).unwrap(), b"small");
+        assert!(d.out.capacity() <= KEEP);
     }
 
     #[test]
