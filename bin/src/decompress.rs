@@ -125,9 +125,9 @@ fn xz_uncompressed_size(input: &[u8]) -> Option<u64> {
 #[derive(Default)]
 pub struct Decoders {
     xz: XzDecoder,
-    /// For zstd frames that record their size: decoded in one call, straight into the output.
+    /// For zstd files: decoded in one call, straight into the output.
     zstd_whole: Option<zstd::zstd_safe::DCtx<'static>>,
-    /// For frames that do not (`zstd` reading a pipe): streamed, with window buffers.
+    /// For the passes of [`Decoders::decode_sparse`] over a zstd file: streamed.
     zstd: Option<zstd::stream::raw::Decoder<'static>>,
     /// Output; its length only grows (zero-filled once), `used` says how much holds the file.
     out: Vec<u8>,
@@ -169,15 +169,22 @@ impl Decoders {
         let result = match format {
             Format::Raw => Ok(()),
             Format::Xz => self.xz(input, hint),
-            Format::Zstd => self.zstd(input, hint),
+            Format::Zstd => self.zstd(input),
             Format::Gzip => self.gzip(input, hint),
         };
         result.map_err(|detail| DecodeError { format, detail })?;
         Ok(self.out.get(..self.used).unwrap_or_default())
     }
 
-    /// The size `input` announces, if it is large enough for [`Decoders::decode_sparse`].
+    /// The size `input` announces, if it is large enough for [`Decoders::decode_sparse`]. A zstd
+    /// file of more than one frame is left to [`Decoders::decode`]: streamed, its frames would
+    /// not be checked as kmod's one call checks them (against their recorded sizes).
     pub fn sparse_size(format: Format, input: &[u8]) -> Option<usize> {
+        if format == Format::Zstd
+            && zstd::zstd_safe::find_frame_compressed_size(input).ok() != Some(input.len())
+        {
+            return None;
+        }
         size_hint(format, input).filter(|&s| s > SPARSE)
     }
 
@@ -347,53 +354,32 @@ impl Decoders {
         result
     }
 
-    fn zstd(&mut self, input: &[u8], hint: Option<usize>) -> Result<(), String> {
-        // One frame recording its size (what the kernel's build writes): one call into an output
-        // of exactly that size, no window buffers (with zstd -19 they take 8 MiB).
-        let single =
-            zstd::zstd_safe::find_frame_compressed_size(input).is_ok_and(|n| n == input.len());
-        let known = zstd::zstd_safe::get_frame_content_size(input).ok().flatten();
-        if let (true, Some(size)) = (single, known) {
-            let size = usize::try_from(size).ok().filter(|&s| s <= MAX_OUTPUT);
-            let size =
-                size.ok_or_else(|| format!("decompresses to more than {MAX_OUTPUT} bytes"))?;
-            let dctx = self.zstd_whole.get_or_insert_with(zstd::zstd_safe::DCtx::create);
-            // Into the spare capacity, never zero-filled: the announced size may be a lie.
-            self.out.clear();
-            self.out.reserve_exact(size);
-            let n = dctx
-                .decompress(&mut self.out, input)
-                .map_err(|code| zstd::zstd_safe::get_error_name(code).to_string())?;
-            if n != size {
-                return Err(format!("announces {size} bytes but holds {n}"));
-            }
-            self.used = n;
-            return Ok(());
-        }
-        use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
-        let mut decoder = match self.zstd.take() {
-            Some(d) => d,
-            None => zstd::stream::raw::Decoder::new().map_err(|e| e.to_string())?,
+    fn zstd(&mut self, input: &[u8]) -> Result<(), String> {
+        // As kmod 34.2 does: the first frame must record its size, and the whole input (later
+        // frames included) is decoded in one call into that many bytes. A stream decoder would
+        // also take frames without a size (`zstd` reading a pipe), frames whose content differs
+        // from their recorded size, and more output than the first frame announces; kmod
+        // refuses all three. One call also needs no window buffers (with zstd -19, 8 MiB).
+        let size = match zstd::zstd_safe::get_frame_content_size(input) {
+            Ok(Some(size)) if size > 0 => size,
+            _ => return Err("Failed to determine decompression size".into()),
         };
-        let result = (|| {
-            decoder.reinit().map_err(|e| e.to_string())?;
-            let mut inbuf = InBuffer::around(input);
-            loop {
-                let room = self.room(hint)?;
-                let mut outbuf = OutBuffer::around(room);
-                let remaining = decoder.run(&mut inbuf, &mut outbuf).map_err(|e| e.to_string())?;
-                let (wrote, full) = (outbuf.pos(), outbuf.pos() == outbuf.capacity());
-                self.used += wrote;
-                if remaining == 0 && inbuf.pos() == input.len() {
-                    return Ok(());
-                }
-                if wrote == 0 && inbuf.pos() == input.len() && !full {
-                    return Err("truncated".to_string());
-                }
-            }
-        })();
-        self.zstd = Some(decoder);
-        result
+        let size = usize::try_from(size).ok().filter(|&s| s <= MAX_OUTPUT);
+        let size = size.ok_or_else(|| format!("decompresses to more than {MAX_OUTPUT} bytes"))?;
+        let dctx = self.zstd_whole.get_or_insert_with(zstd::zstd_safe::DCtx::create);
+        // Into the spare capacity, never zero-filled: the announced size may be a lie.
+        self.out.clear();
+        self.out.reserve_exact(size);
+        let n = dctx
+            .decompress(&mut self.out, input)
+            .map_err(|code| zstd::zstd_safe::get_error_name(code).to_string())?;
+        // The first frame holds exactly `size` bytes (libzstd checks), so more is what kmod's
+        // buffer of `size` bytes could not take.
+        if n != size {
+            return Err(format!("announces {size} bytes but holds {n}"));
+        }
+        self.used = n;
+        Ok(())
     }
 
     fn gzip(&mut self, input: &[u8], hint: Option<usize>) -> Result<(), String> {
@@ -490,6 +476,33 @@ mod tests {
         let zst = zstd::bulk::compress(b"small", 3).unwrap();
         assert_eq!(d.decode(Format::Zstd, &zst).unwrap(), b"small");
         assert!(d.out.capacity() <= KEEP);
+    }
+
+    /// Found by fuzzing (fuzz/regressions/zstd/frame-sizes-wrong): two frames each recording
+    /// more than they hold were decoded (streamed) where kmod 34.2's one call refuses them, and
+    /// where a stream decoder with a larger output buffer refused them too. kmod 34.2 also
+    /// refuses frames without a recorded size ("zstd: Failed to determine decompression size").
+    #[test]
+    fn zstd_is_decoded_as_kmod_does() {
+        let mut d = Decoders::default();
+        let wrong_sizes = b"\x28\xb5\x2f\xfd\xa0\x0e\x5a\x02\0\x20\0\0\0\x0a\xa0\x0e\x5a\x02\x01\
+            \x20\0\0\0\x01\0\0\x28\xb5\x2f\xfd\xa0\x0e\x5a\x02\x01\x20\0\0\0\0\xa0\x0e\x5a\x02\
+            \x01\x20\0\0\0\x01\0\0";
+        assert!(d.decode(Format::Zstd, wrong_sizes).is_err());
+        assert_eq!(Decoders::sparse_size(Format::Zstd, wrong_sizes), None);
+        // Without a recorded size (as `zstd` writes from a pipe).
+        let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        e.write_all(b"module").unwrap();
+        let piped = e.finish().unwrap();
+        assert!(matches!(zstd::zstd_safe::get_frame_content_size(&piped), Ok(None)));
+        let err = d.decode(Format::Zstd, &piped).unwrap_err();
+        assert_eq!(err.detail, "Failed to determine decompression size");
+        // Two frames: more than the first one announces is refused, an empty second one is not.
+        let one = zstd::bulk::compress(b"hello", 3).unwrap();
+        let two = [one.clone(), zstd::bulk::compress(b"world", 3).unwrap()].concat();
+        assert!(d.decode(Format::Zstd, &two).is_err());
+        let empty = [one, zstd::bulk::compress(b"", 3).unwrap()].concat();
+        assert_eq!(d.decode(Format::Zstd, &empty).unwrap(), b"hello");
     }
 
     #[test]

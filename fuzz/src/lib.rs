@@ -187,6 +187,12 @@ pub fn decoder_target(format: Format, data: &[u8]) {
             // Some size, to exercise the error paths of the sparse decoder.
             (Err(_), None) => data.len().saturating_mul(3).min(1 << 20),
         };
+        // As Decoders::sparse_size: a zstd file of several frames is only decoded whole.
+        let single_frame =
+            zstd::zstd_safe::find_frame_compressed_size(data).is_ok_and(|n| n == data.len());
+        if format == Format::Zstd && !single_frame {
+            return;
+        }
         let mut asked: Vec<Range<usize>> =
             vec![0..size.min(4096), size.saturating_sub(64 * 1024)..size];
         let sparse = d.decode_sparse(format, data, size, &mut |out: &[u8]| {
