@@ -22,7 +22,10 @@ pub struct Regex {
 enum Atom {
     Byte(u8),
     Any,
-    Set { negate: bool, items: Vec<SetItem> },
+    Set {
+        negate: bool,
+        items: Vec<SetItem>,
+    },
     Start,
     End,
     /// A parenthesised group (or a repetition of a repetition), with its number in the pattern.
