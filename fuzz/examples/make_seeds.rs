@@ -45,7 +45,8 @@ fn module(class: Class, endian: Endian, n: usize, crcs: bool) -> ModuleSpec {
     } else {
         m.namespace = Some(bytes("FUZZ_NS"));
     }
-    m.imports = vec![(bytes("printk"), false), (bytes("base_symbol"), false), (bytes("maybe"), true)];
+    m.imports =
+        vec![(bytes("printk"), false), (bytes("base_symbol"), false), (bytes("maybe"), true)];
     m.versions = vec![(bytes("module_layout"), 0x1111), (bytes("printk"), 0x2222)];
     m
 }

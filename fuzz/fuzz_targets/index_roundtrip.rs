@@ -41,8 +41,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     // kmod's wildcard search, for names without wildcard characters: the name's own values and
-    // those of every pattern key that matches it, whose text before its first wildcard is the
-    // name's (the search only walks there).
+    // those of every key with a wildcard whose text before its first wildcard is the name's (the
+    // search walks there byte by byte), with the rest of the key matching the rest of the name
+    // (`fnmatch` from the wildcard on: a backslash before it is a plain byte).
     let names = expected.iter().map(|(k, _)| k.clone()).chain([b"".to_vec(), b"ab".to_vec()]);
     for name in names.take(32) {
         if name.iter().any(|c| matches!(c, b'*' | b'?' | b'[')) {
@@ -52,7 +53,10 @@ fuzz_target!(|data: &[u8]| {
         for (key, value) in &inserted {
             let hit = match key.iter().position(|c| matches!(c, b'*' | b'?' | b'[')) {
                 None => *key == name,
-                Some(w) => name.get(..w) == key.get(..w) && fnmatch(key, &name),
+                Some(w) => {
+                    name.get(..w) == key.get(..w)
+                        && fnmatch(&key[w..], name.get(w..).unwrap_or_default())
+                }
             };
             if hit {
                 want.push((value.priority, value.text.clone()));
