@@ -129,7 +129,7 @@ pub struct Decoders {
     zstd_whole: Option<zstd::zstd_safe::DCtx<'static>>,
     /// For the passes of [`Decoders::decode_sparse`] over a zstd file: streamed.
     zstd: Option<zstd::stream::raw::Decoder<'static>>,
-    /// Output; its length only grows (zero-filled once), `used` says how much holds the file.
+    /// Output, zero-filled as far as decoders wrote into it; `used` says how much holds the file.
     out: Vec<u8>,
     used: usize,
     /// Scratch for streamed decoding.
