@@ -135,7 +135,9 @@ impl Parser<'_> {
                 break;
             }
             let atom = self.atom()?;
-            if atom == Atom::Start && matches!(self.peek(), Some(b'*' | b'+' | b'?' | b'{')) {
+            // glibc refuses a repeated anchor (REG_BADRPT), at either end.
+            let anchor = matches!(atom, Atom::Start | Atom::End);
+            if anchor && matches!(self.peek(), Some(b'*' | b'+' | b'?' | b'{')) {
                 return Err(BadPattern);
             }
             let mut piece = Piece { atom, min: 1, max: Some(1) };
@@ -470,6 +472,8 @@ mod tests {
         assert!(m("^^a", "a"));
         assert!(!m(".", ""));
         assert!(!m("a$b", "a$b"));
+        // A group of an anchor may be repeated.
+        assert!(m("($)*", "x") && m("(^)*", "x"));
     }
 
     /// Found by fuzzing (fuzz/regressions/config/): nested repetitions took the backtracking
@@ -504,6 +508,10 @@ mod tests {
             "\\",
             "a{99999}",
             "^*",
+            "$*",
+            "a$+b",
+            "$?",
+            "${2}",
             "x|*",
             "{1}",
             "[z-a]",
