@@ -254,6 +254,11 @@ impl<'a> Index<'a> {
         }
         let mark = pattern.len();
         pattern.extend_from_slice(node.prefix.get(j..).unwrap_or_default());
+        // Each byte of a key is a byte of its own in the file (a prefix byte, or a child slot):
+        // a longer one was made by going round a loop, and would make every `fnmatch` slow.
+        if pattern.len() > self.data.len() {
+            return Err(ReadError::WalkTooLong);
+        }
         for (byte, word) in node.child_words() {
             pattern.push(byte);
             let child = self.node(word)?;
@@ -291,6 +296,9 @@ impl<'a> Index<'a> {
         spend(budget, &node)?;
         let mark = key.len();
         key.extend_from_slice(node.prefix);
+        if key.len() > self.data.len() {
+            return Err(ReadError::WalkTooLong);
+        }
         if node.values_at.is_some() {
             out.push((key.clone(), node.values()?));
         }
