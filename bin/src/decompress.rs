@@ -125,11 +125,11 @@ fn xz_uncompressed_size(input: &[u8]) -> Option<u64> {
 #[derive(Default)]
 pub struct Decoders {
     xz: XzDecoder,
-    /// For zstd frames that record their size: decoded in one call, straight into the output.
+    /// For zstd files: decoded in one call, straight into the output.
     zstd_whole: Option<zstd::zstd_safe::DCtx<'static>>,
-    /// For frames that do not (`zstd` reading a pipe): streamed, with window buffers.
+    /// For the passes of [`Decoders::decode_sparse`] over a zstd file: streamed.
     zstd: Option<zstd::stream::raw::Decoder<'static>>,
-    /// Output; its length only grows (zero-filled once), `used` says how much holds the file.
+    /// Output, zero-filled as far as decoders wrote into it; `used` says how much holds the file.
     out: Vec<u8>,
     used: usize,
     /// Scratch for streamed decoding.
@@ -157,7 +157,7 @@ impl Decoders {
         }
         // A big module's buffer is not kept for the next one: peak memory is what matters on small
         // machines, and big modules are few.
-        if self.out.len() > KEEP {
+        if self.out.capacity() > KEEP {
             self.out = Vec::new();
         }
         self.used = 0;
@@ -169,15 +169,22 @@ impl Decoders {
         let result = match format {
             Format::Raw => Ok(()),
             Format::Xz => self.xz(input, hint),
-            Format::Zstd => self.zstd(input, hint),
+            Format::Zstd => self.zstd(input),
             Format::Gzip => self.gzip(input, hint),
         };
         result.map_err(|detail| DecodeError { format, detail })?;
         Ok(self.out.get(..self.used).unwrap_or_default())
     }
 
-    /// The size `input` announces, if it is large enough for [`Decoders::decode_sparse`].
+    /// The size `input` announces, if it is large enough for [`Decoders::decode_sparse`]. A zstd
+    /// file of more than one frame is left to [`Decoders::decode`]: streamed, its frames would
+    /// not be checked as kmod's one call checks them (against their recorded sizes).
     pub fn sparse_size(format: Format, input: &[u8]) -> Option<usize> {
+        if format == Format::Zstd
+            && zstd::zstd_safe::find_frame_compressed_size(input).ok() != Some(input.len())
+        {
+            return None;
+        }
         size_hint(format, input).filter(|&s| s > SPARSE)
     }
 
@@ -307,17 +314,22 @@ impl Decoders {
         Ok(total)
     }
 
-    /// The free part of the output buffer, grown (to `hint` first, then by doubling) when it is
-    /// full; refuses to grow past [`MAX_OUTPUT`].
+    /// The free part of the output buffer, grown by doubling when it is full; refuses to grow
+    /// past [`MAX_OUTPUT`]. The `hint` only reserves capacity: a stream's announced size is
+    /// not trusted with memory (a 20-byte file can announce 1 GiB), the buffer is zero-filled
+    /// only as far as the output actually reaches.
     fn room(&mut self, hint: Option<usize>) -> Result<&mut [u8], String> {
         if self.used == self.out.len() {
             if self.used >= MAX_OUTPUT {
                 return Err(format!("decompresses to more than {MAX_OUTPUT} bytes"));
             }
-            let want = match hint {
-                Some(h) if h > self.used => h,
-                _ => (self.out.len() * 2).max(64 * 1024),
-            };
+            if let Some(h) = hint {
+                self.out.reserve_exact(h.saturating_sub(self.out.len()));
+            }
+            let mut want = (self.out.len() * 2).max(64 * 1024);
+            if self.out.capacity() > self.out.len() {
+                want = want.min(self.out.capacity());
+            }
             self.out.resize(want.min(MAX_OUTPUT + 1), 0);
         }
         Ok(self.out.get_mut(self.used..).unwrap_or_default())
@@ -342,30 +354,38 @@ impl Decoders {
         result
     }
 
-    fn zstd(&mut self, input: &[u8], hint: Option<usize>) -> Result<(), String> {
-        // One frame recording its size (what the kernel's build writes): one call into an output
-        // of exactly that size, no window buffers (with zstd -19 they take 8 MiB).
-        let single =
-            zstd::zstd_safe::find_frame_compressed_size(input).is_ok_and(|n| n == input.len());
-        let known = zstd::zstd_safe::get_frame_content_size(input).ok().flatten();
-        if let (true, Some(size)) = (single, known) {
-            let size = usize::try_from(size).ok().filter(|&s| s <= MAX_OUTPUT);
-            let size =
-                size.ok_or_else(|| format!("decompresses to more than {MAX_OUTPUT} bytes"))?;
-            let dctx = self.zstd_whole.get_or_insert_with(zstd::zstd_safe::DCtx::create);
-            if self.out.len() < size {
-                self.out.resize(size, 0);
-            }
-            let dst = self.out.get_mut(..size).unwrap_or_default();
-            let n = dctx
-                .decompress(dst, input)
-                .map_err(|code| zstd::zstd_safe::get_error_name(code).to_string())?;
-            if n != size {
-                return Err(format!("announces {size} bytes but holds {n}"));
-            }
-            self.used = n;
-            return Ok(());
+    fn zstd(&mut self, input: &[u8]) -> Result<(), String> {
+        // As kmod 34.2 does when the first frame records its size: the whole input (later frames
+        // included) is decoded in one call into that many bytes. A stream decoder would also take
+        // frames whose content differs from their recorded size, and more output than the first
+        // frame announces; kmod refuses both. One call also needs no window buffers (with
+        // zstd -19, 8 MiB). A first frame without a recorded size (`zstd` reading a pipe) is
+        // valid zstd that the kernel itself loads; kmod cannot decode it, this depmod streams it.
+        let size = match zstd::zstd_safe::get_frame_content_size(input) {
+            Ok(Some(size)) if size > 0 => size,
+            Ok(None) => return self.zstd_stream(input),
+            _ => return Err("Failed to determine decompression size".into()),
+        };
+        let size = usize::try_from(size).ok().filter(|&s| s <= MAX_OUTPUT);
+        let size = size.ok_or_else(|| format!("decompresses to more than {MAX_OUTPUT} bytes"))?;
+        let dctx = self.zstd_whole.get_or_insert_with(zstd::zstd_safe::DCtx::create);
+        // Into the spare capacity, never zero-filled: the announced size may be a lie.
+        self.out.clear();
+        self.out.reserve_exact(size);
+        let n = dctx
+            .decompress(&mut self.out, input)
+            .map_err(|code| zstd::zstd_safe::get_error_name(code).to_string())?;
+        // The first frame holds exactly `size` bytes (libzstd checks), so more is what kmod's
+        // buffer of `size` bytes could not take.
+        if n != size {
+            return Err(format!("announces {size} bytes but holds {n}"));
         }
+        self.used = n;
+        Ok(())
+    }
+
+    /// Streams a zstd file whose first frame does not record its size, growing the output.
+    fn zstd_stream(&mut self, input: &[u8]) -> Result<(), String> {
         use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
         let mut decoder = match self.zstd.take() {
             Some(d) => d,
@@ -375,7 +395,7 @@ impl Decoders {
             decoder.reinit().map_err(|e| e.to_string())?;
             let mut inbuf = InBuffer::around(input);
             loop {
-                let room = self.room(hint)?;
+                let room = self.room(None)?;
                 let mut outbuf = OutBuffer::around(room);
                 let remaining = decoder.run(&mut inbuf, &mut outbuf).map_err(|e| e.to_string())?;
                 let (wrote, full) = (outbuf.pos(), outbuf.pos() == outbuf.capacity());
@@ -456,6 +476,71 @@ mod tests {
         gz.write_all(&data).unwrap();
         assert_eq!(size_hint(Format::Gzip, &gz.finish().unwrap()), Some(data.len()));
         assert_eq!(size_hint(Format::Xz, b"garbage"), None);
+    }
+
+    /// Found by fuzzing: tiny streams announcing 1 GiB (in the xz index, the zstd frame header,
+    /// the gzip trailer) had that much zero-filled, about a second and 1 GiB of memory each,
+    /// before the decoder found them corrupt. The inputs are in fuzz/regressions/.
+    #[test]
+    fn announced_sizes_cost_no_memory() {
+        let inputs: [(Format, &[u8]); 4] = [
+            (Format::Gzip, b"\x1f\x8b\x08\0\0\0\0\0\0\x03garbage\0\0\0\x40"),
+            (Format::Zstd, b"\x28\xb5\x2f\xfd\xa4\0\0\0\x40\0\0\0"),
+            // One RLE block: the frame's own size is right, so it is decoded in one call.
+            (Format::Zstd, b"\x28\xb5\x2f\xfd\xa0\0\0\0\x40\x0b\0\0x"),
+            (
+                Format::Xz,
+                b"\xfd7zXZ\0\0\x04\xe6\xd6\xb4\x46\0\x01\x10\x80\x80\x80\x80\x04\x3d\x97\xe7\x41\
+                  \xb1\xc4\x67\xfb\x02\0\0\0\0\x04YZ",
+            ),
+        ];
+        let mut d = Decoders::default();
+        for (format, input) in inputs {
+            assert_eq!(size_hint(format, input), Some(1 << 30), "{format:?}");
+            assert!(d.decode(format, input).is_err(), "{format:?}");
+            // Only what a decoder wrote into was zero-filled, hence touched.
+            assert!(d.out.len() <= 64 * 1024, "{format:?}: {} bytes filled", d.out.len());
+        }
+        // The buffer reserved for an announced size is not kept for the next file.
+        assert!(d.decode(Format::Gzip, inputs[0].1).is_err());
+        let zst = zstd::bulk::compress(b"small", 3).unwrap();
+        assert_eq!(d.decode(Format::Zstd, &zst).unwrap(), b"small");
+        assert!(d.out.capacity() <= KEEP);
+    }
+
+    /// Found by fuzzing (fuzz/regressions/zstd/frame-sizes-wrong): two frames each recording
+    /// more than they hold were decoded (streamed) where kmod 34.2's one call refuses them, and
+    /// where a stream decoder with a larger output buffer refused them too. kmod 34.2 also
+    /// refuses frames without a recorded size ("zstd: Failed to determine decompression size");
+    /// this depmod streams those (a documented difference).
+    #[test]
+    fn zstd_is_decoded_as_kmod_does() {
+        let mut d = Decoders::default();
+        let wrong_sizes = b"\x28\xb5\x2f\xfd\xa0\x0e\x5a\x02\0\x20\0\0\0\x0a\xa0\x0e\x5a\x02\x01\
+            \x20\0\0\0\x01\0\0\x28\xb5\x2f\xfd\xa0\x0e\x5a\x02\x01\x20\0\0\0\0\xa0\x0e\x5a\x02\
+            \x01\x20\0\0\0\x01\0\0";
+        assert!(d.decode(Format::Zstd, wrong_sizes).is_err());
+        assert_eq!(Decoders::sparse_size(Format::Zstd, wrong_sizes), None);
+        // Without a recorded size (as `zstd` writes from a pipe).
+        let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        e.write_all(b"module").unwrap();
+        let piped = e.finish().unwrap();
+        assert!(matches!(zstd::zstd_safe::get_frame_content_size(&piped), Ok(None)));
+        assert_eq!(d.decode(Format::Zstd, &piped).unwrap(), b"module");
+        let piped_two = [piped.clone(), zstd::bulk::compress(b" two", 3).unwrap()].concat();
+        assert_eq!(d.decode(Format::Zstd, &piped_two).unwrap(), b"module two");
+        assert!(d.decode(Format::Zstd, &piped[..piped.len() - 1]).is_err());
+        // A recorded size of 0 is refused, as kmod refuses it.
+        let zero = zstd::bulk::compress(b"", 3).unwrap();
+        assert!(matches!(zstd::zstd_safe::get_frame_content_size(&zero), Ok(Some(0))));
+        let err = d.decode(Format::Zstd, &zero).unwrap_err();
+        assert_eq!(err.detail, "Failed to determine decompression size");
+        // Two frames: more than the first one announces is refused, an empty second one is not.
+        let one = zstd::bulk::compress(b"hello", 3).unwrap();
+        let two = [one.clone(), zstd::bulk::compress(b"world", 3).unwrap()].concat();
+        assert!(d.decode(Format::Zstd, &two).is_err());
+        let empty = [one, zstd::bulk::compress(b"", 3).unwrap()].concat();
+        assert_eq!(d.decode(Format::Zstd, &empty).unwrap(), b"hello");
     }
 
     #[test]

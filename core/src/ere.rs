@@ -1,9 +1,15 @@
 //! POSIX extended regular expressions, just enough for depmod.d's kernel-version patterns:
 //! `regcomp(REG_EXTENDED | REG_NOSUB)` then an unanchored `regexec`. Supports alternation,
 //! groups, `* + ? {m} {m,} {m,n}`, `^ $ .`, bracket expressions with ranges, negation and
-//! `[:class:]`, and backslash escapes. Matching is by backtracking over short version strings.
+//! `[:class:]`, and backslash escapes.
+//!
+//! Matching follows the sets of positions where each part of the pattern can end, with the ends
+//! of each group from each position computed once: time and memory stay polynomial in the length
+//! of the text for any pattern (a backtracking matcher is exponential in the nesting of
+//! repetitions, such as `((a+)+)+`, and a budget on its steps gives wrong answers).
 
 use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 /// A compiled pattern.
@@ -16,10 +22,14 @@ pub struct Regex {
 enum Atom {
     Byte(u8),
     Any,
-    Set { negate: bool, items: Vec<SetItem> },
+    Set {
+        negate: bool,
+        items: Vec<SetItem>,
+    },
     Start,
     End,
-    Group(Box<Regex>),
+    /// A parenthesised group (or a repetition of a repetition), with its number in the pattern.
+    Group(Box<Regex>, u32),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +72,36 @@ struct Parser<'a> {
     p: &'a [u8],
     i: usize,
     depth: usize,
+    /// Groups numbered so far.
+    groups: u32,
+}
+
+/// How deep groups may nest (parenthesised, or made by stacked quantifiers).
+const MAX_DEPTH: usize = 64;
+
+/// The counts `{c,d}` repetitions of `{a,b}` repetitions allow, as one `{min,max}`, when they
+/// form an interval (`None` as max: unbounded). `(x+)*` is `x*`, `(x{2,3}){2}` is `x{4,6}`;
+/// `(x{2}){0,}` (0, 2, 4, ...) is no interval.
+fn stacked(a: u32, b: Option<u32>, c: u32, d: Option<u32>) -> Option<(u32, Option<u32>)> {
+    if d == Some(0) {
+        return Some((0, Some(0)));
+    }
+    // From one count of repetitions to the next, the ranges [k*a, k*b] must touch.
+    let k = c.max(1);
+    let touching = match b {
+        None => true,
+        Some(b) => u64::from(a) <= u64::from(k) * u64::from(b.saturating_sub(a)) + 1,
+    };
+    let from_zero = c > 0 || a <= 1;
+    if d != Some(c) && !(touching && from_zero) {
+        return None;
+    }
+    let min = c.checked_mul(a)?;
+    let max = match (b, d) {
+        (Some(b), Some(d)) => Some(d.checked_mul(b)?),
+        _ => None,
+    };
+    Some((min, max))
 }
 
 impl Parser<'_> {
@@ -69,8 +109,14 @@ impl Parser<'_> {
         self.p.get(self.i).copied()
     }
 
+    /// A new group number.
+    fn group(&mut self) -> u32 {
+        self.groups += 1;
+        self.groups
+    }
+
     fn regex(&mut self) -> Result<Regex, BadPattern> {
-        if self.depth > 64 {
+        if self.depth > MAX_DEPTH {
             return Err(BadPattern);
         }
         let mut alternatives = alloc::vec![self.branch()?];
@@ -89,10 +135,13 @@ impl Parser<'_> {
                 break;
             }
             let atom = self.atom()?;
-            if atom == Atom::Start && matches!(self.peek(), Some(b'*' | b'+' | b'?' | b'{')) {
+            // glibc refuses a repeated anchor (REG_BADRPT), at either end.
+            let anchor = matches!(atom, Atom::Start | Atom::End);
+            if anchor && matches!(self.peek(), Some(b'*' | b'+' | b'?' | b'{')) {
                 return Err(BadPattern);
             }
             let mut piece = Piece { atom, min: 1, max: Some(1) };
+            let mut wraps = 0;
             while let Some(q) = self.peek() {
                 let (min, max) = match q {
                     b'*' => (0, None),
@@ -107,13 +156,21 @@ impl Parser<'_> {
                 if q != b'{' {
                     self.i += 1;
                 }
-                // Stacked quantifiers apply to the repetition so far.
-                if piece.min != 1 || piece.max != Some(1) {
-                    let inner = Regex { alternatives: alloc::vec![alloc::vec![piece]] };
-                    piece = Piece { atom: Atom::Group(Box::new(inner)), min, max };
-                } else {
+                // Stacked quantifiers apply to the repetition so far: one repetition when the
+                // counts allow (`a**`, `a+*`), else a group repeated.
+                if piece.min == 1 && piece.max == Some(1) {
                     piece.min = min;
                     piece.max = max;
+                } else if let Some((lo, hi)) = stacked(piece.min, piece.max, min, max) {
+                    piece.min = lo;
+                    piece.max = hi;
+                } else {
+                    wraps += 1;
+                    if self.depth + wraps > MAX_DEPTH {
+                        return Err(BadPattern);
+                    }
+                    let inner = Regex { alternatives: alloc::vec![alloc::vec![piece]] };
+                    piece = Piece { atom: Atom::Group(Box::new(inner), self.group()), min, max };
                 }
             }
             pieces.push(piece);
@@ -172,7 +229,7 @@ impl Parser<'_> {
                     return Err(BadPattern);
                 }
                 self.i += 1;
-                Atom::Group(Box::new(inner))
+                Atom::Group(Box::new(inner), self.group())
             }
             b'[' => self.set()?,
             b'\\' => {
@@ -261,7 +318,7 @@ impl Class {
 impl Regex {
     /// Compiles `pattern` as `regcomp(REG_EXTENDED)` would.
     pub fn new(pattern: &[u8]) -> Result<Regex, BadPattern> {
-        let mut parser = Parser { p: pattern, i: 0, depth: 0 };
+        let mut parser = Parser { p: pattern, i: 0, depth: 0, groups: 0 };
         let re = parser.regex()?;
         if parser.i != pattern.len() {
             return Err(BadPattern);
@@ -271,23 +328,17 @@ impl Regex {
 
     /// Whether the pattern matches anywhere in `text`.
     pub fn is_match(&self, text: &[u8]) -> bool {
-        let mut budget = 1_000_000u32;
-        (0..=text.len()).any(|start| !self.ends(text, start, &mut budget).is_empty())
+        let starts: Vec<usize> = (0..=text.len()).collect();
+        !self.ends(text, &starts, &mut Memo::new()).is_empty()
     }
 
-    /// Every position where a match of this regex starting at `at` can end.
-    fn ends(&self, text: &[u8], at: usize, budget: &mut u32) -> Vec<usize> {
+    /// Every position where a match of this regex starting at one of `starts` can end, sorted.
+    fn ends(&self, text: &[u8], starts: &[usize], memo: &mut Memo) -> Vec<usize> {
         let mut out = Vec::new();
         for alt in &self.alternatives {
-            let mut positions = alloc::vec![at];
+            let mut positions = starts.to_vec();
             for piece in alt {
-                let mut next = Vec::new();
-                for &p in &positions {
-                    piece.ends(text, p, budget, &mut next);
-                }
-                next.sort_unstable();
-                next.dedup();
-                positions = next;
+                positions = piece.ends(text, &positions, memo);
                 if positions.is_empty() {
                     break;
                 }
@@ -300,42 +351,57 @@ impl Regex {
     }
 }
 
+/// The ends of each group from each start position, once computed: `(group, start)`.
+type Memo = BTreeMap<(u32, usize), Vec<usize>>;
+
 impl Piece {
-    fn ends(&self, text: &[u8], at: usize, budget: &mut u32, out: &mut Vec<usize>) {
-        let mut frontier = alloc::vec![at];
-        let mut seen = alloc::vec![at];
-        let mut count = 0u32;
+    /// The positions where `min..=max` repetitions of the atom from one of `starts` (sorted) can
+    /// end, sorted.
+    ///
+    /// The set of ends after `k` repetitions is the same for every `k` past `text.len()`:
+    /// at most `text.len()` repetitions move forward, the others match the empty string in
+    /// place, and there is one more or one less of those. So the loop stops once the set repeats
+    /// itself, or (past `min`) once it adds nothing to what earlier counts gave: every later set
+    /// would then be made of earlier ones.
+    fn ends(&self, text: &[u8], starts: &[usize], memo: &mut Memo) -> Vec<usize> {
+        let mut found: Vec<usize> = Vec::new();
         if self.min == 0 {
-            out.push(at);
+            found.extend_from_slice(starts);
         }
-        while !frontier.is_empty() && self.max.is_none_or(|m| count < m) {
-            if *budget == 0 {
-                return;
-            }
-            *budget -= 1;
-            count += 1;
+        let mut current = starts.to_vec();
+        let mut count = 0u32;
+        while !current.is_empty() && self.max.is_none_or(|m| count < m) {
             let mut next = Vec::new();
-            for &p in &frontier {
-                next.extend(self.atom.ends(text, p, budget));
+            for &p in &current {
+                self.atom.ends(text, p, memo, &mut next);
             }
             next.sort_unstable();
             next.dedup();
-            if count >= self.min {
-                out.extend(next.iter().copied());
+            count += 1;
+            let repeats = next == current;
+            if count >= self.min || repeats {
+                let before = found.len();
+                found.extend(next.iter().copied());
+                found.sort_unstable();
+                found.dedup();
+                if repeats || (found.len() == before && count > self.min) {
+                    break;
+                }
             }
-            // Unbounded repetition: stop once no new position appears.
-            if self.max.is_none() {
-                next.retain(|p| !seen.contains(p));
-                seen.extend(next.iter().copied());
-            }
-            frontier = next;
+            current = next;
         }
+        found
     }
 }
 
 impl Atom {
-    fn ends(&self, text: &[u8], at: usize, budget: &mut u32) -> Vec<usize> {
-        let one = |ok: bool| if ok { alloc::vec![at + 1] } else { Vec::new() };
+    /// Appends the positions where this atom matching at `at` ends.
+    fn ends(&self, text: &[u8], at: usize, memo: &mut Memo, out: &mut Vec<usize>) {
+        let mut one = |ok: bool| {
+            if ok {
+                out.push(at + 1);
+            }
+        };
         match self {
             Atom::Byte(b) => one(text.get(at) == Some(b)),
             Atom::Any => one(text.get(at).is_some_and(|&c| c != b'\n')),
@@ -348,19 +414,23 @@ impl Atom {
             })),
             Atom::Start => {
                 if at == 0 {
-                    alloc::vec![at]
-                } else {
-                    Vec::new()
+                    out.push(at);
                 }
             }
             Atom::End => {
                 if at == text.len() {
-                    alloc::vec![at]
-                } else {
-                    Vec::new()
+                    out.push(at);
                 }
             }
-            Atom::Group(re) => re.ends(text, at, budget),
+            Atom::Group(re, id) => {
+                if let Some(ends) = memo.get(&(*id, at)) {
+                    out.extend_from_slice(ends);
+                    return;
+                }
+                let ends = re.ends(text, &[at], memo);
+                out.extend_from_slice(&ends);
+                memo.insert((*id, at), ends);
+            }
         }
     }
 }
@@ -402,6 +472,28 @@ mod tests {
         assert!(m("^^a", "a"));
         assert!(!m(".", ""));
         assert!(!m("a$b", "a$b"));
+        // A group of an anchor may be repeated.
+        assert!(m("($)*", "x") && m("(^)*", "x"));
+    }
+
+    /// Found by fuzzing (fuzz/regressions/config/): nested repetitions took the backtracking
+    /// matcher exponential time (a 21-byte pattern: 9 s in the fuzzer), and the step budget that
+    /// bounded it answered "no match" where glibc matches. Answers checked against glibc.
+    #[test]
+    fn nested_repetitions_are_exact_and_fast() {
+        assert!(m("..++++++++++++++*...6", "6.1.0-56-amd64"));
+        let aaa = "a".repeat(63);
+        assert!(m("((((((.+x?)+x?)+x?)+x?)+x?)+x?)+6", &(aaa.clone() + "6")));
+        assert!(!m("((((((.+x?)+x?)+x?)+x?)+x?)+x?)+6", &aaa));
+        assert!(m("((a|){32767}){32767}", &aaa));
+        assert!(!m(&("((a?){2}|b){32767}".repeat(50) + "c"), &aaa));
+        // Stacked quantifiers are one repetition where the counts allow: no deep nesting.
+        let stars = alloc::format!("a{}b", "*".repeat(100_000));
+        assert!(m(&stars, "xaaab") && m(&stars, "b") && !m(&stars, "aaa"));
+        assert!(m("^a{2}*$", "aaaa") && m("^a{2}*$", "") && !m("^a{2}*$", "aaa"));
+        assert!(m("^a{2,3}{2}$", "aaaaaa") && !m("^a{2,3}{2}$", "aaaaaaa"));
+        assert!(m("^a{2}{2,3}$", "aaaaaa") && !m("^a{2}{2,3}$", "aaaaa"));
+        assert!(m("^a?{3}$", "aa") && !m("^a?{3}$", "aaaa"));
     }
 
     #[test]
@@ -416,6 +508,10 @@ mod tests {
             "\\",
             "a{99999}",
             "^*",
+            "$*",
+            "a$+b",
+            "$?",
+            "${2}",
             "x|*",
             "{1}",
             "[z-a]",

@@ -1,6 +1,9 @@
 //! Reading a `modules.*.bin` index: exact lookups, kmod's wildcard search, and a full dump.
 //! Works with both node layouts (kmod ≤ 33 post-order, kmod 34 pre-order) and never trusts an
-//! offset: every read is bounds-checked and walks are depth-limited.
+//! offset: every read is bounds-checked, walks are depth-limited, and a walk over many keys
+//! (dump, wildcard search) stops once it has read more nodes and prefix bytes than the file
+//! holds: in a file kmod wrote, each node is reached once, but offsets may point many parents
+//! at one child, which makes the walk exponential in the file's size.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -27,6 +30,9 @@ pub enum ReadError {
     BadChildRange { offset: u32 },
     /// Nodes nest deeper than any real key could (a loop of offsets).
     TooDeep,
+    /// A walk reached more nodes and prefix bytes than the file holds: nodes are shared by
+    /// several parents, or loop.
+    WalkTooLong,
 }
 
 impl fmt::Display for ReadError {
@@ -42,6 +48,9 @@ impl fmt::Display for ReadError {
                 write!(f, "node at offset {offset:#x} has first child after last")
             }
             ReadError::TooDeep => write!(f, "nodes nest more than {MAX_DEPTH} deep"),
+            ReadError::WalkTooLong => {
+                write!(f, "the walk reaches more nodes than the file holds (shared or looping)")
+            }
         }
     }
 }
@@ -99,6 +108,13 @@ impl<'a> Node<'a> {
         }
         Ok(out)
     }
+}
+
+/// Counts a node reached by a walk against `budget` (the file's size): each node of a file kmod
+/// wrote takes at least one byte more than its prefix, and is reached once.
+fn spend(budget: &mut usize, node: &Node<'_>) -> Result<(), ReadError> {
+    *budget = budget.checked_sub(1 + node.prefix.len()).ok_or(ReadError::WalkTooLong)?;
+    Ok(())
 }
 
 /// Inserts like kmod's result lists: sorted by priority, a newcomer before equal priorities.
@@ -180,12 +196,17 @@ impl<'a> Index<'a> {
         let mut word = self.root;
         let mut i = 0;
         let mut pattern = Vec::new();
+        // Where the name itself has a wildcard byte, the walk goes on into the subtree the
+        // search of that wildcard walked already: one more walk of the file, at most.
+        let wild = name.iter().filter(|c| matches!(c, b'*' | b'?' | b'[')).count();
+        let budget = &mut self.data.len().saturating_mul(wild.saturating_add(2));
         for _ in 0..MAX_DEPTH {
             let node = self.node(word)?;
+            spend(budget, &node)?;
             for (j, &c) in node.prefix.iter().enumerate() {
                 if matches!(c, b'*' | b'?' | b'[') {
                     let subkey = name.get(i + j..).unwrap_or_default();
-                    self.wild_all(&node, j, &mut pattern, subkey, &mut out, 0)?;
+                    self.wild_all(&node, j, &mut pattern, subkey, &mut out, budget, 0)?;
                     return Ok(out);
                 }
                 if name.get(i + j) != Some(&c) {
@@ -198,7 +219,8 @@ impl<'a> Index<'a> {
                 if let Some(child) = node.child(special) {
                     pattern.push(special);
                     let child = self.node(child)?;
-                    self.wild_all(&child, 0, &mut pattern, subkey, &mut out, 0)?;
+                    spend(budget, &child)?;
+                    self.wild_all(&child, 0, &mut pattern, subkey, &mut out, budget, 0)?;
                     pattern.pop();
                 }
             }
@@ -216,6 +238,7 @@ impl<'a> Index<'a> {
     }
 
     /// Every key below `node` (from prefix position `j`), matched as a pattern against `subkey`.
+    #[allow(clippy::too_many_arguments)]
     fn wild_all(
         &self,
         node: &Node<'a>,
@@ -223,6 +246,7 @@ impl<'a> Index<'a> {
         pattern: &mut Vec<u8>,
         subkey: &[u8],
         out: &mut Vec<Value>,
+        budget: &mut usize,
         depth: usize,
     ) -> Result<(), ReadError> {
         if depth > MAX_DEPTH {
@@ -230,10 +254,16 @@ impl<'a> Index<'a> {
         }
         let mark = pattern.len();
         pattern.extend_from_slice(node.prefix.get(j..).unwrap_or_default());
+        // Each byte of a key is a byte of its own in the file (a prefix byte, or a child slot):
+        // a longer one was made by going round a loop, and would make every `fnmatch` slow.
+        if pattern.len() > self.data.len() {
+            return Err(ReadError::WalkTooLong);
+        }
         for (byte, word) in node.child_words() {
             pattern.push(byte);
             let child = self.node(word)?;
-            self.wild_all(&child, 0, pattern, subkey, out, depth + 1)?;
+            spend(budget, &child)?;
+            self.wild_all(&child, 0, pattern, subkey, out, budget, depth + 1)?;
             pattern.pop();
         }
         if node.values_at.is_some() && fnmatch(pattern, subkey) {
@@ -247,7 +277,7 @@ impl<'a> Index<'a> {
     pub fn entries(&self) -> Result<Vec<Entry>, ReadError> {
         let mut out = Vec::new();
         let mut key = Vec::new();
-        self.dump(self.root, &mut key, &mut out, 0)?;
+        self.dump(self.root, &mut key, &mut out, &mut self.data.len(), 0)?;
         Ok(out)
     }
 
@@ -256,20 +286,25 @@ impl<'a> Index<'a> {
         word: u32,
         key: &mut Vec<u8>,
         out: &mut Vec<Entry>,
+        budget: &mut usize,
         depth: usize,
     ) -> Result<(), ReadError> {
         if depth > MAX_DEPTH {
             return Err(ReadError::TooDeep);
         }
         let node = self.node(word)?;
+        spend(budget, &node)?;
         let mark = key.len();
         key.extend_from_slice(node.prefix);
+        if key.len() > self.data.len() {
+            return Err(ReadError::WalkTooLong);
+        }
         if node.values_at.is_some() {
             out.push((key.clone(), node.values()?));
         }
         for (byte, child) in node.child_words() {
             key.push(byte);
-            self.dump(child, key, out, depth + 1)?;
+            self.dump(child, key, out, budget, depth + 1)?;
             key.pop();
         }
         key.truncate(mark);

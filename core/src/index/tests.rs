@@ -207,5 +207,29 @@ fn corrupt_files_are_errors_not_panics() {
     let first_slot = 12 + 2; // root has no prefix: first, last, then slots
     looped[first_slot..first_slot + 4].copy_from_slice(&root.to_be_bytes());
     let index = Index::parse(&looped).unwrap();
-    assert_eq!(index.entries().unwrap_err(), ReadError::TooDeep);
+    assert_eq!(index.entries().unwrap_err(), ReadError::WalkTooLong);
+}
+
+/// Found by fuzzing (fuzz/regressions/index_reader/shared-children): children shared by several
+/// parents made the dump and the wildcard search walk every path, exponentially many. Here 40
+/// nodes each point both their children, `*` and `+`, at the next one: 2^40 keys.
+#[test]
+fn shared_children_stop_the_walk() {
+    use super::reader::ReadError;
+    let mut file = hex("b007f457 00020001");
+    let node = |k: u32| FLAG_CHILDS | (12 + 10 * k);
+    file.extend_from_slice(&node(0).to_be_bytes());
+    for k in 0..40 {
+        let next = if k == 39 { FLAG_VALUES | (12 + 10 * 40) } else { node(k + 1) };
+        file.extend_from_slice(b"*+");
+        file.extend_from_slice(&next.to_be_bytes());
+        file.extend_from_slice(&next.to_be_bytes());
+    }
+    file.extend(hex("00000001 00000007 7600"));
+    let index = Index::parse(&file).unwrap();
+    assert_eq!(index.entries().unwrap_err(), ReadError::WalkTooLong);
+    assert_eq!(index.lookup_wild(b"ab").unwrap_err(), ReadError::WalkTooLong);
+    // An exact lookup follows one path.
+    let key = b"*+".repeat(20);
+    assert_eq!(index.lookup(&key).unwrap(), [Value { priority: 7, text: b"v".to_vec() }]);
 }

@@ -1,0 +1,172 @@
+//! Writes synthetic seed inputs for every fuzz target into `OUT/<target>/` (see scripts/fuzz-seeds,
+//! which adds minimised real modules): modules of each ELF class and byte order built by core's
+//! writer, their `.modinfo` sections, their xz/zstd/gzip forms, indexes built by core's trie
+//! writer, depmod.d files and kernel symbol files. Also writes a small module tree into
+//! `OUT/tree/lib/modules/1.0` for the real depmod to index.
+//!
+//! Usage: `cargo run --example make_seeds -- OUT`
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use depmod_core::Endian;
+use depmod_core::elf::writer::{Class, ModuleSpec};
+use depmod_core::index::IndexBuilder;
+
+fn write(dir: &Path, target: &str, name: &str, data: &[u8]) {
+    let dir = dir.join(target);
+    fs::create_dir_all(&dir).expect("seed directory");
+    fs::write(dir.join(name), data).expect("seed file");
+}
+
+fn bytes(s: &str) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+/// A module with a bit of everything depmod reads.
+fn module(class: Class, endian: Endian, n: usize, crcs: bool) -> ModuleSpec {
+    let mut m = ModuleSpec::new();
+    m.class = class;
+    m.endian = endian;
+    m.modinfo = vec![
+        format!("alias=pci:v0000{n:04X}d*sv*sd*bc*sc*i*").into_bytes(),
+        format!("alias=char-major-10-{n}").into_bytes(),
+        bytes("alias=devname:fuzz"),
+        bytes("softdep=pre: crc32c post: other"),
+        bytes("weakdep=helper"),
+        bytes("license=GPL"),
+        bytes("depends=base"),
+        bytes("vermagic=6.1.0-56-amd64 SMP mod_unload modversions "),
+    ];
+    m.exports = vec![format!("fuzz_export_{n}").into_bytes(), bytes("fuzz_shared")];
+    if crcs {
+        m.crcs = Some(vec![0x1234_5678, 0x9abc_def0]);
+    } else {
+        m.namespace = Some(bytes("FUZZ_NS"));
+    }
+    m.imports =
+        vec![(bytes("printk"), false), (bytes("base_symbol"), false), (bytes("maybe"), true)];
+    m.versions = vec![(bytes("module_layout"), 0x1111), (bytes("printk"), 0x2222)];
+    m
+}
+
+fn compressed(data: &[u8]) -> [(&'static str, &'static str, Vec<u8>); 3] {
+    let mut xz = liblzma::write::XzEncoder::new_stream(
+        Vec::new(),
+        liblzma::stream::Stream::new_easy_encoder(6, liblzma::stream::Check::Crc32)
+            .expect("xz encoder"),
+    );
+    xz.write_all(data).expect("xz");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(data).expect("gzip");
+    [
+        ("xz", "xz", xz.finish().expect("xz")),
+        ("zstd", "zst", zstd::bulk::compress(data, 19).expect("zstd")),
+        ("gzip", "gz", gz.finish().expect("gzip")),
+    ]
+}
+
+fn main() {
+    let out = PathBuf::from(std::env::args().nth(1).expect("usage: make_seeds OUT"));
+    let tree = out.join("tree/lib/modules/1.0/kernel");
+    fs::create_dir_all(&tree).expect("tree");
+
+    // Modules, their .modinfo, their compressed forms, and a tree for the real depmod.
+    let mut n = 0;
+    for class in [Class::Elf32, Class::Elf64] {
+        for endian in [Endian::Little, Endian::Big] {
+            for crcs in [false, true] {
+                n += 1;
+                let spec = module(class, endian, n, crcs);
+                let elf = spec.build();
+                let name = format!("synthetic-{n}");
+                write(&out, "elf", &name, &elf);
+                let mut modinfo = Vec::new();
+                for m in &spec.modinfo {
+                    modinfo.extend_from_slice(m);
+                    modinfo.push(0);
+                }
+                write(&out, "modinfo", &name, &modinfo);
+                fs::write(tree.join(format!("{name}.ko")), &elf).expect("tree module");
+                for (target, ext, data) in compressed(&elf) {
+                    write(&out, target, &name, &data);
+                    if n == 1 {
+                        fs::write(tree.join(format!("packed.ko.{ext}")), &data).expect("module");
+                    }
+                }
+            }
+        }
+    }
+    let mut base = ModuleSpec::new();
+    base.exports = vec![bytes("base_symbol")];
+    base.modinfo = vec![bytes("alias=base-alias"), bytes("license=GPL")];
+    fs::write(tree.join("base.ko"), base.build()).expect("tree module");
+    write(&out, "elf", "minimal", &ModuleSpec::new().build());
+    write(&out, "modinfo", "edges", b"\0\0key=value=more\0\0flag\0=v\0last-without-nul");
+
+    // Indexes from core's trie writer: the reader's input starts with a key-length byte.
+    let mut b = IndexBuilder::new();
+    for (k, v, p) in [
+        ("ask", "a", 0),
+        ("ate", "b", 1),
+        ("on", "c", 0),
+        ("once", "d", 2),
+        ("one", "e", 0),
+        ("pci:v0000*d*", "wild", 0),
+        ("usb:v1234p*", "usbwild", 3),
+        ("char_major_10_200", "tun", 0),
+        ("one", "e2", 0),
+    ] {
+        b.insert(k.as_bytes(), v.as_bytes(), p).expect("ascii");
+    }
+    let mut index = Vec::new();
+    b.write(&mut index).expect("small index");
+    for (i, key) in ["once", "pci:v0000abcdd1", "zzz"].iter().enumerate() {
+        let mut seed = vec![key.len() as u8];
+        seed.extend_from_slice(key.as_bytes());
+        seed.extend_from_slice(&index);
+        write(&out, "index_reader", &format!("trie-{i}"), &seed);
+    }
+    let mut empty = vec![0u8];
+    IndexBuilder::new().write(&mut empty).expect("empty index");
+    write(&out, "index_reader", "empty", &empty);
+    write(
+        &out,
+        "index_roundtrip",
+        "keys",
+        b"\x01ask=a\0\x02ate=b\0\x00on=c\0\x00once=d\0\x05one=e\0\x00pci:v*d*=w\0\x03o?e=q\0\x01[ab]x=r\0\x00one=e",
+    );
+
+    // depmod.d files: the first line is the kernel release (and the pattern for the matcher).
+    let configs: [(&str, &str); 4] = [
+        (
+            "directives",
+            "6.1.0-56-amd64\n# comment\nsearch updates built-in\tvendor external\n\
+             override mod-a * extra\noverride b 5\\.10 old\nexternal 6\\.1 /opt/ext\n\
+             exclude foo.ko bar\ninclude x\nbogus\noverride x y\nsearch \\\nmore\n",
+        ),
+        ("regex", "^6\\.1\\.0-[0-9]+-(amd64|cloud-amd64)$\n6.1.0-56-amd64\nsearch built-in\n"),
+        ("classes", "[[:digit:]]+\\.[^.]+$\n4.4\noverride m [[:alpha:]]{2,3} updates\n"),
+        ("groups", "(a|b)*c{1,2}d?\nabcd\nexternal (a|)+b* /ext\nsearch external\n"),
+    ];
+    for (name, text) in configs {
+        write(&out, "config", name, text.as_bytes());
+    }
+
+    // Kernel symbol files (the first byte picks the -P prefix).
+    write(
+        &out,
+        "kernel_symbols",
+        "symvers",
+        b"_0x12345678\tprintk\tvmlinux\tEXPORT_SYMBOL\n0xabc\tmod_sym\tdrivers/x\tEXPORT_SYMBOL_GPL\n\
+          zz\tbad_crc\tvmlinux\tEXPORT_SYMBOL\n0x11111111111111111\thuge\tvmlinux\tX\n",
+    );
+    write(
+        &out,
+        "kernel_symbols",
+        "system-map",
+        b"_ffffffff81000000 T _text\nffffffff82a0 r __ksymtab_printk\n\
+          ffffffff82a4 r ___ksymtab_prefixed\nnospace\none space\nc d __ksymtab_last",
+    );
+}
