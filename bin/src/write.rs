@@ -1,8 +1,9 @@
 //! Installing the indexes: all or nothing, and no writes when nothing changed.
 //!
 //! Each output goes, as soon as it is generated, to a temporary file created exclusively in the
-//! output directory, written completely and flushed to disk (`fdatasync`). Only when every output
-//! is in place are they renamed over the old indexes, in kmod's order, and the directory is
+//! output directory, written completely. When every output is written, all are flushed to disk
+//! (`fdatasync`, all at once on as many threads, so that the filesystem commits them together);
+//! only then are they renamed over the old indexes, in kmod's order, and the directory is
 //! synced. Any failure before the renames removes the temporary files and leaves every old index
 //! as it was. An output identical to the file it would replace (same length, same CRC-32, same
 //! bytes) is not written at all, so repeated runs on an unchanged tree cost no flash writes;
@@ -36,8 +37,9 @@ pub struct WriteFailed;
 /// One output waiting for its rename.
 struct Pending {
     name: &'static str,
-    /// The temporary file, or `None` when the existing file already has these contents.
-    tmp: Option<PathBuf>,
+    /// The temporary file (written, not yet flushed), or `None` when the existing file already
+    /// has these contents.
+    tmp: Option<(PathBuf, File)>,
 }
 
 /// Collects outputs in temporary files, then installs them all at once.
@@ -83,18 +85,22 @@ impl<'l> Installer<'l> {
                 if let Some(tmp) = tmp {
                     let _ = fs::remove_file(tmp);
                 }
-                log!(self.log, Error, "could not write ", &self.dir_bytes[..], "/", name, ": ", e);
+                self.write_error(name, &e);
                 Err(WriteFailed)
             }
         }
     }
 
-    /// Creates a fresh temporary file for `name` and writes `data` to disk through it.
+    fn write_error(&self, name: &str, e: &io::Error) {
+        log!(self.log, Error, "could not write ", &self.dir_bytes[..], "/", name, ": ", e);
+    }
+
+    /// Creates a fresh temporary file for `name` and writes `data` through it (not flushed).
     fn write_tmp(
         &mut self,
         name: &str,
         data: &[u8],
-    ) -> Result<PathBuf, (Option<PathBuf>, io::Error)> {
+    ) -> Result<(PathBuf, File), (Option<PathBuf>, io::Error)> {
         let pid = std::process::id();
         loop {
             self.counter += 1;
@@ -107,20 +113,21 @@ impl<'l> Installer<'l> {
                 }
                 Err(e) => return Err((None, e)),
             };
-            let written = file.write_all(data).and_then(|()| file.sync_data());
-            return match written {
-                Ok(()) => Ok(tmp),
+            return match file.write_all(data) {
+                Ok(()) => Ok((tmp, file)),
                 Err(e) => Err((Some(tmp), e)),
             };
         }
     }
 
-    /// Renames every output into place, in the order they were added, then syncs the directory.
+    /// Flushes every written output to disk, then renames each into place, in the order they
+    /// were added, then syncs the directory.
     pub fn commit(mut self) -> Result<(), WriteFailed> {
+        self.flush()?;
         let pending = std::mem::take(&mut self.pending);
         for (i, p) in pending.iter().enumerate() {
             let target = self.dir.join(p.name);
-            let Some(tmp) = &p.tmp else {
+            let Some((tmp, _)) = &p.tmp else {
                 if p.name == "modules.dep" {
                     // `-A` compares module times with this file's: keep it current, with the
                     // kernel's clock for file times (coarser than the system clock, so a module
@@ -158,7 +165,7 @@ impl<'l> Installer<'l> {
                     e
                 );
                 for later in &pending[i..] {
-                    if let Some(t) = &later.tmp {
+                    if let Some((t, _)) = &later.tmp {
                         let _ = fs::remove_file(t);
                     }
                 }
@@ -167,6 +174,31 @@ impl<'l> Installer<'l> {
         }
         if let Ok(d) = File::open(&self.dir) {
             let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// `fdatasync` on every temporary file, all at once: one journal commit can then carry them
+    /// all, where one after the other each waits for its own. The first failure is reported;
+    /// the caller's drop removes the temporary files.
+    fn flush(&self) -> Result<(), WriteFailed> {
+        let files: Vec<(&str, &File)> =
+            self.pending.iter().filter_map(|p| Some((p.name, &p.tmp.as_ref()?.1))).collect();
+        let results: Vec<io::Result<()>> = std::thread::scope(|s| {
+            let handles: Vec<_> =
+                files.iter().skip(1).map(|&(_, f)| s.spawn(move || f.sync_data())).collect();
+            let first = files.first().map_or(Ok(()), |&(_, f)| f.sync_data());
+            std::iter::once(first)
+                .chain(handles.into_iter().map(|h| {
+                    h.join().unwrap_or_else(|_| Err(io::Error::other("flushing thread failed")))
+                }))
+                .collect()
+        });
+        for ((name, _), result) in files.iter().zip(results) {
+            if let Err(e) = result {
+                self.write_error(name, &e);
+                return Err(WriteFailed);
+            }
         }
         Ok(())
     }
@@ -198,7 +230,7 @@ impl Drop for Installer<'_> {
     /// An installer dropped before `commit` (a later output failed) leaves nothing behind.
     fn drop(&mut self) {
         for p in &self.pending {
-            if let Some(t) = &p.tmp {
+            if let Some((t, _)) = &p.tmp {
                 let _ = fs::remove_file(t);
             }
         }
