@@ -58,9 +58,13 @@ pub fn superfast(key: &[u8]) -> u32 {
 
 /// A map with kmod's bucket structure: `bucket = superfast(key) & (buckets - 1)`, and each bucket
 /// sorted by key bytes. Adding an existing key replaces its value, as `hash_add` does.
+///
+/// Each entry keeps its key's full hash: a lookup compares hashes and reads the bytes of a key
+/// only when they agree, rather than reading a key (somewhere in a module's memory) at every
+/// step of a binary search.
 #[derive(Clone, Debug)]
 pub struct Table<K, V> {
-    buckets: Vec<Vec<(K, V)>>,
+    buckets: Vec<Vec<(u32, K, V)>>,
     len: usize,
 }
 
@@ -73,18 +77,20 @@ impl<K: AsRef<[u8]>, V> Table<K, V> {
         Table { buckets: v, len: 0 }
     }
 
-    fn bucket_of(&self, key: &[u8]) -> usize {
-        superfast(key) as usize & (self.buckets.len() - 1)
+    /// The key's hash and its bucket.
+    fn locate(&self, key: &[u8]) -> (u32, usize) {
+        let hash = superfast(key);
+        (hash, hash as usize & (self.buckets.len() - 1))
     }
 
     /// Inserts or replaces; returns the previous value.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        let b = self.bucket_of(key.as_ref());
+        let (hash, b) = self.locate(key.as_ref());
         let bucket = self.buckets.get_mut(b)?;
-        match bucket.binary_search_by(|(k, _)| crate::bytes::cmp(k.as_ref(), key.as_ref())) {
-            Ok(i) => bucket.get_mut(i).map(|slot| core::mem::replace(&mut slot.1, value)),
+        match bucket.binary_search_by(|(_, k, _)| crate::bytes::cmp(k.as_ref(), key.as_ref())) {
+            Ok(i) => bucket.get_mut(i).map(|slot| core::mem::replace(&mut slot.2, value)),
             Err(i) => {
-                bucket.insert(i, (key, value));
+                bucket.insert(i, (hash, key, value));
                 self.len += 1;
                 None
             }
@@ -93,17 +99,16 @@ impl<K: AsRef<[u8]>, V> Table<K, V> {
 
     /// The value stored under `key`.
     pub fn get(&self, key: &[u8]) -> Option<&V> {
-        let bucket = self.buckets.get(self.bucket_of(key))?;
-        let i = bucket.binary_search_by(|(k, _)| crate::bytes::cmp(k.as_ref(), key)).ok()?;
-        bucket.get(i).map(|(_, v)| v)
+        let (hash, b) = self.locate(key);
+        let bucket = self.buckets.get(b)?;
+        bucket.iter().find(|(h, k, _)| *h == hash && k.as_ref() == key).map(|(_, _, v)| v)
     }
 
     /// The value stored under `key`, mutably.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
-        let b = self.bucket_of(key);
+        let (hash, b) = self.locate(key);
         let bucket = self.buckets.get_mut(b)?;
-        let i = bucket.binary_search_by(|(k, _)| crate::bytes::cmp(k.as_ref(), key)).ok()?;
-        bucket.get_mut(i).map(|(_, v)| v)
+        bucket.iter_mut().find(|(h, k, _)| *h == hash && k.as_ref() == key).map(|(_, _, v)| v)
     }
 
     /// Number of keys.
@@ -118,12 +123,12 @@ impl<K: AsRef<[u8]>, V> Table<K, V> {
 
     /// Entries in kmod's iteration order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.buckets.iter().flatten().map(|(k, v)| (k, v))
+        self.buckets.iter().flatten().map(|(_, k, v)| (k, v))
     }
 
     /// Entries in kmod's iteration order, consuming the table.
     pub fn into_values(self) -> impl Iterator<Item = V> {
-        self.buckets.into_iter().flatten().map(|(_, v)| v)
+        self.buckets.into_iter().flatten().map(|(_, _, v)| v)
     }
 }
 
