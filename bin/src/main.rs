@@ -10,6 +10,7 @@ mod load;
 mod log;
 mod memcpy;
 mod outputs;
+mod par;
 mod quick;
 mod report;
 mod run;

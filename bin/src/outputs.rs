@@ -5,7 +5,6 @@
 use std::ffi::OsStr;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::Mutex;
 
 use depmod_core::index::IndexError;
 use depmod_core::output::{self, BinError, DevnameProblem, Index, Notice};
@@ -198,22 +197,8 @@ pub fn build_outputs<'l>(
     } else {
         Inputs::read(dirs)
     };
-    let slots: Vec<Mutex<Option<Made<'_>>>> = kinds.iter().map(|_| Mutex::new(None)).collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let work = || loop {
-        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (Some(&kind), Some(slot)) = (kinds.get(i), slots.get(i)) else { break };
-        let made = make(kind, index, &inputs);
-        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(made);
-    };
-    std::thread::scope(|s| {
-        for _ in 1..threads.clamp(1, kinds.len()) {
-            s.spawn(work);
-        }
-        work();
-    });
-    for (kind, slot) in kinds.iter().zip(slots) {
-        let Some(made) = slot.into_inner().unwrap_or_else(|e| e.into_inner()) else { return false };
+    let made_all = crate::par::map(&kinds, threads, |_, &kind| make(kind, index, &inputs));
+    for (kind, made) in kinds.iter().zip(made_all) {
         for m in made.messages {
             report(log, dirs, index.warn_duplicates, m);
         }

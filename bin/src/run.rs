@@ -5,11 +5,12 @@ use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 
+use depmod_core::ModuleInfo;
 use depmod_core::config::Config;
 use depmod_core::graph;
 use depmod_core::kernel_symbols::{self, SymbolFileNotice};
 use depmod_core::output::Index;
-use depmod_core::resolve::{self, Event, ResolveOptions, Symbols};
+use depmod_core::resolve::{self, Event, Graph, ResolveOptions, Symbols};
 use depmod_core::tree::{self, Module, ModuleSet};
 
 use crate::cli::{self, Options};
@@ -228,7 +229,7 @@ fn index(
         ResolveOptions { print_unknown, check_symvers: matches!(kernel, KernelFile::Symvers(_)) };
     let path = |i: u32| modules.get(i as usize).map_or(&[][..], |m| m.path());
     let mut stdout = std::io::stdout().lock();
-    let graph = resolve::resolve(&symbols, &infos, options, |event| match event {
+    let graph = resolve_all(&symbols, &infos, options, thread_count(), |event| match event {
         Event::Unknown { module, symbol } => {
             log!(log, Warning, path(module), " needs unknown symbol ", symbol);
         }
@@ -281,6 +282,48 @@ fn index(
             Err(_) => FAILURE,
         },
     }
+}
+
+/// kmod's dependency pass ([`resolve::resolve`]) on `threads` threads, in runs of modules; the
+/// graph and the events come out in module order, as from one thread.
+fn resolve_all<'a>(
+    symbols: &Symbols<'a>,
+    infos: &'a [ModuleInfo],
+    options: ResolveOptions,
+    threads: usize,
+    mut events: impl FnMut(Event<'a>),
+) -> Graph {
+    /// Modules per piece of work: enough to make handing it out cheap.
+    const RUN: usize = 128;
+    struct Part<'a> {
+        deps: Vec<u32>,
+        counts: Vec<usize>,
+        events: Vec<Event<'a>>,
+    }
+    let runs: Vec<&'a [ModuleInfo]> = infos.chunks(RUN).collect();
+    let parts = crate::par::map(&runs, threads, |r, run| {
+        let mut part = Part { deps: Vec::new(), counts: Vec::new(), events: Vec::new() };
+        for (j, info) in run.iter().enumerate() {
+            let before = part.deps.len();
+            let module = (r * RUN + j) as u32;
+            resolve::resolve_one(symbols, info, module, options, &mut part.deps, |e| {
+                part.events.push(e)
+            });
+            part.counts.push(part.deps.len() - before);
+        }
+        part
+    });
+    let mut graph = Graph::new(infos.len());
+    for part in parts {
+        let mut rest = &part.deps[..];
+        for n in part.counts {
+            let (mine, later) = rest.split_at(n);
+            graph.push(mine);
+            rest = later;
+        }
+        part.events.into_iter().for_each(&mut events);
+    }
+    graph
 }
 
 /// The module directory, then the external directories (the last configured first; a missing

@@ -112,18 +112,30 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// An empty graph of `modules` modules, to be filled with [`Graph::push`] in module order.
+    pub fn new(modules: usize) -> Self {
+        Graph {
+            edges: Vec::new(),
+            ends: Vec::with_capacity(modules),
+            users: alloc::vec![0; modules],
+        }
+    }
+
+    /// Adds the direct dependencies of the next module (each one once).
+    pub fn push(&mut self, deps: &[u32]) {
+        for &d in deps {
+            self.edges.push(d);
+            if let Some(u) = self.users.get_mut(d as usize) {
+                *u += 1;
+            }
+        }
+        self.ends.push(self.edges.len() as u32);
+    }
+
     /// A graph from each module's direct dependencies (for tests and tools).
     pub fn from_lists(lists: &[&[u32]]) -> Self {
-        let mut g = Graph { users: alloc::vec![0; lists.len()], ..Graph::default() };
-        for deps in lists {
-            for &d in *deps {
-                g.edges.push(d);
-                if let Some(u) = g.users.get_mut(d as usize) {
-                    *u += 1;
-                }
-            }
-            g.ends.push(g.edges.len() as u32);
-        }
+        let mut g = Graph::new(lists.len());
+        lists.iter().for_each(|deps| g.push(deps));
         g
     }
 
@@ -162,36 +174,44 @@ pub fn resolve<'a>(
     options: ResolveOptions,
     mut events: impl FnMut(Event<'a>),
 ) -> Graph {
-    let mut graph = Graph {
-        edges: Vec::new(),
-        ends: Vec::with_capacity(infos.len()),
-        users: alloc::vec![0; infos.len()],
-    };
+    let mut graph = Graph::new(infos.len());
+    let mut deps = Vec::new();
     for (m, info) in infos.iter().enumerate() {
-        let module = m as u32;
-        let first = graph.edges.len();
-        for need in info.imports() {
-            let Some((key, owner)) = symbols.find(need.name) else {
-                if options.print_unknown && !need.weak {
-                    events(Event::Unknown { module, symbol: need.name });
-                }
-                continue;
-            };
-            if options.check_symvers && owner.crc != need.crc && !need.weak && options.print_unknown
-            {
-                events(Event::Disagrees { module, symbol: need.name });
-            }
-            let Some(dep) = owner.module else { continue };
-            if graph.edges.get(first..).is_some_and(|mine| mine.contains(&dep)) {
-                continue;
-            }
-            graph.edges.push(dep);
-            if let Some(u) = graph.users.get_mut(dep as usize) {
-                *u += 1;
-            }
-            events(Event::Needs { module, symbol: key, owner: dep });
-        }
-        graph.ends.push(graph.edges.len() as u32);
+        deps.clear();
+        resolve_one(symbols, info, m as u32, options, &mut deps, &mut events);
+        graph.push(&deps);
     }
     graph
+}
+
+/// The dependency pass for one module (`module` is its array index): appends its direct
+/// dependencies to `deps` (which the caller clears), each once, in order of first reference.
+/// Modules can be resolved in any order or in parallel; [`Graph::push`] then takes them in
+/// array order, and their events in that order are kmod's.
+pub fn resolve_one<'a>(
+    symbols: &Symbols<'a>,
+    info: &'a ModuleInfo,
+    module: u32,
+    options: ResolveOptions,
+    deps: &mut Vec<u32>,
+    mut events: impl FnMut(Event<'a>),
+) {
+    let first = deps.len();
+    for need in info.imports() {
+        let Some((key, owner)) = symbols.find(need.name) else {
+            if options.print_unknown && !need.weak {
+                events(Event::Unknown { module, symbol: need.name });
+            }
+            continue;
+        };
+        if options.check_symvers && owner.crc != need.crc && !need.weak && options.print_unknown {
+            events(Event::Disagrees { module, symbol: need.name });
+        }
+        let Some(dep) = owner.module else { continue };
+        if deps.get(first..).is_some_and(|mine| mine.contains(&dep)) {
+            continue;
+        }
+        deps.push(dep);
+        events(Event::Needs { module, symbol: key, owner: dep });
+    }
 }
