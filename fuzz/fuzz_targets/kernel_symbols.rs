@@ -18,6 +18,10 @@ fuzz_target!(|data: &[u8]| {
                 assert!(line > lines && !text.is_empty());
                 lines = line;
             }
+            SymbolFileNotice::VersionOverflow { line } => {
+                assert!(line > lines);
+                lines = line;
+            }
             other => panic!("System.map notice from Module.symvers: {other:?}"),
         },
     );
