@@ -221,10 +221,12 @@ fn index(
     };
     phases.mark("walk and load");
     let (modules, infos) = report::keep_usable(log, modules, loaded);
+    phases.mark("keep");
 
     let mut symbols = Symbols::new(opts.symbol_prefix);
     add_kernel_symbols(&mut symbols, &kernel, opts.symbol_prefix);
     resolve::add_exports(&mut symbols, &infos);
+    phases.mark("exports");
     let options =
         ResolveOptions { print_unknown, check_symvers: matches!(kernel, KernelFile::Symvers(_)) };
     let path = |i: u32| modules.get(i as usize).map_or(&[][..], |m| m.path());
