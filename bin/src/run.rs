@@ -280,7 +280,10 @@ fn index(
     match sink {
         Sink::Stdout(_) | Sink::Closed => SUCCESS,
         Sink::Files(installer) => match installer.commit() {
-            Ok(()) => SUCCESS,
+            Ok(()) => {
+                phases.mark("install");
+                SUCCESS
+            }
             Err(_) => FAILURE,
         },
     }
