@@ -13,7 +13,7 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use depmod_core::ModuleInfo;
 use depmod_core::module::Scratch;
 
-use depmod_core::elf::{self, Elf};
+use depmod_core::elf;
 
 use crate::decompress::{DecodeError, Decoders, Format, Range};
 use depmod_core::tree::Module;
@@ -231,7 +231,7 @@ fn parse(data: &[u8], decoders: &mut Decoders, scratch: &mut Scratch) -> Loaded 
         // fails the same way there.
         let mut plan = |d: &[u8]| {
             let mut want = Vec::new();
-            wanted_ranges(d, &|_| true, &mut want);
+            elf::wanted_ranges(d, &|_| true, &mut want);
             want
         };
         if let Ok(sparse) = decoders.decode_sparse(format, data, size, &mut plan) {
@@ -278,7 +278,7 @@ fn read_at(file: &OwnedFd, buf: &mut [u8], range: Range) -> io::Result<()> {
 
 /// Reads the parts of an uncompressed module that the parser reads into `buf` (whose other bytes
 /// are left as they were: the parser never looks at them). Each round reads what
-/// [`wanted_ranges`] asks for given what has been read so far, until it asks for nothing new; a
+/// [`elf::wanted_ranges`] asks for given what has been read so far, until it asks for nothing new; a
 /// file that keeps asking is read whole.
 fn read_sparse(file: &OwnedFd, len: usize, buf: &mut [u8], ranges: &mut Ranges) -> io::Result<()> {
     let Ranges { filled, want, gaps } = ranges;
@@ -299,7 +299,7 @@ fn read_sparse(file: &OwnedFd, len: usize, buf: &mut [u8], ranges: &mut Ranges) 
         for gap in gaps.drain(..) {
             filled.add(gap);
         }
-        wanted_ranges(buf, &|r| filled.covers(r), want);
+        elf::wanted_ranges(buf, &|r| filled.covers(r), want);
         want.retain(|r| !filled.covers(r));
         if want.is_empty() {
             return Ok(());
@@ -400,47 +400,6 @@ fn merge(ranges: &mut Vec<Range>) -> impl Iterator<Item = Range> + '_ {
     }
     ranges.truncate(joined + 1);
     ranges.drain(..)
-}
-
-/// The parts of a module file depmod reads, as far as `data` (with what is known so far of the
-/// file, zeros elsewhere) tells: the section header table, the section names, the sections
-/// the parser reads, and those its CRC symbols point into.
-///
-/// The sections CRC symbols point into are only looked for once `filled` says the symbol table
-/// has been read (a table of leftover bytes would only cost a useless scan).
-fn wanted_ranges(data: &[u8], filled: &dyn Fn(&Range) -> bool, want: &mut Vec<Range>) {
-    want.clear();
-    let mut push = |offset: u64, len: u64| {
-        if let (Ok(start), Ok(len)) = (usize::try_from(offset), usize::try_from(len)) {
-            want.push(start..start.saturating_add(len));
-        }
-    };
-    let Some((offset, len)) = elf::section_table_range(data) else { return };
-    push(offset, len);
-    let Ok(elf) = Elf::parse(data) else { return };
-    if let Some(names) = elf.names_section() {
-        push(names.offset, names.data.len() as u64);
-    }
-    const READ: [&[u8]; 5] =
-        [b".modinfo", b"__ksymtab_strings", b".symtab", b".strtab", b"__versions"];
-    for (name, section) in elf.sections() {
-        if READ.contains(&name) || name.starts_with(b"__kcrctab") {
-            push(section.offset, section.data.len() as u64);
-        }
-    }
-    let read = |name: &str| {
-        elf.section_by_name(name).is_some_and(|s| {
-            let start = s.offset as usize;
-            filled(&(start..start + s.data.len()))
-        })
-    };
-    if read(".symtab") && read(".strtab") {
-        for index in elf::crc_sections(&elf) {
-            if let Ok(section) = elf.section(index) {
-                push(section.offset, section.data.len() as u64);
-            }
-        }
-    }
 }
 
 #[cfg(test)]

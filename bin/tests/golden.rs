@@ -30,10 +30,10 @@
 mod support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use support::synth::{self, Step};
-use support::{Depmod, OUTPUTS, compare_file, kmod34, scratch};
+use support::{Depmod, OUTPUTS, compare_file, kmod34, normalise_pointers, scenario_dirs, scratch};
 
 /// How kmod takes part in a scenario.
 #[derive(Clone, Debug, PartialEq)]
@@ -102,21 +102,7 @@ struct Results {
 /// Replaces the scenario root and C pointer values, which differ from run to run.
 fn normalise(text: &[u8], root: &Path) -> Vec<u8> {
     let text = String::from_utf8_lossy(text).replace(root.to_str().unwrap(), "$ROOT");
-    let mut out = String::new();
-    let mut rest = text.as_str();
-    while let Some(at) = rest.find(" 0x") {
-        out.push_str(&rest[..at + 3]);
-        rest = &rest[at + 3..];
-        let hex = rest.bytes().take_while(u8::is_ascii_hexdigit).count();
-        if rest[hex..].starts_with(" registered") || rest[hex..].starts_with(" released") {
-            out.push_str("PTR");
-        } else {
-            out.push_str(&rest[..hex]);
-        }
-        rest = &rest[hex..];
-    }
-    out.push_str(rest);
-    out.into_bytes()
+    normalise_pointers(text.as_bytes())
 }
 
 fn run(s: &Scenario, depmod: &Depmod, root: &Path) -> Results {
@@ -174,17 +160,6 @@ fn differences(expected: &[(String, Vec<u8>)], actual: &Results) -> Vec<String> 
     problems
 }
 
-fn scenario_dirs() -> Vec<PathBuf> {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let mut dirs: Vec<PathBuf> = fs::read_dir(&base)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("scenario").is_file())
-        .collect();
-    dirs.sort();
-    dirs
-}
-
 #[test]
 fn golden_scenarios() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
@@ -192,7 +167,7 @@ fn golden_scenarios() {
     let only = std::env::var("GOLDEN_ONLY").ok();
     let mut failures = Vec::new();
     let mut count = 0;
-    for dir in scenario_dirs() {
+    for dir in scenario_dirs("golden") {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         if only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
             continue;

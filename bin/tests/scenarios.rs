@@ -62,10 +62,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use outcome::{Outcome, against_expected, dep_stamps, differences, normalise_pointers, snapshot};
+use outcome::{Outcome, against_expected, dep_stamps, differences, snapshot};
 use sandbox::{HOST_CONFIG_SCRIPT, HostConfig, READONLY_SCRIPT, host_config, run_with_timeout};
 use support::synth::{self, Step};
-use support::{Depmod, first_difference, kmod34, scratch};
+use support::{Depmod, first_difference, kmod34, normalise_pointers, scenario_dirs, scratch};
 use trees::{build_real, module_symvers, system_map, unshare_file};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -525,17 +525,6 @@ fn run_scenario(dir: &Path, ctx: &mut Context) -> Vec<String> {
     problems
 }
 
-fn scenario_dirs() -> Vec<PathBuf> {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
-    let mut dirs: Vec<PathBuf> = fs::read_dir(&base)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("scenario").is_file())
-        .collect();
-    dirs.sort();
-    dirs
-}
-
 #[test]
 fn scenarios() {
     let start = Instant::now();
@@ -550,7 +539,7 @@ fn scenarios() {
     let only = std::env::var("SCENARIO_ONLY").ok();
     let mut failures = Vec::new();
     let mut count = 0;
-    for dir in scenario_dirs() {
+    for dir in scenario_dirs("scenarios") {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         if only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
             continue;

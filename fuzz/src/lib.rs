@@ -1,7 +1,6 @@
 //! What the fuzz targets share: the binary's decompression wrappers (bin/src/decompress.rs and
-//! xz.rs, compiled here unchanged), a replica of the binary's choice of which parts of a module
-//! file to read (`wanted_ranges` in bin/src/load.rs, which is private to the binary), and a
-//! comparable summary of a parsed module.
+//! xz.rs, compiled here unchanged), the binary's choice of which parts of a module file to read
+//! (core's `elf::wanted_ranges`), and a comparable summary of a parsed module.
 //!
 //! The targets check properties, not just the absence of crashes: a module read in part (as the
 //! binary reads large files) parses as the whole file does, reused working space changes
@@ -11,7 +10,7 @@ use std::cell::RefCell;
 use std::ops::Range;
 
 use depmod_core::ModuleInfo;
-use depmod_core::elf::{self, Elf};
+use depmod_core::elf;
 use depmod_core::error::Error;
 
 #[allow(dead_code, clippy::all)]
@@ -48,41 +47,11 @@ pub fn summary(info: &ModuleInfo) -> Summary {
     }
 }
 
-/// The parts of a module file depmod reads, as far as `data` tells (a copy of `wanted_ranges`
-/// in bin/src/load.rs; keep the two alike).
+/// The parts of a module file depmod reads, as far as `data` tells ([`elf::wanted_ranges`],
+/// which the binary uses).
 pub fn wanted_ranges(data: &[u8], filled: &dyn Fn(&Range<usize>) -> bool) -> Vec<Range<usize>> {
     let mut want = Vec::new();
-    let mut push = |offset: u64, len: u64| {
-        if let (Ok(start), Ok(len)) = (usize::try_from(offset), usize::try_from(len)) {
-            want.push(start..start.saturating_add(len));
-        }
-    };
-    let Some((offset, len)) = elf::section_table_range(data) else { return want };
-    push(offset, len);
-    let Ok(elf) = Elf::parse(data) else { return want };
-    if let Some(names) = elf.names_section() {
-        push(names.offset, names.data.len() as u64);
-    }
-    const READ: [&[u8]; 5] =
-        [b".modinfo", b"__ksymtab_strings", b".symtab", b".strtab", b"__versions"];
-    for (name, section) in elf.sections() {
-        if READ.contains(&name) || name.starts_with(b"__kcrctab") {
-            push(section.offset, section.data.len() as u64);
-        }
-    }
-    let read = |name: &str| {
-        elf.section_by_name(name).is_some_and(|s| {
-            let start = s.offset as usize;
-            filled(&(start..start + s.data.len()))
-        })
-    };
-    if read(".symtab") && read(".strtab") {
-        for index in elf::crc_sections(&elf) {
-            if let Ok(section) = elf.section(index) {
-                push(section.offset, section.data.len() as u64);
-            }
-        }
-    }
+    elf::wanted_ranges(data, filled, &mut want);
     want
 }
 

@@ -89,26 +89,6 @@ pub fn dep_stamps(root: &Path) -> BTreeMap<String, (u64, i64, i64, i64, i64)> {
     out
 }
 
-/// Libkmod's pointers (`context 0x55d0... released`) differ from run to run.
-pub fn normalise_pointers(text: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(text);
-    let mut out = String::new();
-    let mut rest = text.as_ref();
-    while let Some(at) = rest.find(" 0x") {
-        out.push_str(&rest[..at + 3]);
-        rest = &rest[at + 3..];
-        let hex = rest.bytes().take_while(u8::is_ascii_hexdigit).count();
-        if rest[hex..].starts_with(" registered") || rest[hex..].starts_with(" released") {
-            out.push_str("PTR");
-        } else {
-            out.push_str(&rest[..hex]);
-        }
-        rest = &rest[hex..];
-    }
-    out.push_str(rest);
-    out.into_bytes()
-}
-
 /// Every address (`0x` and at least 8 hex digits, as kmod's DEBUG lines print pointers) as
 /// `0xPTR`.
 pub fn normalise_addresses(text: &[u8]) -> Vec<u8> {

@@ -312,3 +312,35 @@ pub fn is_root() -> bool {
         s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
     })
 }
+
+/// The folders under `bin/tests/<suite>` that hold a `scenario` file, sorted.
+pub fn scenario_dirs(suite: &str) -> Vec<PathBuf> {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(suite);
+    let mut dirs: Vec<PathBuf> = fs::read_dir(&base)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("scenario").is_file())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// Libkmod's pointers (`context 0x55d0... released`) differ from run to run: shown as `PTR`.
+pub fn normalise_pointers(text: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(text);
+    let mut out = String::new();
+    let mut rest = text.as_ref();
+    while let Some(at) = rest.find(" 0x") {
+        out.push_str(&rest[..at + 3]);
+        rest = &rest[at + 3..];
+        let hex = rest.bytes().take_while(u8::is_ascii_hexdigit).count();
+        if rest[hex..].starts_with(" registered") || rest[hex..].starts_with(" released") {
+            out.push_str("PTR");
+        } else {
+            out.push_str(&rest[..hex]);
+        }
+        rest = &rest[hex..];
+    }
+    out.push_str(rest);
+    out.into_bytes()
+}

@@ -10,12 +10,58 @@ pub mod writer;
 
 pub use symbols::{Export, Import, ImportScratch, crc_sections, exports, imports, imports_with};
 
+use alloc::vec::Vec;
+use core::ops::Range;
+
 use crate::bytes::{Endian, cstr_at, to_usize};
 use crate::error::{Anomaly, Error};
 use raw::Layout;
 
 /// The sections depmod reads, found in one pass when the file is parsed.
 const KNOWN: [&str; 5] = [".modinfo", "__ksymtab_strings", ".symtab", ".strtab", "__versions"];
+
+/// The parts of a module file depmod reads, as far as `data` (what is known so far of the file,
+/// zeros elsewhere) tells: the section header table, the section names, the sections the parser
+/// reads, and those its CRC symbols point into. Replaces the contents of `want`.
+///
+/// The sections CRC symbols point into are only looked for once `filled` says the symbol table
+/// has been read (a table of leftover bytes would only cost a useless scan).
+pub fn wanted_ranges(
+    data: &[u8],
+    filled: &dyn Fn(&Range<usize>) -> bool,
+    want: &mut Vec<Range<usize>>,
+) {
+    want.clear();
+    let mut push = |offset: u64, len: u64| {
+        if let (Ok(start), Ok(len)) = (usize::try_from(offset), usize::try_from(len)) {
+            want.push(start..start.saturating_add(len));
+        }
+    };
+    let Some((offset, len)) = section_table_range(data) else { return };
+    push(offset, len);
+    let Ok(elf) = Elf::parse(data) else { return };
+    if let Some(names) = elf.names_section() {
+        push(names.offset, names.data.len() as u64);
+    }
+    for (name, section) in elf.sections() {
+        if KNOWN.iter().any(|k| k.as_bytes() == name) || name.starts_with(b"__kcrctab") {
+            push(section.offset, section.data.len() as u64);
+        }
+    }
+    let read = |name: &str| {
+        elf.section_by_name(name).is_some_and(|s| {
+            let start = s.offset as usize;
+            filled(&(start..start.saturating_add(s.data.len())))
+        })
+    };
+    if read(".symtab") && read(".strtab") {
+        for index in crc_sections(&elf) {
+            if let Ok(section) = elf.section(index) {
+                push(section.offset, section.data.len() as u64);
+            }
+        }
+    }
+}
 
 /// Where the section header table of the file starting with `head` lies (offset, length), from
 /// the ELF header alone; `None` if `head` is not the start of an ELF file libkmod would accept.
@@ -322,7 +368,7 @@ mod tests {
     use super::writer::{Class, ObjectBuilder};
     use super::*;
 
-    fn sample(class: Class, endian: Endian) -> alloc::vec::Vec<u8> {
+    fn sample(class: Class, endian: Endian) -> Vec<u8> {
         let mut b = ObjectBuilder::new(class, endian);
         b.section(".modinfo", b"license=GPL\0");
         b.section(".modinfo", b"second=ignored\0");
