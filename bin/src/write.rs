@@ -184,16 +184,7 @@ impl<'l> Installer<'l> {
     fn flush(&self) -> Result<(), WriteFailed> {
         let files: Vec<(&str, &File)> =
             self.pending.iter().filter_map(|p| Some((p.name, &p.tmp.as_ref()?.1))).collect();
-        let results: Vec<io::Result<()>> = std::thread::scope(|s| {
-            let handles: Vec<_> =
-                files.iter().skip(1).map(|&(_, f)| s.spawn(move || f.sync_data())).collect();
-            let first = files.first().map_or(Ok(()), |&(_, f)| f.sync_data());
-            std::iter::once(first)
-                .chain(handles.into_iter().map(|h| {
-                    h.join().unwrap_or_else(|_| Err(io::Error::other("flushing thread failed")))
-                }))
-                .collect()
-        });
+        let results = crate::par::map(&files, files.len(), |_, &(_, f)| f.sync_data());
         for ((name, _), result) in files.iter().zip(results) {
             if let Err(e) = result {
                 self.write_error(name, &e);
