@@ -4,15 +4,15 @@
 //! cloud tree recompressed with `zstd -19`. For a gzip recompression, which Debian's kmod cannot
 //! read, the expectation is the uncompressed tree's outputs with `.ko` paths turned into `.ko.gz`.
 
-mod support;
+mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use depmod_core::index::reader::Index;
-use support::{
+use common::{
     Depmod, OUTPUTS, compare_dirs, compare_file, kmod34, link_tree, recompressed, scratch, tree,
 };
+use depmod_core::index::reader::Index;
 
 /// Runs `depmod` on a hard-linked copy of `root`'s tree under `work/name`; returns the module
 /// directory of the copy and the normalised stderr.
@@ -88,7 +88,7 @@ fn cloud_amd64_recompressed_zstd() {
 /// and the `.ko.xz` tree.
 #[test]
 fn static_binary() {
-    let Some(depmod) = support::static_depmod() else { return };
+    let Some(depmod) = common::static_depmod() else { return };
     let depmod = Depmod::Build(depmod);
     conform_with(&depmod, "static-amd64", tree("amd64"));
     conform_with(&depmod, "static-6.12-amd64-xz", tree("6.12-amd64"));

@@ -2,14 +2,14 @@
 //! and kmod 34.2) must answer the same with our indexes as with kmod 34.2's, for hundreds of
 //! module names and aliases sampled from real trees.
 
-mod support;
+mod common;
 
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{Depmod, kmod34, link_tree, missing, scratch, tree};
+use common::{Depmod, kmod34, link_tree, missing, scratch, tree};
 
 /// A `kmod` multi-call binary and how to run it as `modprobe` or `modinfo`.
 #[derive(Clone)]

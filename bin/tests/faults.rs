@@ -5,7 +5,7 @@
 //! The tree is a hard-linked copy of Debian 12's cloud-amd64 modules (1,100 files). "Old"
 //! indexes are those of the tree without one module; "new" ones, of the whole tree.
 
-mod support;
+mod common;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Depmod, OUTPUTS, is_root, link_tree, scratch, tree};
+use common::{Depmod, OUTPUTS, is_root, link_tree, scratch, tree};
 
 /// The module left out of the "old" state: it exports symbols others use, so most indexes change.
 const LEFT_OUT: &str = "kernel/drivers/virtio/virtio_ring.ko";
@@ -201,7 +201,7 @@ struct Mount(PathBuf);
 impl Mount {
     fn tmpfs(dir: &Path, options: &str) -> Option<Mount> {
         if !is_root() {
-            support::missing("root, to mount a tmpfs");
+            common::missing("root, to mount a tmpfs");
             return None;
         }
         fs::create_dir_all(dir).unwrap();
@@ -211,7 +211,7 @@ impl Mount {
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            support::missing("mount -t tmpfs");
+            common::missing("mount -t tmpfs");
             return None;
         }
         Some(Mount(dir.to_path_buf()))

@@ -1,4 +1,4 @@
-//! Golden scenarios: synthetic module trees described in `tests/golden/<name>/scenario`, with the
+//! Golden scenarios: synthetic module trees described in `tests/cases/golden/<name>/scenario`, with the
 //! expected results (kmod 34.2's) beside them in `expected/`.
 //!
 //! Each scenario is built twice from its description; this depmod must reproduce `expected/`
@@ -27,13 +27,13 @@
 //! symlink PATH TARGET / dir PATH
 //! ```
 
-mod support;
+mod common;
 
 use std::fs;
 use std::path::Path;
 
-use support::synth::{self, Step};
-use support::{Depmod, OUTPUTS, compare_file, kmod34, normalise_pointers, scenario_dirs, scratch};
+use common::synth::{self, Step};
+use common::{Depmod, OUTPUTS, compare_file, kmod34, normalise_pointers, scenario_dirs, scratch};
 
 /// How kmod takes part in a scenario.
 #[derive(Clone, Debug, PartialEq)]

@@ -3,15 +3,15 @@
 //! the broken module out, index the good ones (`good_b` depends on `good_a`) and not crash. Where
 //! kmod 34.2 accepts the file and indexes it, every output must be kmod's.
 
-mod support;
+mod common;
 
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::{Depmod, OUTPUTS, compare_dirs, compress, is_root, kmod34, scratch, which};
 use depmod_core::elf::writer::ModuleSpec;
-use support::{Depmod, OUTPUTS, compare_dirs, compress, is_root, kmod34, scratch, which};
 
 const VERSION: &str = "4.4.4";
 
@@ -232,7 +232,7 @@ fn cases() -> Vec<Case> {
     // Compressed streams: corrupt, truncated, and with a wrong checksum.
     for (tool, ext, check_at) in [("xz", "xz", 12usize), ("zstd", "zst", 4), ("gzip", "gz", 8)] {
         let Some(_) = which(tool) else {
-            support::missing(tool);
+            common::missing(tool);
             continue;
         };
         let packed = compress(tool, &good);
@@ -357,7 +357,7 @@ fn every_malformed_input_is_named_and_skipped() {
         if unprivileged && !(is_root() && which("setpriv").is_some()) {
             // As a normal user, mode 000 already makes the file unreadable.
             if is_root() {
-                support::missing("setpriv (util-linux), to run depmod as nobody");
+                common::missing("setpriv (util-linux), to run depmod as nobody");
                 continue;
             }
         }

@@ -1,7 +1,7 @@
 //! The manual page, `bin/depmod.8`: it documents every option `--help` lists, and groff renders
 //! it without a warning.
 
-mod support;
+mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -57,7 +57,7 @@ fn every_section_is_there() {
         let heading = format!(".SH {}", section.trim_matches('"'));
         assert!(page.contains(&heading), "depmod.8 has no {heading}");
     }
-    for file in support::OUTPUTS {
+    for file in common::OUTPUTS {
         assert!(page.contains(&format!(".B {file}\n")), "FILES does not describe {file}");
     }
     for dir in ["/etc", "/run", "/usr/local/lib", "/usr/lib", "/lib"] {
@@ -74,7 +74,7 @@ fn renders_without_warnings() {
     let out = match out {
         Ok(out) => out,
         Err(e) => {
-            support::missing(&format!("groff (apt-get install groff-base): {e}"));
+            common::missing(&format!("groff (apt-get install groff-base): {e}"));
             return;
         }
     };

@@ -1,7 +1,7 @@
 //! The scenario suite: every option, spelling, configuration case and message of kmod 34.2's
 //! depmod, run against kmod 34.2 itself on identical fresh copies of a small tree.
 //!
-//! Each scenario (`tests/scenarios/<name>/scenario`) starts from a tree — a 46-module subset of
+//! Each scenario (`tests/cases/scenarios/<name>/scenario`) starts from a tree — a 46-module subset of
 //! Debian 12's real amd64 tree (`tree real`) or a synthetic one built with core's ELF writer —
 //! and then runs a sequence of steps on two copies, one for kmod and one for this depmod. After
 //! every `run`, the two must agree on the exit status, stdout, stderr, every file under the root
@@ -19,7 +19,7 @@
 //! ```text
 //! tree real | tree synthetic         the starting tree (default synthetic, empty)
 //! version V                          kernel release of a synthetic tree (default 4.4.4)
-//! module/file/file-noeol/symlink/dir  build steps, as in tests/golden (support/synth.rs)
+//! module/file/file-noeol/symlink/dir  build steps, as in tests/cases/golden (common/synth.rs)
 //! touch PATH [SECONDS]               set the mtime to now + SECONDS (default 0)
 //! touch PATH @SECONDS.NANOSECONDS    set the mtime to that time since the epoch
 //! chmod MODE PATH                    octal mode
@@ -47,12 +47,12 @@
 //!   kmod skip REASON                 kmod is not run (it would hang)
 //! ```
 
-#[path = "scenario/outcome.rs"]
+mod common;
+#[path = "scenario_runner/outcome.rs"]
 mod outcome;
-#[path = "scenario/sandbox.rs"]
+#[path = "scenario_runner/sandbox.rs"]
 mod sandbox;
-mod support;
-#[path = "scenario/trees.rs"]
+#[path = "scenario_runner/trees.rs"]
 mod trees;
 
 use std::collections::BTreeMap;
@@ -62,10 +62,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
+use common::synth::{self, Step};
+use common::{Depmod, first_difference, kmod34, normalise_pointers, scenario_dirs, scratch};
 use outcome::{Outcome, against_expected, dep_stamps, differences, snapshot};
 use sandbox::{HOST_CONFIG_SCRIPT, HostConfig, READONLY_SCRIPT, host_config, run_with_timeout};
-use support::synth::{self, Step};
-use support::{Depmod, first_difference, kmod34, normalise_pointers, scenario_dirs, scratch};
 use trees::{build_real, module_symvers, system_map, unshare_file};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -445,7 +445,7 @@ fn run_scenario(dir: &Path, ctx: &mut Context) -> Vec<String> {
     let real_version = ctx.real.as_ref().map(|(_, v)| v.as_str());
     let s = parse(&name, &text, real_version);
     if s.real && ctx.real.is_none() {
-        return Vec::new(); // support::tree reported it
+        return Vec::new(); // common::tree reported it
     }
     // Without mount namespaces these runs would fail alike on both sides and prove nothing.
     let needs_host = s
@@ -532,7 +532,7 @@ fn scenarios() {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     let mut ctx = Context {
         kmod: kmod34().map(Depmod::Kmod),
-        real: support::tree("amd64"),
+        real: common::tree("amd64"),
         host: None,
         update: std::env::var_os("UPDATE_SCENARIOS").is_some(),
     };

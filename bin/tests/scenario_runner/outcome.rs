@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::support::{compare_file, decode_bin, first_difference};
+use crate::common::{compare_file, decode_bin, first_difference};
 
 /// One file of a snapshot.
 #[derive(Clone, Debug, PartialEq)]

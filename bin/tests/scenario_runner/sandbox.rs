@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{self, scratch};
+use crate::common::{self, scratch};
 
 /// How long one run may take before it counts as hung.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
@@ -78,14 +78,14 @@ pub fn host_config() -> Option<HostConfig> {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        support::missing("mount namespaces (unshare -m, mount, chroot; root is needed)");
+        common::missing("mount namespaces (unshare -m, mount, chroot; root is needed)");
         return None;
     }
     let Some(libdir) = fs::canonicalize("/lib64/ld-linux-x86-64.so.2")
         .ok()
         .and_then(|ld| ld.parent().map(Path::to_path_buf))
     else {
-        support::missing("the x86-64 dynamic loader at /lib64/ld-linux-x86-64.so.2");
+        common::missing("the x86-64 dynamic loader at /lib64/ld-linux-x86-64.so.2");
         return None;
     };
     Some(HostConfig { libdir })

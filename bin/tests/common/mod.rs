@@ -313,9 +313,9 @@ pub fn is_root() -> bool {
     })
 }
 
-/// The folders under `bin/tests/<suite>` that hold a `scenario` file, sorted.
+/// The folders under `bin/tests/cases/<suite>` that hold a `scenario` file, sorted.
 pub fn scenario_dirs(suite: &str) -> Vec<PathBuf> {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(suite);
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases").join(suite);
     let mut dirs: Vec<PathBuf> = fs::read_dir(&base)
         .unwrap()
         .map(|e| e.unwrap().path())
