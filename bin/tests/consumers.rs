@@ -155,7 +155,7 @@ fn consumers(meta: &str) {
 
 #[test]
 fn modprobe_and_modinfo_amd64() {
-    consumers("amd64");
+    consumers(&common::main_tree_name());
 }
 
 #[test]

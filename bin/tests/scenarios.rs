@@ -9,10 +9,16 @@
 //! `-A` compares). Both copies are run at the same path (`$ROOT`, the copy is renamed there for
 //! the run), so absolute paths in messages and indexes compare as they are.
 //!
-//! Where this depmod deliberately differs (the README's table), the run says `differs REASON`;
-//! both results are then held in `expected/<n>-ours/` and `expected/<n>-kmod/` (n counts the
-//! runs from 1) and each side must match its own. `UPDATE_SCENARIOS=1` rewrites those files from
-//! the runs; review them. `SCENARIO_ONLY=text` runs the scenarios whose name contains `text`.
+//! Where this depmod deliberately differs (the README's table), the run says `differs REASON`
+//! and states the difference: what each side must do for the aspects that differ (`kmod exit 0`,
+//! `ours exit 1`, `ours unchanged`, `ours stderr` and its lines, `kmod without PATH...`: kmod
+//! indexes its copy without those files, ...); every aspect no statement covers must still be the
+//! same for both. On a synthetic tree a run may instead hold both results in `expected/<n>-ours/`
+//! and `expected/<n>-kmod/` (n counts the runs from 1), each side matching its own;
+//! `UPDATE_SCENARIOS=1` rewrites those files from the runs (review them). A run on the real tree
+//! must state its outcome: recorded files would hold the package's version and module sizes,
+//! which change with every Debian kernel update. `SCENARIO_ONLY=text` runs the scenarios whose
+//! name contains `text`; `DEPMOD_RS_TREE` picks the real tree (see `common::main_tree`).
 //!
 //! Syntax, one step per line (`#` comments; `$ROOT`, `$VERSION` and `$MOD` =
 //! `lib/modules/$VERSION` are replaced in arguments, paths and file contents):
@@ -42,6 +48,13 @@
 //!   expect-stdout / expect-stderr / expect-file PATH   the indented lines after it (4 spaces)
 //!                                    are what both must produce (kmod's testsuite's expectations)
 //!   differs REASON                   a deliberate difference (see above)
+//!   kmod|ours exit N                 what that side's exit status must be
+//!   kmod|ours stdout / stderr        the indented lines after it (4 spaces) are that side's
+//!                                    output (`$ROOT`, `$MOD`, `$VERSION` replaced; kmod's
+//!                                    temporary names as `NAME.PID.USEC.SEC`)
+//!   kmod|ours unchanged              no file under the root changes, no modules.dep is touched
+//!   kmod|ours dep-rewritten yes|no   whether modules.dep is replaced or touched
+//!   kmod without PATH...             kmod's run sees its copy without these files
 //!   pending REASON                   a known bug of ours, held the same way until it is fixed
 //!                                    (then the suite says to remove the mark)
 //!   kmod skip REASON                 kmod is not run (it would hang)
@@ -64,7 +77,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::synth::{self, Step};
 use common::{Depmod, first_difference, kmod34, normalise_pointers, scenario_dirs, scratch};
-use outcome::{Outcome, against_expected, dep_stamps, differences, snapshot};
+use outcome::{
+    Outcome, Stated, against_expected, dep_stamps, differences, differences_except, snapshot,
+};
 use sandbox::{HOST_CONFIG_SCRIPT, HostConfig, READONLY_SCRIPT, host_config, run_with_timeout};
 use trees::{build_real, module_symvers, system_map, unshare_file};
 
@@ -88,6 +103,10 @@ struct Run {
     umask: Option<String>,
     expect: Vec<(Expect, Vec<u8>)>,
     kmod: Option<KmodRole>,
+    /// What a `differs` or `pending` run states about each side: `[kmod, ours]`.
+    stated: [Stated; 2],
+    /// `kmod without PATH...`: files moved out of kmod's copy for its run (put back after).
+    kmod_without: Vec<String>,
 }
 
 enum Expect {
@@ -219,9 +238,46 @@ fn parse(name: &str, text: &str, real_version: Option<&str>) -> Scenario {
                         "umask" => run.umask = Some(v.trim().to_string()),
                         "differs" => run.kmod = Some(KmodRole::Differs(v.to_string())),
                         "pending" => run.kmod = Some(KmodRole::Pending(v.to_string())),
-                        "kmod" => {
-                            let reason = v.strip_prefix("skip").expect("kmod skip REASON");
+                        "kmod" if v.starts_with("skip") => {
+                            let reason = v.strip_prefix("skip").unwrap_or_default();
                             run.kmod = Some(KmodRole::Skip(reason.trim().to_string()));
+                        }
+                        "kmod" if v.starts_with("without ") => {
+                            let paths = v.split_whitespace().skip(1).map(|p| path(p));
+                            run.kmod_without.extend(paths);
+                        }
+                        "kmod" | "ours" => {
+                            let side = &mut run.stated[usize::from(k == "ours")];
+                            let (aspect, value) = v.split_once(' ').unwrap_or((v, ""));
+                            match aspect {
+                                "exit" => side.exit = Some(value.trim().to_string()),
+                                "unchanged" => side.unchanged = true,
+                                "dep-rewritten" => {
+                                    side.dep_rewritten = Some(match value.trim() {
+                                        "yes" => true,
+                                        "no" => false,
+                                        other => {
+                                            panic!("{name}: dep-rewritten yes|no, not {other}")
+                                        }
+                                    })
+                                }
+                                "stdout" | "stderr" => {
+                                    let mut data = Vec::new();
+                                    while let Some(l) =
+                                        lines.peek().and_then(|l| l.strip_prefix("    "))
+                                    {
+                                        lines.next();
+                                        data.extend(synth::unescape(l));
+                                        data.push(b'\n');
+                                    }
+                                    *(if aspect == "stdout" {
+                                        &mut side.stdout
+                                    } else {
+                                        &mut side.stderr
+                                    }) = Some(data);
+                                }
+                                other => panic!("{name}: unknown statement `{k} {other}`"),
+                            }
                         }
                         "expect-stdout" | "expect-stderr" | "expect-file" => {
                             let mut data = Vec::new();
@@ -309,6 +365,15 @@ fn apply(action: &Action, root: &Path, run_root: &Path, version: &str) {
             fs::write(at(path), module_symvers(&dir, missing, bad_crc)).unwrap();
         }
         Action::Run(_) => unreachable!(),
+    }
+}
+
+/// Moves the files `paths` (relative) from under `from` to the same places under `to`.
+fn move_files(paths: &[String], from: &Path, to: &Path) {
+    for p in paths {
+        let dst = to.join(p);
+        fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        fs::rename(from.join(p), &dst).unwrap_or_else(|e| panic!("moving {p}: {e}"));
     }
 }
 
@@ -476,8 +541,9 @@ fn run_scenario(dir: &Path, ctx: &mut Context) -> Vec<String> {
         runs += 1;
         let label = format!("[{name} run {runs}: {}]", run.args.join(" "));
         let role = run.kmod.clone().unwrap_or(KmodRole::Compare);
+        let stated = run.stated.iter().any(|st| !st.is_empty());
         let mut outcomes = Vec::new();
-        for (who, root) in &copies {
+        for (side, (who, root)) in copies.iter().enumerate() {
             let depmod = match *who {
                 "kmod" => match (&ctx.kmod, &role) {
                     (Some(k), KmodRole::Compare | KmodRole::Differs(_) | KmodRole::Pending(_)) => {
@@ -488,13 +554,33 @@ fn run_scenario(dir: &Path, ctx: &mut Context) -> Vec<String> {
                 _ => Depmod::Ours,
             };
             fs::rename(root, &run_root).unwrap();
+            let before = snapshot(&run_root);
+            let without = if *who == "kmod" { &run.kmod_without[..] } else { &[] };
+            let aside = work.join("aside");
+            move_files(without, &run_root, &aside);
             let host = ctx.host.as_ref().and_then(Option::as_ref);
-            let o = execute(&depmod, run, &run_root, &s.version, &work, host);
+            let mut o = execute(&depmod, run, &run_root, &s.version, &work, host);
+            if !without.is_empty() {
+                move_files(without, &aside, &run_root);
+                o.files = snapshot(&run_root);
+            }
             fs::rename(&run_root, root).unwrap();
             for p in check_expectations(run, &o, &run_root, &s.version, who) {
                 problems.push(format!("{label} {p}"));
             }
+            let expand = |t: &str| subst(t, &run_root, &s.version);
+            for p in run.stated[side].check(&o, &before, &expand) {
+                problems.push(format!("{label} {who}, against what the scenario states: {p}"));
+            }
             outcomes.push((*who, o));
+        }
+        let marked = matches!(role, KmodRole::Differs(_) | KmodRole::Pending(_));
+        if let ([(_, kmod), (_, ours)], true) = (outcomes.as_slice(), marked) {
+            if differences(kmod, ours).is_empty() {
+                problems.push(format!(
+                    "{label} marked `differs` or `pending`, but kmod 34.2 and ours agree: remove the mark"
+                ));
+            }
         }
         match (&role, outcomes.as_slice()) {
             (KmodRole::Compare, [(_, kmod), (_, ours)]) => {
@@ -503,6 +589,19 @@ fn run_scenario(dir: &Path, ctx: &mut Context) -> Vec<String> {
                 }
             }
             (KmodRole::Compare, _) => {} // no kmod: only the expectations are checked
+            // The difference is stated: the rest must agree.
+            (_, [(_, kmod), (_, ours)]) if stated => {
+                for d in differences_except(kmod, ours, &run.stated) {
+                    problems.push(format!("{label} kmod 34.2 vs ours, beyond what is stated: {d}"));
+                }
+            }
+            (_, _) if stated => {}
+            (_, _) if s.real => problems.push(format!(
+                "{label} a `differs`, `pending` or `kmod skip` run on the real tree must state its \
+                 outcome (`kmod|ours exit N`, `stdout`, `stderr`, `unchanged`, `dep-rewritten \
+                 yes|no`, `kmod without PATH...`): a recording in expected/ would hold the \
+                 package's version and module sizes, which move"
+            )),
             (KmodRole::Differs(_) | KmodRole::Pending(_) | KmodRole::Skip(_), _) => {
                 for (who, o) in &outcomes {
                     let expected = dir.join("expected").join(format!("{runs}-{who}"));
@@ -510,14 +609,16 @@ fn run_scenario(dir: &Path, ctx: &mut Context) -> Vec<String> {
                         problems.push(format!("{label} {who}: {p}"));
                     }
                 }
-                if let (KmodRole::Differs(_) | KmodRole::Pending(_), [(_, kmod), (_, ours)]) =
-                    (&role, outcomes.as_slice())
-                {
-                    if differences(kmod, ours).is_empty() {
-                        problems.push(format!(
-                            "{label} marked `differs` or `pending`, but kmod 34.2 and ours agree: remove the mark"
-                        ));
-                    }
+            }
+        }
+        if stated || s.real {
+            for who in ["kmod", "ours"] {
+                let recorded = dir.join("expected").join(format!("{runs}-{who}"));
+                if recorded.exists() {
+                    problems.push(format!(
+                        "{label} {} is not used (the run states its outcome): remove it",
+                        recorded.display()
+                    ));
                 }
             }
         }
@@ -532,7 +633,7 @@ fn scenarios() {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     let mut ctx = Context {
         kmod: kmod34().map(Depmod::Kmod),
-        real: common::tree("amd64"),
+        real: common::main_tree(),
         host: None,
         update: std::env::var_os("UPDATE_SCENARIOS").is_some(),
     };

@@ -85,6 +85,19 @@ pub fn tree(meta: &str) -> Option<(PathBuf, String)> {
     }
 }
 
+/// The Debian amd64 kernel the suites take as their main real tree: `DEPMOD_RS_TREE` when set —
+/// a meta package's suffix (`rt-amd64` for `linux-image-rt-amd64`) or a kernel package's
+/// (`6.1.0-50-amd64`) — otherwise `amd64`, Debian 12's current standard kernel. Nothing the
+/// suites expect depends on which one it is.
+pub fn main_tree_name() -> String {
+    std::env::var("DEPMOD_RS_TREE").ok().filter(|t| !t.is_empty()).unwrap_or_else(|| "amd64".into())
+}
+
+/// [`main_tree_name`]'s tree: the extracted package root and the kernel release.
+pub fn main_tree() -> Option<(PathBuf, String)> {
+    tree(&main_tree_name())
+}
+
 /// A real module tree recompressed with `format` (`xz`, `zst`, `gz`): root and kernel release.
 pub fn recompressed(meta: &str, format: &str) -> Option<(PathBuf, String)> {
     match fetch(&["recompressed", meta, format])
