@@ -1,10 +1,9 @@
 //! Conformance on real Debian module trees: kmod 34.2 and this depmod index separate scratch
 //! copies of the same tree; every output must be byte-identical, and so must stderr. Trees:
-//! Debian 12's amd64 (or the kernel `DEPMOD_RS_TREE` names) and cloud-amd64 kernels (uncompressed),
-//! its 6.12 kernel (`.ko.xz`), and the
-//! cloud tree recompressed with `zstd -19`. For a gzip recompression, which Debian's kmod cannot
-//! read, the expectation is the uncompressed tree's outputs with `.ko` paths turned into `.ko.gz`.
-
+//! Debian 12's amd64 kernel (or the one `DEPMOD_RS_TREE` names) and its cloud-amd64 kernel
+//! (uncompressed), its 6.12 kernel (`.ko.xz`), and the cloud tree recompressed with `zstd -19`.
+//! For a gzip recompression, which Debian's kmod cannot read, the expectation is the uncompressed
+//! tree's outputs with `.ko` paths turned into `.ko.gz`.
 mod common;
 
 use std::fs;
