@@ -4,6 +4,7 @@
 //! (uncompressed), its 6.12 kernel (`.ko.xz`), and the cloud tree recompressed with `zstd -19`.
 //! For a gzip recompression, which Debian's kmod cannot read, the expectation is the uncompressed
 //! tree's outputs with `.ko` paths turned into `.ko.gz`.
+
 mod common;
 
 use std::fs;
