@@ -243,7 +243,7 @@ fn parse(name: &str, text: &str, real_version: Option<&str>) -> Scenario {
                             run.kmod = Some(KmodRole::Skip(reason.trim().to_string()));
                         }
                         "kmod" if v.starts_with("without ") => {
-                            let paths = v.split_whitespace().skip(1).map(|p| path(p));
+                            let paths = v.split_whitespace().skip(1).map(&path);
                             run.kmod_without.extend(paths);
                         }
                         "kmod" | "ours" => {
