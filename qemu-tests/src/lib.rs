@@ -4,11 +4,15 @@
 //! Map:
 //! - [`prereq`]: QEMU, busybox, the fetched packages and a static depmod, or a loud skip;
 //! - [`scenario`]: building one image with `depmod-initramfs`, the guest scripts and parameters;
-//! - [`qemu`]: one boot, judged by the guest's marker line and a host-side timeout.
+//! - [`qemu`]: one boot, judged by the guest's marker line and a host-side timeout;
+//! - [`debroot`], [`callers`]: depmod's real callers (dpkg, mkinitramfs, dracut, a build system)
+//!   in a Debian 12 root, with kmod 34.2's depmod and with ours, and the root booted from disk.
 //!
-//! The scenarios themselves are the integration tests in `tests/scenarios.rs`:
-//! `cargo test -p qemu-tests --release`.
+//! The scenarios themselves are the integration tests in `tests/scenarios.rs` and
+//! `tests/callers.rs`: `cargo test -p qemu-tests --release`.
 
+pub mod callers;
+pub mod debroot;
 pub mod prereq;
 pub mod qemu;
 pub mod scenario;

@@ -57,6 +57,11 @@ impl Machine {
     /// Boots, with the serial console written to `dir/serial.log` and QEMU's own messages to
     /// `dir/qemu.log`.
     pub fn boot(&self, dir: &Path) -> Outcome {
+        self.boot_append(dir, "")
+    }
+
+    /// [`Machine::boot`] with `append` (` root=/dev/vda ...`) added to the kernel command line.
+    pub fn boot_append(&self, dir: &Path, append: &str) -> Outcome {
         let serial_path = dir.join("serial.log");
         let qemu_log = dir.join("qemu.log");
         let _ = std::fs::remove_file(&serial_path);
@@ -74,7 +79,8 @@ impl Machine {
             .arg(&self.kernel)
             .arg("-initrd")
             .arg(&self.initrd)
-            .args(["-append", "console=ttyS0 quiet panic=-1"])
+            .arg("-append")
+            .arg(format!("console=ttyS0 quiet panic=-1{append}"))
             .args(&self.extra)
             .stdin(Stdio::null());
         let start = Instant::now();

@@ -1,0 +1,191 @@
+//! What a run leaves, kept for the comparison: the callers' messages with what varies from run to
+//! run masked, every index file, the module files of each image; and how two runs differ.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::Run;
+
+/// What in a caller's messages is inherently variable between two runs, replaced by a fixed
+/// text; nothing else is touched:
+/// - dpkg's count of installed files, which in our run includes the depmod package's own files
+///   (the kmod 34.2 wrapper is no package);
+/// - the random part of the temporary directories mkinitramfs and dracut make with `mktemp`
+///   (`/var/tmp/dracut.XXXXXX`, `/var/tmp/mkinitramfs_XXXXXX`);
+/// - the time dracut's hardlink step took (`dracut: Duration: 0.005239 seconds`).
+pub fn normalise(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let line = if line.starts_with("(Reading database ... ")
+            && line.ends_with(" files and directories currently installed.)")
+        {
+            "(Reading database ... N files and directories currently installed.)".to_string()
+        } else if line.starts_with("dracut: Duration:") && line.ends_with(" seconds") {
+            "dracut: Duration: N seconds".to_string()
+        } else {
+            ["/var/tmp/dracut.", "/var/tmp/mkinitramfs_"]
+                .iter()
+                .fold(line.to_string(), |l, p| mask_after(&l, p))
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// `line` with the six characters after each `prefix` (mktemp's X's) replaced by `XXXXXX`.
+fn mask_after(line: &str, prefix: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find(prefix) {
+        let (head, tail) = rest.split_at(at + prefix.len());
+        out.push_str(head);
+        let n = tail.chars().take(6).take_while(char::is_ascii_alphanumeric).count();
+        out.push_str(&"X".repeat(n));
+        rest = &tail[n..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Keeps every `modules.*` file of `dir` under `label`.
+pub(super) fn snapshot(
+    dir: &Path,
+    label: &str,
+    into: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<(), String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut n = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("modules.") && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let bytes = std::fs::read(entry.path())
+                .map_err(|e| format!("{}: {e}", entry.path().display()))?;
+            into.insert(format!("{label}: {name}"), bytes);
+            n += 1;
+        }
+    }
+    if n == 0 {
+        return Err(format!("{}: no modules.* file ({label})", dir.display()));
+    }
+    Ok(())
+}
+
+/// The `lib/modules/VERSION` directories under an unpacked image (symbolic links not followed:
+/// `lib` is often one to `usr/lib`).
+pub(super) fn module_dirs(top: &Path, version: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![top.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let p = e.path();
+            if e.file_name() == version && d.file_name().is_some_and(|n| n == "modules") {
+                found.push(p);
+            } else {
+                stack.push(p);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The module files under `dir`, relative to it, sorted.
+pub(super) fn module_files(dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p);
+            } else if e.file_name().to_string_lossy().contains(".ko") {
+                files.push(p.strip_prefix(dir).unwrap_or(&p).display().to_string());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Every way run `b` differs from run `a`: a caller's exit status or messages, an index missing
+/// from one or with other bytes, an image with other module files. Differing indexes are written
+/// to `out/differences/` for inspection.
+pub fn differences(a: &Run, b: &Run, out: &Path) -> Vec<String> {
+    let mut diffs = Vec::new();
+    let (an, bn) = (a.depmod.name(), b.depmod.name());
+    if a.calls.len() != b.calls.len() {
+        diffs.push(format!("{an} ran {} callers, {bn} {}", a.calls.len(), b.calls.len()));
+    }
+    for (x, y) in a.calls.iter().zip(&b.calls) {
+        if x.ran != y.ran {
+            diffs.push(format!(
+                "`{}`:\n=== {an}: {}\n=== {bn}: {}",
+                x.command,
+                x.ran.describe(),
+                y.ran.describe()
+            ));
+        }
+    }
+    let dir = out.join("differences");
+    for key in a.indexes.keys().chain(b.indexes.keys()) {
+        match (a.indexes.get(key), b.indexes.get(key)) {
+            (Some(x), Some(y)) if x == y => {}
+            (Some(x), Some(y)) => {
+                let file = key.replace([' ', '/', ':'], "_");
+                let _ = std::fs::create_dir_all(&dir);
+                let _ = std::fs::write(dir.join(format!("{file}.{an}")), x);
+                let _ = std::fs::write(dir.join(format!("{file}.{bn}")), y);
+                diffs.push(format!("{key}: different bytes (both in {})", dir.display()));
+            }
+            (Some(_), None) => diffs.push(format!("{key}: only in {an}'s run")),
+            (None, _) => diffs.push(format!("{key}: only in {bn}'s run")),
+        }
+    }
+    diffs.dedup();
+    if a.image_modules != b.image_modules {
+        for (key, x) in &a.image_modules {
+            let y = b.image_modules.get(key);
+            if y != Some(x) {
+                let n = y.map_or(0, Vec::len);
+                diffs.push(format!("{key}: {} module files with {an}, {n} with {bn}", x.len()));
+            }
+        }
+    }
+    diffs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_varies_is_normalised() {
+        let dpkg = "Selecting previously unselected package x.\n(Reading database ... 8994 files \
+                    and directories currently installed.)\nUnpacking x (1) ...\n";
+        assert_eq!(
+            normalise(dpkg),
+            "Selecting previously unselected package x.\n(Reading database ... N files and \
+             directories currently installed.)\nUnpacking x (1) ...\n"
+        );
+        let dracut = "dracut: FAILED: /usr/lib/dracut/dracut-install -D /var/tmp/dracut.hLpgyJ/\
+                      initramfs -a umount\ndracut: Duration:                 0.005239 seconds\n\
+                      dracut: Files:                    889\n";
+        assert_eq!(
+            normalise(dracut),
+            "dracut: FAILED: /usr/lib/dracut/dracut-install -D /var/tmp/dracut.XXXXXX/initramfs \
+             -a umount\ndracut: Duration: N seconds\ndracut: Files:                    889\n"
+        );
+        let kept =
+            "W: (Reading database ... 5 other things)\nE: /var/tmp/mkinitramfs_ab/x: 7 seconds\n";
+        assert_eq!(
+            normalise(kept),
+            "W: (Reading database ... 5 other things)\nE: /var/tmp/mkinitramfs_XX/x: 7 seconds\n"
+        );
+    }
+}
