@@ -7,10 +7,10 @@ use std::os::unix::ffi::OsStrExt;
 
 use depmod_core::ModuleInfo;
 use depmod_core::config::Config;
-use depmod_core::graph;
+use depmod_core::graph::{self, Graph};
 use depmod_core::kernel_symbols::{self, SymbolFileNotice};
 use depmod_core::output::Index;
-use depmod_core::resolve::{self, Event, Graph, ResolveOptions, Symbols};
+use depmod_core::resolve::{self, Event, ResolveOptions, Symbols};
 use depmod_core::tree::{self, Module, ModuleSet};
 
 use crate::cli::{self, Options};
@@ -289,8 +289,8 @@ fn index(
     }
 }
 
-/// kmod's dependency pass ([`resolve::resolve`]) on `threads` threads, in runs of modules; the
-/// graph and the events come out in module order, as from one thread.
+/// kmod's dependency pass on `threads` threads, in runs of modules; the graph and the events
+/// come out in module order, as from one thread.
 fn resolve_all<'a>(
     symbols: &Symbols<'a>,
     infos: &'a [ModuleInfo],
@@ -300,32 +300,13 @@ fn resolve_all<'a>(
 ) -> Graph {
     /// Modules per piece of work: enough to make handing it out cheap.
     const RUN: usize = 128;
-    struct Part<'a> {
-        deps: Vec<u32>,
-        counts: Vec<usize>,
-        events: Vec<Event<'a>>,
-    }
     let runs: Vec<&'a [ModuleInfo]> = infos.chunks(RUN).collect();
     let parts = crate::par::map(&runs, threads, |r, run| {
-        let mut part = Part { deps: Vec::new(), counts: Vec::new(), events: Vec::new() };
-        for (j, info) in run.iter().enumerate() {
-            let before = part.deps.len();
-            let module = (r * RUN + j) as u32;
-            resolve::resolve_one(symbols, info, module, options, &mut part.deps, |e| {
-                part.events.push(e)
-            });
-            part.counts.push(part.deps.len() - before);
-        }
-        part
+        resolve::resolve_run(symbols, run, (r * RUN) as u32, options)
     });
     let mut graph = Graph::new(infos.len());
     for part in parts {
-        let mut rest = &part.deps[..];
-        for n in part.counts {
-            let (mine, later) = rest.split_at(n);
-            graph.push(mine);
-            rest = later;
-        }
+        part.add_to(&mut graph);
         part.events.into_iter().for_each(&mut events);
     }
     graph

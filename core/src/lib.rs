@@ -8,7 +8,8 @@
 //! - [`modinfo`]: `.modinfo` records; [`module`]: [`ModuleInfo`], what depmod keeps of a file;
 //! - [`name`]: module names and alias keys; [`hash`]: kmod's hash-table order;
 //! - [`config`]: depmod.d priority rules; [`tree`]: the module set and `modules.order`;
-//! - [`resolve`]: symbol owners and edges; [`graph`]: topological order and cycle report;
+//! - [`resolve`]: symbol owners and each module's direct dependencies; [`graph`]: the
+//!   dependency graph, kmod's topological order and the cycle report;
 //! - [`output`]: the output files.
 //!
 //! ```

@@ -31,7 +31,7 @@ pub struct Summary {
     pub weakdeps: Vec<Vec<u8>>,
     pub exports: Vec<(Vec<u8>, u64)>,
     pub imports: Vec<(Vec<u8>, u64, bool)>,
-    pub errors: [Option<Error>; 4],
+    pub errors: [Option<Error>; 3],
 }
 
 /// The comparable form of `info`.
@@ -43,7 +43,7 @@ pub fn summary(info: &ModuleInfo) -> Summary {
         weakdeps: texts(&mut info.weakdeps()),
         exports: info.exports().map(|(n, c)| (n.to_vec(), c)).collect(),
         imports: info.imports().map(|i| (i.name.to_vec(), i.crc, i.weak)).collect(),
-        errors: [info.elf_error, info.exports_error, info.modinfo_error, info.imports_error],
+        errors: [info.elf_error, info.exports_error, info.imports_error],
     }
 }
 
