@@ -13,7 +13,7 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use depmod_core::ModuleInfo;
 use depmod_core::module::Scratch;
 
-use depmod_core::elf;
+use depmod_core::read_plan::{self, RangeSet};
 
 use crate::decompress::{DecodeError, Decoders, Format, Range};
 use depmod_core::tree::Module;
@@ -231,7 +231,7 @@ fn parse(data: &[u8], decoders: &mut Decoders, scratch: &mut Scratch) -> Loaded 
         // fails the same way there.
         let mut plan = |d: &[u8]| {
             let mut want = Vec::new();
-            elf::wanted_ranges(d, &|_| true, &mut want);
+            read_plan::wanted_ranges(d, &|_| true, &mut want);
             want
         };
         if let Ok(sparse) = decoders.decode_sparse(format, data, size, &mut plan) {
@@ -278,29 +278,31 @@ fn read_at(file: &OwnedFd, buf: &mut [u8], range: Range) -> io::Result<()> {
 
 /// Reads the parts of an uncompressed module that the parser reads into `buf` (whose other bytes
 /// are left as they were: the parser never looks at them). Each round reads what
-/// [`elf::wanted_ranges`] asks for given what has been read so far, until it asks for nothing new; a
+/// [`read_plan::wanted_ranges`] asks for given what has been read so far, until it asks for nothing new; a
 /// file that keeps asking is read whole.
 fn read_sparse(file: &OwnedFd, len: usize, buf: &mut [u8], ranges: &mut Ranges) -> io::Result<()> {
     let Ranges { filled, want, gaps } = ranges;
+    let clip = |r: &Range| r.start.min(len)..r.end.min(len);
     // The head was read already; the tail usually holds the section table and names.
-    filled.ranges.clear();
-    filled.len = len;
-    filled.add(0..4096);
+    filled.clear();
+    filled.insert(0..4096.min(len));
     want.clear();
     want.push(len.saturating_sub(16 * 1024)..len);
     for _ in 0..6 {
         gaps.clear();
-        for r in merge(want) {
-            filled.missing(r.clone(), gaps);
+        want.iter_mut().for_each(|r| *r = clip(r));
+        read_plan::coalesce(want, 4096);
+        for r in want.drain(..) {
+            filled.missing(r, gaps);
         }
         for gap in gaps.iter() {
             read_at(file, buf, gap.clone())?;
         }
         for gap in gaps.drain(..) {
-            filled.add(gap);
+            filled.insert(gap);
         }
-        elf::wanted_ranges(buf, &|r| filled.covers(r), want);
-        want.retain(|r| !filled.covers(r));
+        read_plan::wanted_ranges(buf, &|r| filled.covers(&clip(r)), want);
+        want.retain(|r| !filled.covers(&clip(r)));
         if want.is_empty() {
             return Ok(());
         }
@@ -311,114 +313,8 @@ fn read_sparse(file: &OwnedFd, len: usize, buf: &mut [u8], ranges: &mut Ranges) 
 /// Range lists [`read_sparse`] reuses from one file to the next.
 #[derive(Default)]
 pub struct Ranges {
-    filled: Filled,
+    /// The parts of the file read so far.
+    filled: RangeSet,
     want: Vec<Range>,
     gaps: Vec<Range>,
-}
-
-/// The parts of a file read so far: sorted, disjoint ranges within its `len` bytes.
-#[derive(Default)]
-struct Filled {
-    ranges: Vec<Range>,
-    len: usize,
-}
-
-impl Filled {
-    fn clip(&self, r: &Range) -> Range {
-        r.start.min(self.len)..r.end.min(self.len)
-    }
-
-    fn add(&mut self, r: Range) {
-        let r = self.clip(&r);
-        if r.is_empty() {
-            return;
-        }
-        let at = self.ranges.partition_point(|f| f.start < r.start);
-        self.ranges.insert(at, r);
-        // Join neighbours that touch.
-        let mut merged: usize = 0;
-        for i in 1..self.ranges.len() {
-            let next = self.ranges.get(i).cloned().unwrap_or_default();
-            match self.ranges.get_mut(merged) {
-                Some(last) if next.start <= last.end => last.end = last.end.max(next.end),
-                _ => {
-                    merged += 1;
-                    if let Some(slot) = self.ranges.get_mut(merged) {
-                        *slot = next;
-                    }
-                }
-            }
-        }
-        self.ranges.truncate(merged + 1);
-    }
-
-    /// Appends the parts of `r` not read yet to `out`.
-    fn missing(&self, r: Range, out: &mut Vec<Range>) {
-        let r = self.clip(&r);
-        let mut cursor = r.start;
-        for f in &self.ranges {
-            if f.end <= cursor {
-                continue;
-            }
-            if f.start >= r.end {
-                break;
-            }
-            if f.start > cursor {
-                out.push(cursor..f.start);
-            }
-            cursor = cursor.max(f.end);
-        }
-        if cursor < r.end {
-            out.push(cursor..r.end);
-        }
-    }
-
-    /// Whether all of `r` has been read.
-    fn covers(&self, r: &Range) -> bool {
-        let r = self.clip(r);
-        r.is_empty() || self.ranges.iter().any(|f| f.start <= r.start && r.end <= f.end)
-    }
-}
-
-/// Sorts `ranges` and joins those less than a page apart, to read them in one call each.
-fn merge(ranges: &mut Vec<Range>) -> impl Iterator<Item = Range> + '_ {
-    ranges.sort_unstable_by_key(|r| r.start);
-    let mut joined: usize = 0;
-    for i in 1..ranges.len() {
-        let next = ranges.get(i).cloned().unwrap_or_default();
-        match ranges.get_mut(joined) {
-            Some(last) if next.start <= last.end.saturating_add(4096) => {
-                last.end = last.end.max(next.end);
-            }
-            _ => {
-                joined += 1;
-                if let Some(slot) = ranges.get_mut(joined) {
-                    *slot = next;
-                }
-            }
-        }
-    }
-    ranges.truncate(joined + 1);
-    ranges.drain(..)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filled_ranges() {
-        let mut f = Filled { ranges: Vec::new(), len: 100 };
-        f.add(10..20);
-        f.add(30..40);
-        f.add(20..25);
-        f.add(90..200);
-        assert_eq!(f.ranges, [10..25, 30..40, 90..100]);
-        let mut out = Vec::new();
-        f.missing(0..50, &mut out);
-        assert_eq!(out, [0..10, 25..30, 40..50]);
-        assert!(f.covers(&(12..24)) && f.covers(&(95..300)) && !f.covers(&(24..31)));
-        let mut r = vec![50..60, 0..10, 9000..9100, 4000..4010];
-        assert_eq!(merge(&mut r).collect::<Vec<_>>(), [0..4010, 9000..9100]);
-    }
 }

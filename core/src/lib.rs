@@ -10,7 +10,8 @@
 //! - [`config`]: depmod.d priority rules; [`tree`]: the module set and `modules.order`;
 //! - [`resolve`]: symbol owners and each module's direct dependencies; [`graph`]: the
 //!   dependency graph, kmod's topological order and the cycle report;
-//! - [`output`]: the output files.
+//! - [`output`]: the output files;
+//! - [`read_plan`]: which bytes of a module file the parser reads (for partial reads).
 //!
 //! ```
 //! use depmod_core::{config::Config, tree::ModuleSet, ModuleInfo};
@@ -42,6 +43,7 @@ pub mod modinfo;
 pub mod module;
 pub mod name;
 pub mod output;
+pub mod read_plan;
 pub mod resolve;
 pub mod tree;
 

@@ -1,6 +1,6 @@
 //! What the fuzz targets share: the binary's decompression wrappers (bin/src/decompress.rs and
 //! xz.rs, compiled here unchanged), the binary's choice of which parts of a module file to read
-//! (core's `elf::wanted_ranges`), and a comparable summary of a parsed module.
+//! (core's `read_plan::wanted_ranges`), and a comparable summary of a parsed module.
 //!
 //! The targets check properties, not just the absence of crashes: a module read in part (as the
 //! binary reads large files) parses as the whole file does, reused working space changes
@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::ops::Range;
 
 use depmod_core::ModuleInfo;
-use depmod_core::elf;
+use depmod_core::read_plan;
 use depmod_core::error::Error;
 
 #[allow(dead_code, clippy::all)]
@@ -47,11 +47,11 @@ pub fn summary(info: &ModuleInfo) -> Summary {
     }
 }
 
-/// The parts of a module file depmod reads, as far as `data` tells ([`elf::wanted_ranges`],
+/// The parts of a module file depmod reads, as far as `data` tells ([`read_plan::wanted_ranges`],
 /// which the binary uses).
 pub fn wanted_ranges(data: &[u8], filled: &dyn Fn(&Range<usize>) -> bool) -> Vec<Range<usize>> {
     let mut want = Vec::new();
-    elf::wanted_ranges(data, filled, &mut want);
+    read_plan::wanted_ranges(data, filled, &mut want);
     want
 }
 
