@@ -126,6 +126,11 @@ fn put_strerror(out: &mut Vec<u8>, code: i32) {
     }
 }
 
+/// A failure whose message has been printed: the run stops, and `main` exits with status 1.
+/// The one spelling of "failed, already reported" in this program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Failed;
+
 /// Where messages go, and which are shown.
 #[derive(Debug)]
 pub struct Log {

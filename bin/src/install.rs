@@ -1,4 +1,5 @@
-//! Installing the indexes: all or nothing, and no writes when nothing changed.
+//! Installing the indexes: all or nothing, and no writes when nothing changed; or, with `-n`,
+//! printing them.
 //!
 //! Each output goes, as soon as it is generated, to a temporary file created exclusively in the
 //! output directory, written completely. When every output is written, all are flushed to disk
@@ -20,19 +21,63 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::log::{Log, log};
+use crate::log::{Failed, Log, log};
+use crate::par;
 
 /// Suffix of temporary files: `.<name>.<pid>.<n>.depmod-tmp`.
 const TMP_SUFFIX: &str = ".depmod-tmp";
 
-/// Creates `dir` and its parents (mode 0755), as kmod's `mkdir_p`.
-pub fn create_dir(dir: &[u8]) -> io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o755).create(Path::new(OsStr::from_bytes(dir)))
+/// Where the outputs go.
+pub enum Sink<'l> {
+    /// `-n`: the text outputs, one after the other, on stdout.
+    Stdout(io::StdoutLock<'static>),
+    /// Stdout was closed under us (a pipe reader that went away): nothing more is printed.
+    Closed,
+    /// Files in the output directory, installed together at the end.
+    Files(Installer<'l>),
 }
 
-/// Why the outputs could not be installed (the message has been printed).
-#[derive(Debug)]
-pub struct WriteFailed;
+impl<'l> Sink<'l> {
+    /// Stdout for `-n`, otherwise an installer into `dir`, which is created (with kmod's FATAL
+    /// message when it cannot be).
+    pub fn open(log: &'l Log, dry_run: bool, dir: &[u8]) -> Result<Self, Failed> {
+        if dry_run {
+            return Ok(Sink::Stdout(io::stdout().lock()));
+        }
+        if let Err(e) = create_dir(dir) {
+            log!(log, Fatal, "could not create directory ", dir, ": ", e);
+            return Err(Failed);
+        }
+        Ok(Sink::Files(Installer::new(log, dir)))
+    }
+
+    /// Takes one finished output.
+    pub fn put(&mut self, name: &'static str, data: &[u8]) -> Result<(), Failed> {
+        match self {
+            Sink::Stdout(out) => {
+                if out.write_all(data).is_err() {
+                    *self = Sink::Closed;
+                }
+                Ok(())
+            }
+            Sink::Closed => Ok(()),
+            Sink::Files(installer) => installer.add(name, data),
+        }
+    }
+
+    /// Installs the files (nothing to do for stdout).
+    pub fn finish(self) -> Result<(), Failed> {
+        match self {
+            Sink::Stdout(_) | Sink::Closed => Ok(()),
+            Sink::Files(installer) => installer.commit(),
+        }
+    }
+}
+
+/// Creates `dir` and its parents (mode 0755), as kmod's `mkdir_p`.
+fn create_dir(dir: &[u8]) -> io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(0o755).create(Path::new(OsStr::from_bytes(dir)))
+}
 
 /// One output waiting for its rename.
 struct Pending {
@@ -56,7 +101,7 @@ pub struct Installer<'l> {
 impl<'l> Installer<'l> {
     /// An installer writing into the (existing) directory `dir`; removes temporary files that
     /// killed earlier runs left there.
-    pub fn new(log: &'l Log, dir: &[u8]) -> Self {
+    fn new(log: &'l Log, dir: &[u8]) -> Self {
         let installer = Installer {
             log,
             dir: PathBuf::from(OsStr::from_bytes(dir)),
@@ -70,7 +115,7 @@ impl<'l> Installer<'l> {
     }
 
     /// Writes `data` as the new `name`, unless the current file already holds exactly it.
-    pub fn add(&mut self, name: &'static str, data: &[u8]) -> Result<(), WriteFailed> {
+    fn add(&mut self, name: &'static str, data: &[u8]) -> Result<(), Failed> {
         let target = self.dir.join(name);
         if same_contents(&target, data, self.fresh_mode) {
             self.pending.push(Pending { name, tmp: None });
@@ -86,7 +131,7 @@ impl<'l> Installer<'l> {
                     let _ = fs::remove_file(tmp);
                 }
                 self.write_error(name, &e);
-                Err(WriteFailed)
+                Err(Failed)
             }
         }
     }
@@ -122,7 +167,7 @@ impl<'l> Installer<'l> {
 
     /// Flushes every written output to disk, then renames each into place, in the order they
     /// were added, then syncs the directory.
-    pub fn commit(mut self) -> Result<(), WriteFailed> {
+    fn commit(mut self) -> Result<(), Failed> {
         self.flush()?;
         let pending = std::mem::take(&mut self.pending);
         for (i, p) in pending.iter().enumerate() {
@@ -169,7 +214,7 @@ impl<'l> Installer<'l> {
                         let _ = fs::remove_file(t);
                     }
                 }
-                return Err(WriteFailed);
+                return Err(Failed);
             }
         }
         if let Ok(d) = File::open(&self.dir) {
@@ -181,14 +226,15 @@ impl<'l> Installer<'l> {
     /// `fdatasync` on every temporary file, all at once: one journal commit can then carry them
     /// all, where one after the other each waits for its own. The first failure is reported;
     /// the caller's drop removes the temporary files.
-    fn flush(&self) -> Result<(), WriteFailed> {
+    fn flush(&self) -> Result<(), Failed> {
         let files: Vec<(&str, &File)> =
             self.pending.iter().filter_map(|p| Some((p.name, &p.tmp.as_ref()?.1))).collect();
-        let results = crate::par::map(&files, files.len(), |_, &(_, f)| f.sync_data());
+        let results =
+            par::map_slice_with(&files, files.len(), || (), |_, _, &(_, f)| f.sync_data());
         for ((name, _), result) in files.iter().zip(results) {
             if let Err(e) = result {
                 self.write_error(name, &e);
-                return Err(WriteFailed);
+                return Err(Failed);
             }
         }
         Ok(())
