@@ -4,6 +4,7 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
+use crate::decompress::Format;
 use crate::getopt::{self, HasArg, LongOpt};
 
 /// kmod 34.2's short options.
@@ -192,8 +193,13 @@ pub fn version_is_valid(v: &[u8]) -> bool {
 /// What `-V` prints: kmod's first line (scripts read it), the decoders built in (as kmod's
 /// feature line spells them), and this program's name.
 pub fn version() -> String {
+    let flag =
+        |format: Format, name| format!("{}{name}", if format.is_built_in() { '+' } else { '-' });
     format!(
-        "kmod version 34.2\n+ZSTD +XZ +ZLIB\ndepmod-rs {}: a reimplementation of kmod's depmod\n",
+        "kmod version 34.2\n{} {} {}\ndepmod-rs {}: a reimplementation of kmod's depmod\n",
+        flag(Format::Zstd, "ZSTD"),
+        flag(Format::Xz, "XZ"),
+        flag(Format::Gzip, "ZLIB"),
         env!("CARGO_PKG_VERSION")
     )
 }

@@ -308,3 +308,108 @@ fn same_contents(path: &Path, data: &[u8], mode: u32) -> bool {
     }
     crc32fast::hash(&old) == crc32fast::hash(data) && old == data
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TempDir;
+    use std::os::unix::fs::MetadataExt;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn written_in_full_then_renamed_together() {
+        let dir = TempDir::new("install");
+        let log = Log::capturing();
+        let mut installer = Installer::new(&log, &dir.bytes());
+        installer.add("modules.dep", b"a.ko:\n").unwrap();
+        installer.add("modules.alias", b"# none\n").unwrap();
+        // Nothing is in place before the commit: only the temporary files exist.
+        let pid = std::process::id();
+        assert_eq!(
+            names(dir.path()),
+            [
+                format!(".modules.alias.{pid}.2.depmod-tmp"),
+                format!(".modules.dep.{pid}.1.depmod-tmp")
+            ]
+        );
+        installer.commit().unwrap();
+        assert_eq!(names(dir.path()), ["modules.alias", "modules.dep"]);
+        assert_eq!(fs::read(dir.path().join("modules.dep")).unwrap(), b"a.ko:\n");
+        let mode = fs::metadata(dir.path().join("modules.dep")).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o644 & !current_umask());
+        assert_eq!(log.take(), "");
+    }
+
+    #[test]
+    fn an_unchanged_index_is_not_rewritten_but_modules_dep_is_touched() {
+        let dir = TempDir::new("unchanged");
+        let log = Log::capturing();
+        let install = |alias: &[u8]| {
+            let mut installer = Installer::new(&log, &dir.bytes());
+            installer.add("modules.dep", b"a.ko:\n").unwrap();
+            installer.add("modules.alias", alias).unwrap();
+            installer.commit().unwrap();
+        };
+        install(b"one\n");
+        let meta = |name: &str| fs::metadata(dir.path().join(name)).unwrap();
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000);
+        File::options()
+            .write(true)
+            .open(dir.path().join("modules.dep"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let (dep, alias) = (meta("modules.dep").ino(), meta("modules.alias").ino());
+        install(b"one\n");
+        assert_eq!((meta("modules.dep").ino(), meta("modules.alias").ino()), (dep, alias));
+        assert!(meta("modules.dep").modified().unwrap() > old);
+        install(b"two\n");
+        assert_ne!(meta("modules.alias").ino(), alias);
+        assert_eq!(fs::read(dir.path().join("modules.alias")).unwrap(), b"two\n");
+        assert_eq!(log.take(), "");
+    }
+
+    #[test]
+    fn nothing_is_left_behind_by_a_failure() {
+        let dir = TempDir::new("failure");
+        let log = Log::capturing();
+        dir.write("modules.dep", b"old\n");
+        // An installer dropped before its commit (a later output failed) removes its files.
+        let mut installer = Installer::new(&log, &dir.bytes());
+        installer.add("modules.dep", b"new\n").unwrap();
+        drop(installer);
+        assert_eq!(names(dir.path()), ["modules.dep"]);
+        assert_eq!(fs::read(dir.path().join("modules.dep")).unwrap(), b"old\n");
+        // A rename that fails is reported; the files not renamed yet are removed.
+        dir.write("modules.alias/in-the-way", b"");
+        let mut installer = Installer::new(&log, &dir.bytes());
+        installer.add("modules.alias", b"new\n").unwrap();
+        installer.add("modules.symbols", b"new\n").unwrap();
+        assert_eq!(installer.commit(), Err(Failed));
+        assert_eq!(names(dir.path()), ["modules.alias", "modules.dep"]);
+        let message = log.take();
+        assert!(message.starts_with("depmod: ERROR: could not rename "), "{message}");
+        assert!(message.ends_with("/modules.alias: Is a directory\n"), "{message}");
+    }
+
+    #[test]
+    fn temporary_files_of_dead_runs_are_removed() {
+        let dir = TempDir::new("stale");
+        let log = Log::capturing();
+        let dead = format!(".modules.dep.{}.1.depmod-tmp", i32::MAX - 1);
+        let alive = format!(".modules.dep.{}.1.depmod-tmp", std::process::id());
+        for name in [&dead, &alive, &"unrelated".to_string()] {
+            dir.write(name, b"");
+        }
+        drop(Installer::new(&log, &dir.bytes()));
+        assert_eq!(names(dir.path()), [alive, "unrelated".to_string()]);
+    }
+}

@@ -132,3 +132,85 @@ pub fn while_finding(
         .collect();
     Ok((modules, loaded))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{TempDir, module, xz};
+    use depmod_core::elf::writer::ModuleSpec;
+
+    /// A module of about `size` bytes, most of it code depmod never reads.
+    fn big_module(size: usize) -> Vec<u8> {
+        let mut m = ModuleSpec::new();
+        m.modinfo = vec![b"alias=big".to_vec()];
+        m.exports = vec![b"big_fn".to_vec()];
+        m.crcs = Some(vec![0x1234]);
+        m.imports = vec![(b"printk".to_vec(), false)];
+        m.extra_sections = vec![(".text.big".into(), vec![0x90; size])];
+        m.build()
+    }
+
+    fn same(a: &ModuleInfo, b: &ModuleInfo) -> bool {
+        a.aliases().eq(b.aliases())
+            && a.exports().eq(b.exports())
+            && a.imports().eq(b.imports())
+            && (a.elf_error, a.exports_error, a.imports_error, a.anomaly)
+                == (b.elf_error, b.exports_error, b.imports_error, b.anomaly)
+    }
+
+    /// Small files are read whole, large ones in part (or mapped), compressed ones decoded:
+    /// each gives what the whole file gives.
+    #[test]
+    fn every_way_of_reading_gives_the_whole_file() {
+        let dir = TempDir::new("load");
+        let small = module(&["s"], &["x"], &["alias=small"]);
+        let cases = [
+            ("small.ko", small.clone(), small.clone()),
+            ("sparse.ko", big_module(200_000), big_module(200_000)),
+            ("mapped.ko", big_module(1_500_000), big_module(1_500_000)),
+            ("small.ko.xz", xz(&small), small),
+        ];
+        let mut loader = Loader::default();
+        for (name, file, plain) in cases {
+            let path = dir.write(name, &file);
+            let path = path.as_os_str().as_bytes();
+            let whole = ModuleInfo::parse(&plain);
+            match load(&mut loader, path) {
+                Ok(info) => assert!(same(&info, &whole), "{name}"),
+                Err(Failure::Decode(DecodeError::NotBuiltIn(Format::Xz))) => {
+                    assert!(!Format::Xz.is_built_in());
+                }
+                Err(e) => panic!("{name}: {e:?}"),
+            }
+        }
+        let missing = load(&mut loader, b"/nonexistent/x.ko");
+        assert!(matches!(missing, Err(Failure::Io(e)) if e.kind() == io::ErrorKind::NotFound));
+    }
+
+    /// The results follow the modules' order, whatever order the files were found in, and a
+    /// module whose file was not reported is loaded too.
+    #[test]
+    fn results_in_module_order() {
+        let dir = TempDir::new("while-finding");
+        let a = dir.write("a.ko", &module(&["a"], &[], &[]));
+        let b = dir.write("b.ko", &module(&["b"], &[], &[]));
+        let c = dir.write("c.ko", b"not elf");
+        let module_of = |p: &std::path::Path| Module::new(p.as_os_str().as_bytes().to_vec(), b"/");
+        let (modules, loaded) = while_finding(2, |found| {
+            found(c.as_os_str().as_bytes());
+            found(a.as_os_str().as_bytes());
+            Ok(vec![module_of(&a), module_of(&b), module_of(&c)])
+        })
+        .unwrap();
+        assert_eq!(modules.len(), 3);
+        let exports: Vec<Vec<u8>> = loaded
+            .iter()
+            .map(|l| {
+                l.as_ref().unwrap().exports().map(|(n, _)| n.to_vec()).collect::<Vec<_>>().concat()
+            })
+            .collect();
+        assert_eq!(exports, [b"a".to_vec(), b"b".to_vec(), vec![]]);
+        assert!(loaded[2].as_ref().unwrap().elf_error.is_some());
+        assert!(while_finding(1, |_| Err(Failed)).is_err());
+    }
+}

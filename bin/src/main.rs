@@ -26,9 +26,10 @@ mod quick;
 mod read;
 mod resolve;
 mod run;
+#[cfg(test)]
+mod testing;
 mod usable;
 mod walk;
-mod xz;
 
 #[cfg(target_env = "musl")]
 #[global_allocator]

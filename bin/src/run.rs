@@ -113,3 +113,129 @@ impl Phases {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{self, Command};
+    use crate::decompress::Format;
+    use crate::testing::{TempDir, module, xz};
+    use std::ffi::OsString;
+
+    const VERSION: &str = "6.1";
+
+    /// Options for a run over `root` with an empty configuration, then `extra` arguments.
+    fn options(root: &TempDir, extra: &[&str]) -> Options {
+        let conf = root.path().join("depmod.d");
+        std::fs::create_dir_all(&conf).unwrap();
+        let mut args: Vec<OsString> =
+            vec!["-b".into(), root.path().into(), "-C".into(), conf.into()];
+        args.extend(extra.iter().map(OsString::from));
+        match cli::parse(b"depmod", &args) {
+            Command::Run(o) => o,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A tree with `files` (path under the module directory, contents) and a `modules.order`
+    /// listing them in that order.
+    fn tree(test: &str, files: &[(&str, Vec<u8>)]) -> TempDir {
+        let root = TempDir::new(test);
+        let dir = format!("lib/modules/{VERSION}");
+        let mut order = String::new();
+        for (path, data) in files {
+            root.write(&format!("{dir}/{path}"), data);
+            order += &format!("{}.ko\n", path.split(".ko").next().unwrap_or(path));
+        }
+        root.write(&format!("{dir}/modules.order"), order.as_bytes());
+        root.write(&format!("{dir}/modules.builtin"), b"");
+        root.write(&format!("{dir}/modules.builtin.modinfo"), b"");
+        root
+    }
+
+    fn read(root: &TempDir, name: &str) -> String {
+        let path = root.path().join(format!("lib/modules/{VERSION}/{name}"));
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    /// The whole run: every usable module indexed with its dependencies, each file that cannot
+    /// be used named once (a format this build leaves out among them), the rest indexed.
+    #[test]
+    fn indexes_what_it_can_read_and_names_the_rest() {
+        let a = module(&["fa"], &[], &["alias=a-alias"]);
+        let b = module(&["fb"], &["fa"], &[]);
+        let c = module(&[], &["fb"], &[]);
+        let zst_magic = [&[0x28, 0xb5, 0x2f, 0xfd][..], b"not really zstd"].concat();
+        let root = tree(
+            "run",
+            &[
+                ("kernel/a.ko", a),
+                ("kernel/b.ko.xz", xz(&b)),
+                ("kernel/c.ko", c),
+                ("kernel/bad.ko", b"not a module at all".to_vec()),
+                ("kernel/z.ko.zst", zst_magic),
+            ],
+        );
+        let mut log = Log::capturing();
+        assert_eq!(run(&mut log, &options(&root, &[VERSION])), Ok(()));
+        let base = format!("{}/lib/modules/{VERSION}/kernel", root.path().display());
+        let not_built = |f: Format| crate::decompress::DecodeError::NotBuiltIn(f).to_string();
+        let unusable = |file: &str, why: &str| {
+            format!("depmod: ERROR: {base}/{file}: {why}; the module is not indexed\n")
+        };
+        // In array order (modules.order's).
+        let mut expected = String::new();
+        if !Format::Xz.is_built_in() {
+            expected += &unusable("b.ko.xz", &not_built(Format::Xz));
+        }
+        expected += &unusable("bad.ko", "not an ELF file: no \\x7fELF magic at offset 0");
+        expected += &unusable(
+            "z.ko.zst",
+            &match Format::Zstd.is_built_in() {
+                true => "corrupt zstd stream: Failed to determine decompression size".into(),
+                false => not_built(Format::Zstd),
+            },
+        );
+        assert_eq!(log.take(), expected);
+        let dep = match Format::Xz.is_built_in() {
+            true => {
+                "kernel/a.ko:\nkernel/b.ko.xz: kernel/a.ko\nkernel/c.ko: kernel/b.ko.xz kernel/a.ko\n"
+            }
+            false => "kernel/a.ko:\nkernel/c.ko:\n",
+        };
+        assert_eq!(read(&root, "modules.dep"), dep);
+        assert_eq!(
+            read(&root, "modules.alias"),
+            "# Aliases extracted from modules themselves.\nalias a-alias a\n"
+        );
+        let dir = root.path().join(format!("lib/modules/{VERSION}"));
+        let indexes = std::fs::read_dir(dir).unwrap().flatten();
+        let written =
+            indexes.filter(|e| e.file_name().to_string_lossy().starts_with("modules.")).count();
+        // The eleven indexes and the three inputs.
+        assert_eq!(written, 14);
+    }
+
+    /// A failure stops the run with its message and leaves the indexes as they were.
+    #[test]
+    fn cycles_fail_and_write_nothing() {
+        let root = tree(
+            "cycles",
+            &[
+                ("kernel/x.ko", module(&["fx"], &["fy"], &[])),
+                ("kernel/y.ko", module(&["fy"], &["fx"], &[])),
+            ],
+        );
+        let mut log = Log::capturing();
+        assert_eq!(run(&mut log, &options(&root, &[VERSION])), Err(Failed));
+        assert_eq!(
+            log.take(),
+            "depmod: ERROR: Cycle detected: x -> y -> x\n\
+             depmod: ERROR: Found 2 modules in dependency cycles!\n"
+        );
+        assert!(!root.path().join(format!("lib/modules/{VERSION}/modules.dep")).exists());
+        let mut log = Log::capturing();
+        assert_eq!(run(&mut log, &options(&root, &["not-a-version"])), Err(Failed));
+        assert_eq!(log.take(), "depmod: ERROR: Bad version passed not-a-version\n");
+    }
+}

@@ -68,3 +68,47 @@ fn report_defects(log: &Log, path: &[u8], info: &ModuleInfo) {
         log!(log, Warning, path, ": ", a);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decompress::{DecodeError, Format};
+    use crate::testing::module;
+    use depmod_core::elf::writer::ModuleSpec;
+
+    #[test]
+    fn one_message_per_file_and_only_usable_modules_kept() {
+        let m = |name: &str| Module::new(format!("/m/{name}.ko").into_bytes(), b"/m");
+        let bad_strings = {
+            let mut spec = ModuleSpec::new();
+            spec.extra_sections = vec![("__ksymtab_strings".into(), b"\0abc".to_vec())];
+            spec.build()
+        };
+        let modules = vec![m("good"), m("gone"), m("zst"), m("notelf"), m("strings")];
+        let loaded = vec![
+            Ok(ModuleInfo::parse(&module(&["f"], &[], &[]))),
+            Err(Failure::Io(std::io::Error::from_raw_os_error(2))),
+            Err(Failure::Decode(DecodeError::NotBuiltIn(Format::Zstd))),
+            Ok(ModuleInfo::parse(b"\x7fELF")),
+            Ok(ModuleInfo::parse(&bad_strings)),
+        ];
+        let log = Log::capturing();
+        let (kept, infos) = keep(&log, modules, loaded);
+        let names: Vec<&[u8]> = kept.iter().map(|m| m.name()).collect();
+        assert_eq!(names, [&b"good"[..], b"strings"]);
+        assert_eq!(infos.len(), 2);
+        assert_eq!(
+            log.take(),
+            format!(
+                "depmod: ERROR: /m/gone.ko: cannot be read: No such file or directory; the module \
+                 is not indexed\n\
+                 depmod: ERROR: /m/zst.ko: {}; the module is not indexed\n\
+                 depmod: ERROR: /m/notelf.ko: not an ELF file: 4 bytes, shorter than an ELF \
+                 identification; the module is not indexed\n\
+                 depmod: ERROR: failed to load symbols from /m/strings.ko: Invalid argument \
+                 (__ksymtab_strings does not end with a NUL byte)\n",
+                DecodeError::NotBuiltIn(Format::Zstd)
+            )
+        );
+    }
+}

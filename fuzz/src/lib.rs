@@ -1,5 +1,5 @@
-//! What the fuzz targets share: the binary's decompression wrappers (bin/src/decompress.rs and
-//! xz.rs, compiled here unchanged), the binary's choice of which parts of a module file to read
+//! What the fuzz targets share: the binary's decompression (bin/src/decompress/, compiled here
+//! unchanged, with every decoder), the binary's choice of which parts of a module file to read
 //! (core's `read_plan::wanted_ranges`), and a comparable summary of a parsed module.
 //!
 //! The targets check properties, not just the absence of crashes: a module read in part (as the
@@ -14,11 +14,7 @@ use depmod_core::read_plan;
 use depmod_core::error::Error;
 
 #[allow(dead_code, clippy::all)]
-#[path = "../../bin/src/xz.rs"]
-pub mod xz;
-
-#[allow(dead_code, clippy::all)]
-#[path = "../../bin/src/decompress.rs"]
+#[path = "../../bin/src/decompress/mod.rs"]
 pub mod decompress;
 
 use decompress::{Decoders, Format};
@@ -182,7 +178,7 @@ pub fn decoder_target(format: Format, data: &[u8]) {
         };
         let sparse = match sparse {
             Ok(s) => s,
-            Err(e) if e.detail.contains("still changing") => return,
+            Err(e) if e.to_string().contains("still changing") => return,
             Err(e) => panic!("full decode gave {} bytes, sparse decode failed: {e}", full.len()),
         };
         assert_eq!(sparse.len(), full.len());
