@@ -315,15 +315,6 @@ mod tests {
     use crate::testing::TempDir;
     use std::os::unix::fs::MetadataExt;
 
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-
     #[test]
     fn written_in_full_then_renamed_together() {
         let dir = TempDir::new("install");
@@ -334,14 +325,14 @@ mod tests {
         // Nothing is in place before the commit: only the temporary files exist.
         let pid = std::process::id();
         assert_eq!(
-            names(dir.path()),
+            dir.names(),
             [
                 format!(".modules.alias.{pid}.2.depmod-tmp"),
                 format!(".modules.dep.{pid}.1.depmod-tmp")
             ]
         );
         installer.commit().unwrap();
-        assert_eq!(names(dir.path()), ["modules.alias", "modules.dep"]);
+        assert_eq!(dir.names(), ["modules.alias", "modules.dep"]);
         assert_eq!(fs::read(dir.path().join("modules.dep")).unwrap(), b"a.ko:\n");
         let mode = fs::metadata(dir.path().join("modules.dep")).unwrap().mode() & 0o7777;
         assert_eq!(mode, 0o644 & !current_umask());
@@ -386,7 +377,7 @@ mod tests {
         let mut installer = Installer::new(&log, &dir.bytes());
         installer.add("modules.dep", b"new\n").unwrap();
         drop(installer);
-        assert_eq!(names(dir.path()), ["modules.dep"]);
+        assert_eq!(dir.names(), ["modules.dep"]);
         assert_eq!(fs::read(dir.path().join("modules.dep")).unwrap(), b"old\n");
         // A rename that fails is reported; the files not renamed yet are removed.
         dir.write("modules.alias/in-the-way", b"");
@@ -394,7 +385,7 @@ mod tests {
         installer.add("modules.alias", b"new\n").unwrap();
         installer.add("modules.symbols", b"new\n").unwrap();
         assert_eq!(installer.commit(), Err(Failed));
-        assert_eq!(names(dir.path()), ["modules.alias", "modules.dep"]);
+        assert_eq!(dir.names(), ["modules.alias", "modules.dep"]);
         let message = log.take();
         assert!(message.starts_with("depmod: ERROR: could not rename "), "{message}");
         assert!(message.ends_with("/modules.alias: Is a directory\n"), "{message}");
@@ -410,6 +401,6 @@ mod tests {
             dir.write(name, b"");
         }
         drop(Installer::new(&log, &dir.bytes()));
-        assert_eq!(names(dir.path()), [alive, "unrelated".to_string()]);
+        assert_eq!(dir.names(), [alive, "unrelated".to_string()]);
     }
 }

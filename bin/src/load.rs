@@ -163,7 +163,7 @@ mod tests {
     #[test]
     fn every_way_of_reading_gives_the_whole_file() {
         let dir = TempDir::new("load");
-        let small = module(&["s"], &["x"], &["alias=small"]);
+        let small = module(&["alias=small"], &["s"], &["x"]);
         let cases = [
             ("small.ko", small.clone(), small.clone()),
             ("sparse.ko", big_module(200_000), big_module(200_000)),
@@ -192,8 +192,8 @@ mod tests {
     #[test]
     fn results_in_module_order() {
         let dir = TempDir::new("while-finding");
-        let a = dir.write("a.ko", &module(&["a"], &[], &[]));
-        let b = dir.write("b.ko", &module(&["b"], &[], &[]));
+        let a = dir.write("a.ko", &module(&[], &["a"], &[]));
+        let b = dir.write("b.ko", &module(&[], &["b"], &[]));
         let c = dir.write("c.ko", b"not elf");
         let module_of = |p: &std::path::Path| Module::new(p.as_os_str().as_bytes().to_vec(), b"/");
         let (modules, loaded) = while_finding(2, |found| {

@@ -236,46 +236,8 @@ fn report_bin_error(log: &Log, e: &BinError) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{TempDir, module};
-    use depmod_core::ModuleInfo;
-    use depmod_core::graph::{Graph, topo_order};
-    use depmod_core::resolve::{ResolveOptions, Symbols, add_exports, resolve_run};
-    use depmod_core::tree::Module;
-
-    /// Calls `f` with the index of modules `a` (with `alias`) and `b` (needing `a`) under `dir`.
-    fn with_index(dir: &[u8], alias: &str, f: impl FnOnce(&Index<'_>)) {
-        let modules = [
-            Module::new([dir, b"/kernel/a.ko"].concat(), dir),
-            Module::new([dir, b"/kernel/b.ko"].concat(), dir),
-        ];
-        let alias = format!("alias={alias}");
-        let infos = [
-            ModuleInfo::parse(&module(&["fa"], &[], &[&alias])),
-            ModuleInfo::parse(&module(&[], &["fa"], &[])),
-        ];
-        let mut symbols = Symbols::new(None);
-        add_exports(&mut symbols, &infos);
-        let mut graph = Graph::new(2);
-        resolve_run(&symbols, &infos, 0, ResolveOptions::default()).add_to(&mut graph);
-        let order = topo_order(&graph).unwrap();
-        f(&Index {
-            modules: &modules,
-            infos: &infos,
-            symbols: &symbols,
-            graph: &graph,
-            order: &order,
-            warn_duplicates: false,
-        });
-    }
-
-    fn files(dir: &TempDir) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
+    use crate::testing::TempDir;
+    use depmod_core::output::fixture::{spec, with_index, with_modules};
 
     #[test]
     fn every_output_in_kmods_order() {
@@ -283,7 +245,7 @@ mod tests {
         dir.write("modules.builtin", b"kernel/fs/ext4.ko\n");
         let dirs = Dirs { input: dir.bytes(), output: dir.bytes() };
         let log = Log::capturing();
-        with_index(&dir.bytes(), "pci:v-1*", |index| {
+        with_index(false, |index| {
             let mut sink = Sink::open(&log, false, &dirs.output).unwrap();
             build(&log, &dirs, index, false, 3, &mut sink).unwrap();
             sink.finish().unwrap();
@@ -291,13 +253,14 @@ mod tests {
         let mut expected: Vec<String> = ALL.iter().map(|k| k.name().to_string()).collect();
         expected.push("modules.builtin".into());
         expected.sort();
-        assert_eq!(files(&dir), expected);
+        assert_eq!(dir.names(), expected);
         let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
-        assert_eq!(read("modules.dep"), "kernel/a.ko:\nkernel/b.ko: kernel/a.ko\n");
         assert_eq!(
-            read("modules.symbols"),
-            "# Aliases for symbols, used by symbol_request().\nalias symbol:fa a\n"
+            read("modules.dep"),
+            "kernel/a.ko:\nkernel/fs/b-fs.ko.xz: kernel/a.ko\n\
+             kernel/c.ko: kernel/fs/b-fs.ko.xz kernel/a.ko\n/opt/x.ko: kernel/fs/b-fs.ko.xz kernel/a.ko\n"
         );
+        assert_eq!(read("modules.softdep").lines().nth(1), Some("softdep a pre: b"));
         // The missing input gives kmod's warning and an empty index.
         assert_eq!(read("modules.builtin.alias.bin"), "");
         assert_eq!(
@@ -318,11 +281,12 @@ mod tests {
         dir.write("modules.builtin.modinfo", b"");
         let dirs = Dirs { input: dir.bytes(), output: dir.bytes() };
         let log = Log::capturing();
-        with_index(&dir.bytes(), "caf\u{e9}", |index| {
+        let modules = [("kernel/a.ko", spec(&["alias=caf\u{e9}"], &[], &[]))];
+        with_modules(&modules, false, |index| {
             let mut sink = Sink::open(&log, false, &dirs.output).unwrap();
             assert_eq!(build(&log, &dirs, index, false, 2, &mut sink), Err(Failed));
         });
-        assert_eq!(files(&dir), ["modules.builtin", "modules.builtin.modinfo"]);
+        assert_eq!(dir.names(), ["modules.builtin", "modules.builtin.modinfo"]);
         assert_eq!(
             log.take_bytes(),
             b"depmod: FATAL: Module index: bad character '\xc3'=0xc3 - only 7-bit ASCII is \

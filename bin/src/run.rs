@@ -162,9 +162,9 @@ mod tests {
     /// be used named once (a format this build leaves out among them), the rest indexed.
     #[test]
     fn indexes_what_it_can_read_and_names_the_rest() {
-        let a = module(&["fa"], &[], &["alias=a-alias"]);
-        let b = module(&["fb"], &["fa"], &[]);
-        let c = module(&[], &["fb"], &[]);
+        let a = module(&["alias=a-alias"], &["fa"], &[]);
+        let b = module(&[], &["fb"], &["fa"]);
+        let c = module(&[], &[], &["fb"]);
         let zst_magic = [&[0x28, 0xb5, 0x2f, 0xfd][..], b"not really zstd"].concat();
         let root = tree(
             "run",
@@ -222,8 +222,8 @@ mod tests {
         let root = tree(
             "cycles",
             &[
-                ("kernel/x.ko", module(&["fx"], &["fy"], &[])),
-                ("kernel/y.ko", module(&["fy"], &["fx"], &[])),
+                ("kernel/x.ko", module(&[], &["fx"], &["fy"])),
+                ("kernel/y.ko", module(&[], &["fy"], &["fx"])),
             ],
         );
         let mut log = Log::capturing();

@@ -3,8 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use depmod_core::elf::writer::ModuleSpec;
-
 /// A directory under the system's temporary directory, removed with everything in it when
 /// dropped.
 pub struct TempDir(PathBuf);
@@ -31,6 +29,15 @@ impl TempDir {
         self.0.as_os_str().as_bytes().to_vec()
     }
 
+    /// The names in the directory, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let entries = std::fs::read_dir(&self.0).unwrap();
+        let mut names: Vec<String> =
+            entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    }
+
     /// Writes `data` at `rel` (parents created).
     pub fn write(&self, rel: &str, data: &[u8]) -> PathBuf {
         let path = self.0.join(rel);
@@ -46,14 +53,9 @@ impl Drop for TempDir {
     }
 }
 
-/// A module exporting `exports` and needing `imports`, with `.modinfo` strings `modinfo`.
-pub fn module(exports: &[&str], imports: &[&str], modinfo: &[&str]) -> Vec<u8> {
-    let bytes = |list: &[&str]| list.iter().map(|s| s.as_bytes().to_vec()).collect();
-    let mut m = ModuleSpec::new();
-    m.exports = bytes(exports);
-    m.imports = imports.iter().map(|i| (i.as_bytes().to_vec(), false)).collect();
-    m.modinfo = bytes(modinfo);
-    m.build()
+/// A module's file: `.modinfo` strings `modinfo`, exporting `exports`, needing `imports`.
+pub fn module(modinfo: &[&str], exports: &[&str], imports: &[&str]) -> Vec<u8> {
+    depmod_core::output::fixture::spec(modinfo, exports, imports).build()
 }
 
 /// `data` compressed with xz (the encoder is a dev-dependency: any build can make xz files).

@@ -86,7 +86,7 @@ mod tests {
         };
         let modules = vec![m("good"), m("gone"), m("zst"), m("notelf"), m("strings")];
         let loaded = vec![
-            Ok(ModuleInfo::parse(&module(&["f"], &[], &[]))),
+            Ok(ModuleInfo::parse(&module(&[], &["f"], &[]))),
             Err(Failure::Io(std::io::Error::from_raw_os_error(2))),
             Err(Failure::Decode(DecodeError::NotBuiltIn(Format::Zstd))),
             Ok(ModuleInfo::parse(b"\x7fELF")),

@@ -66,10 +66,7 @@ fn line(out: &mut Vec<u8>, parts: &[&[u8]]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ModuleInfo;
-    use crate::graph::Graph;
-    use crate::output::fixture::{entries, with_index};
-    use crate::tree::Module;
+    use crate::output::fixture::{entries, spec, with_index, with_modules};
     use alloc::string::{String, ToString};
     use alloc::vec;
 
@@ -117,31 +114,20 @@ mod tests {
 
     #[test]
     fn alias_bin_reports_brackets_in_order_and_duplicates_with_w() {
-        let mut spec = crate::elf::writer::ModuleSpec::new();
-        spec.modinfo = vec![b"alias=one".to_vec(), b"alias=bad]".to_vec(), b"alias=one".to_vec()];
-        let infos = [ModuleInfo::parse(&spec.build())];
-        let modules = [Module::new(b"/m/k/dup.ko".to_vec(), b"/m")];
-        let symbols = crate::resolve::Symbols::new(None);
-        let graph = Graph::from_lists(&[&[]]);
+        let dup = spec(&["alias=one", "alias=bad]", "alias=one"], &[], &[]);
         for warn_duplicates in [false, true] {
-            let index = Index {
-                modules: &modules,
-                infos: &infos,
-                symbols: &symbols,
-                graph: &graph,
-                order: &[0],
-                warn_duplicates,
-            };
-            let mut notices = Vec::new();
-            let mut bin = Vec::new();
-            write_alias_bin(&index, &mut bin, &mut |n| notices.push(n)).unwrap();
-            let mut expected = vec![Notice::UnmatchedBracket(b"bad]")];
-            if warn_duplicates {
-                expected.push(Notice::Duplicate { kind: "alias", text: b"one dup".to_vec() });
-            }
-            assert_eq!(notices, expected);
-            // Both values are stored, duplicate or not.
-            assert_eq!(entries(&bin)[0].1.len(), 2);
+            with_modules(&[("k/dup.ko", dup.clone())], warn_duplicates, |index| {
+                let mut notices = Vec::new();
+                let mut bin = Vec::new();
+                write_alias_bin(index, &mut bin, &mut |n| notices.push(n)).unwrap();
+                let mut expected = vec![Notice::UnmatchedBracket(b"bad]")];
+                if warn_duplicates {
+                    expected.push(Notice::Duplicate { kind: "alias", text: b"one dup".to_vec() });
+                }
+                assert_eq!(notices, expected);
+                // Both values are stored, duplicate or not.
+                assert_eq!(entries(&bin)[0].1.len(), 2);
+            });
         }
     }
 }
