@@ -19,6 +19,7 @@ impl TempDir {
         TempDir(dir)
     }
 
+    /// The directory.
     pub fn path(&self) -> &Path {
         &self.0
     }
