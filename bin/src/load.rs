@@ -50,6 +50,10 @@ struct Opened {
 
 /// Reads the module file at `path`: opens it, reads it (only the parts the parser reads, when
 /// it is large and uncompressed), decompresses it when its magic says so, and parses it.
+///
+/// Before anything is read, [`open`] has the path and the file's `fstat` (device, inode, size,
+/// times): a cache of parsed modules would answer between the two steps, from the thread's
+/// `Loader`.
 pub fn load(loader: &mut Loader, path: &[u8]) -> Loaded {
     let file = open(path).map_err(Failure::Io)?;
     read_and_parse(loader, &file)
