@@ -1,8 +1,10 @@
-//! The command line: kmod 34.2's options, spellings and messages.
+//! The command line: kmod 34.2's options, spellings and messages; the kernel version and the
+//! directories a run derives from them.
 
 use std::ffi::OsString;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
+use crate::decompress::Format;
 use crate::getopt::{self, HasArg, LongOpt};
 
 /// kmod 34.2's short options.
@@ -59,7 +61,7 @@ pub enum Command {
     Version,
     /// A bad command line: getopt's message (printed as is) or a depmod FATAL message.
     Fail {
-        getopt_message: Option<String>,
+        getopt_message: Option<Vec<u8>>,
         fatal: Option<String>,
     },
 }
@@ -92,10 +94,8 @@ pub fn current_dir_name() -> Vec<u8> {
     std::env::current_dir().map(|d| d.into_os_string().into_vec()).unwrap_or_default()
 }
 
-use std::os::unix::ffi::OsStringExt;
-
 /// Parses the arguments after `argv[0]` (`prog`).
-pub fn parse(prog: &str, args: &[OsString]) -> Command {
+pub fn parse(prog: &[u8], args: &[OsString]) -> Command {
     let posixly = std::env::var_os("POSIXLY_CORRECT").is_some();
     let (parsed, error) = match getopt::parse(prog, args, SHORTS, LONGS, posixly) {
         Ok(p) => (p, None),
@@ -141,6 +141,44 @@ pub fn parse(prog: &str, args: &[OsString]) -> Command {
     Command::Run(o)
 }
 
+impl Options {
+    /// The kernel version: the first positional argument, or the running kernel's release.
+    /// `Err` holds an argument that is not a version (kmod: `Bad version passed`).
+    pub fn version(&self) -> Result<Vec<u8>, &[u8]> {
+        match self.positional.first() {
+            Some(v) if version_is_valid(v) => Ok(v.clone()),
+            Some(v) => Err(v),
+            None => Ok(rustix::system::uname().release().to_bytes().to_vec()),
+        }
+    }
+
+    /// The module files named after the version, which are all that is indexed; `None` when
+    /// the whole tree is (no file named, or `-a`, or `-A`).
+    pub fn module_files(&self) -> Option<&[Vec<u8>]> {
+        let files = self.positional.get(1..).unwrap_or_default();
+        (!self.all && !self.quick && !files.is_empty()).then_some(files)
+    }
+}
+
+/// The directories of one run, as kmod spells them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dirs {
+    /// `<basedir>/<moduledir>/<version>`: where modules and `modules.order` are read.
+    pub input: Vec<u8>,
+    /// `<outdir or basedir>/<moduledir>/<version>`: where indexes are written.
+    pub output: Vec<u8>,
+}
+
+impl Dirs {
+    /// The directories `opts` give for the kernel `version`.
+    pub fn new(opts: &Options, version: &[u8]) -> Dirs {
+        let moduledir = opts.moduledir.as_deref().unwrap_or(b"lib/modules");
+        let root = opts.basedir.as_deref().unwrap_or_default();
+        let join = |root: &[u8]| [root, b"/", moduledir, b"/", version].concat();
+        Dirs { input: join(root), output: join(opts.outdir.as_deref().unwrap_or(root)) }
+    }
+}
+
 /// C `sscanf(version, "%u.%u", ...) == 2`: leading white space and a sign are tolerated.
 pub fn version_is_valid(v: &[u8]) -> bool {
     fn number(s: &[u8]) -> Option<&[u8]> {
@@ -150,6 +188,20 @@ pub fn version_is_valid(v: &[u8]) -> bool {
         (n > 0).then(|| &s[n..])
     }
     number(v).and_then(|rest| rest.strip_prefix(b".")).and_then(number).is_some()
+}
+
+/// What `-V` prints: kmod's first line (scripts read it), the decoders built in (as kmod's
+/// feature line spells them), and this program's name.
+pub fn version() -> String {
+    let flag =
+        |format: Format, name| format!("{}{name}", if format.is_built_in() { '+' } else { '-' });
+    format!(
+        "kmod version 34.2\n{} {} {}\ndepmod-rs {}: a reimplementation of kmod's depmod\n",
+        flag(Format::Zstd, "ZSTD"),
+        flag(Format::Xz, "XZ"),
+        flag(Format::Gzip, "ZLIB"),
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 /// kmod 34.2's `--help` text, then what this depmod does differently.
@@ -218,7 +270,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Command {
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-        parse("depmod", &args)
+        parse(b"depmod", &args)
     }
 
     #[test]
@@ -243,6 +295,40 @@ mod tests {
         assert!(matches!(run(&["-P", "ab"]), Command::Fail { fatal: Some(_), .. }));
         let Command::Run(o) = run(&["-P_"]) else { panic!() };
         assert_eq!(o.symbol_prefix, Some(b'_'));
+    }
+
+    #[test]
+    fn directories_and_files() {
+        let Command::Run(o) = run(&["-b", "/r", "-o", "/out", "-m", "/usr/lib/m", "6.1", "/x.ko"])
+        else {
+            panic!()
+        };
+        assert_eq!(o.version(), Ok(b"6.1".to_vec()));
+        let dirs = Dirs::new(&o, b"6.1");
+        assert_eq!(dirs.input, b"/r/usr/lib/m/6.1");
+        assert_eq!(dirs.output, b"/out/usr/lib/m/6.1");
+        assert_eq!(o.module_files(), Some(&[b"/x.ko".to_vec()][..]));
+        // -a and -A index the whole tree whatever is named.
+        for all in ["-a", "-A"] {
+            let Command::Run(o) = run(&[all, "6.1", "/x.ko"]) else { panic!() };
+            assert_eq!(o.module_files(), None);
+        }
+        let Command::Run(o) = run(&["6.1"]) else { panic!() };
+        assert_eq!(o.module_files(), None);
+        // Without -b: kmod's `/lib/modules/...` from an empty root.
+        assert_eq!(Dirs::new(&o, b"6.1").input, b"/lib/modules/6.1");
+        let Command::Run(o) = run(&["/lib/x.ko"]) else { panic!() };
+        assert_eq!(o.version(), Err(&b"/lib/x.ko"[..]));
+    }
+
+    #[test]
+    fn a_bad_option_keeps_its_bytes() {
+        let arg = OsString::from_vec("-é".as_bytes().to_vec());
+        let Command::Fail { getopt_message: Some(m), fatal: None } = parse(b"depmod", &[arg])
+        else {
+            panic!()
+        };
+        assert_eq!(m, b"depmod: invalid option -- '\xc3'");
     }
 
     #[test]

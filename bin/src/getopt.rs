@@ -2,7 +2,8 @@
 //!
 //! Accepted forms: clustered short options (`-ae`, `-aeF FILE`), attached values (`-bDIR`),
 //! `--name=VALUE` and `--name VALUE`, unambiguous abbreviations of long names (`--verb`),
-//! options after positional arguments (unless `POSIXLY_CORRECT` is set), and `--`.
+//! options after positional arguments (unless `POSIXLY_CORRECT` is set), and `--`. Messages
+//! are bytes, as glibc prints them: an argument that is not UTF-8 is shown as it was given.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -31,8 +32,7 @@ pub struct Opt {
     pub arg: Option<OsString>,
 }
 
-/// The result of parsing: options in command-line order and the positional arguments in order,
-/// or the message getopt would print (without the trailing newline) for the first bad option.
+/// The result of parsing: options in command-line order and the positional arguments in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Parsed {
     pub opts: Vec<Opt>,
@@ -41,14 +41,16 @@ pub struct Parsed {
 
 /// Parses `args` (without `argv[0]`) with the short-option string `shorts` (getopt syntax:
 /// a letter followed by `:` takes a value) and the long options `longs`. `prog` is `argv[0]`,
-/// used in messages. Options are processed until the first error, like getopt's loop.
+/// used in messages. Options are processed until the first error, like getopt's loop; the error
+/// is the message getopt prints for it (without the trailing newline), with what was parsed
+/// before it.
 pub fn parse(
-    prog: &str,
+    prog: &[u8],
     args: &[OsString],
     shorts: &str,
     longs: &[LongOpt],
     posixly_correct: bool,
-) -> Result<Parsed, (Parsed, String)> {
+) -> Result<Parsed, (Parsed, Vec<u8>)> {
     let mut parsed = Parsed { opts: Vec::new(), positional: Vec::new() };
     let mut i = 0;
     while i < args.len() {
@@ -82,23 +84,24 @@ pub fn parse(
     Ok(parsed)
 }
 
-fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+/// glibc's message: `prog: ` then the parts.
+fn message(prog: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    [prog, b": "].into_iter().chain(parts.iter().copied()).collect::<Vec<_>>().concat()
 }
 
 /// `--name[=value]`.
 fn long(
-    prog: &str,
+    prog: &[u8],
     body: &[u8],
     args: &[OsString],
     i: &mut usize,
     longs: &[LongOpt],
-) -> Result<Opt, (Vec<Opt>, String)> {
+) -> Result<Opt, (Vec<Opt>, Vec<u8>)> {
     let (name, value) = match body.iter().position(|&b| b == b'=') {
         Some(eq) => (&body[..eq], Some(&body[eq + 1..])),
         None => (body, None),
     };
-    let fail = |msg: String| Err((Vec::new(), msg));
+    let fail = |parts: &[&[u8]]| Err((Vec::new(), message(prog, parts)));
     let exact = longs.iter().find(|l| l.name.as_bytes() == name);
     let found = match exact {
         Some(l) => l,
@@ -106,17 +109,15 @@ fn long(
             let candidates: Vec<&LongOpt> =
                 longs.iter().filter(|l| l.name.as_bytes().starts_with(name)).collect();
             let Some(&first) = candidates.first() else {
-                return fail(format!("{prog}: unrecognized option '--{}'", lossy(body)));
+                return fail(&[b"unrecognized option '--", body, b"'"]);
             };
             let ambiguous =
                 candidates.iter().any(|c| c.has_arg != first.has_arg || c.val != first.val);
             if ambiguous {
                 let list: String = candidates.iter().map(|c| format!(" '--{}'", c.name)).collect();
                 // glibc shows the whole argument here, `=value` included.
-                return fail(format!(
-                    "{prog}: option '--{}' is ambiguous; possibilities:{list}",
-                    lossy(body)
-                ));
+                let list = list.as_bytes();
+                return fail(&[b"option '--", body, b"' is ambiguous; possibilities:", list]);
             }
             first
         }
@@ -124,7 +125,7 @@ fn long(
     match (found.has_arg, value) {
         (HasArg::No, None) => Ok(Opt { val: found.val, arg: None }),
         (HasArg::No, Some(_)) => {
-            fail(format!("{prog}: option '--{}' doesn't allow an argument", found.name))
+            fail(&[b"option '--", found.name.as_bytes(), b"' doesn't allow an argument"])
         }
         (HasArg::Required, Some(v)) => {
             Ok(Opt { val: found.val, arg: Some(OsStr::from_bytes(v).to_owned()) })
@@ -134,19 +135,19 @@ fn long(
                 *i += 1;
                 Ok(Opt { val: found.val, arg: Some(v.clone()) })
             }
-            None => fail(format!("{prog}: option '--{}' requires an argument", found.name)),
+            None => fail(&[b"option '--", found.name.as_bytes(), b"' requires an argument"]),
         },
     }
 }
 
 /// A cluster of short options after one `-`.
 fn short(
-    prog: &str,
+    prog: &[u8],
     cluster: &[u8],
     args: &[OsString],
     i: &mut usize,
     shorts: &str,
-) -> Result<Vec<Opt>, (Vec<Opt>, String)> {
+) -> Result<Vec<Opt>, (Vec<Opt>, Vec<u8>)> {
     let mut opts = Vec::new();
     let mut k = 0;
     while k < cluster.len() {
@@ -154,8 +155,8 @@ fn short(
         k += 1;
         let spec = shorts.as_bytes().iter().position(|&s| s == c && c != b':');
         let Some(pos) = spec else {
-            let shown = lossy(&[c]);
-            return Err((opts, format!("{prog}: invalid option -- '{shown}'")));
+            // The byte itself, as glibc prints it: the first byte of `é` is 0xC3.
+            return Err((opts, message(prog, &[b"invalid option -- '", &[c], b"'"])));
         };
         let takes_arg = shorts.as_bytes().get(pos + 1) == Some(&b':');
         let val = char::from(c);
@@ -174,7 +175,8 @@ fn short(
                 return Ok(opts);
             }
             None => {
-                return Err((opts, format!("{prog}: option requires an argument -- '{val}'")));
+                let msg = message(prog, &[b"option requires an argument -- '", &[c], b"'"]);
+                return Err((opts, msg));
             }
         }
     }
@@ -194,9 +196,9 @@ mod tests {
         LongOpt { name: "dry-run", has_arg: HasArg::No, val: 'n' },
     ];
 
-    fn run(args: &[&str]) -> Result<Parsed, (Parsed, String)> {
+    fn run(args: &[&str]) -> Result<Parsed, (Parsed, Vec<u8>)> {
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-        parse("depmod", &args, "ab:vVnF:e", LONGS, false)
+        parse(b"depmod", &args, "ab:vVnF:e", LONGS, false)
     }
 
     fn opts(p: &Parsed) -> Vec<(char, Option<&str>)> {
@@ -228,7 +230,7 @@ mod tests {
 
     #[test]
     fn getopt_messages() {
-        let msg = |a: &[&str]| run(a).unwrap_err().1;
+        let msg = |a: &[&str]| String::from_utf8(run(a).unwrap_err().1).unwrap();
         assert_eq!(msg(&["-x"]), "depmod: invalid option -- 'x'");
         assert_eq!(msg(&["-b"]), "depmod: option requires an argument -- 'b'");
         assert_eq!(msg(&["--nope=1"]), "depmod: unrecognized option '--nope=1'");
@@ -246,10 +248,25 @@ mod tests {
         assert_eq!(opts(&run(&["-a", "-x"]).unwrap_err().0), [('a', None)]);
     }
 
+    /// glibc prints the byte getopt stopped at, and whole arguments, as they were given: kmod
+    /// 34.2 says `invalid option -- '\xc3'` for `-é` (which is C3 A9 in UTF-8).
+    #[test]
+    fn messages_keep_the_bytes_given() {
+        let raw = |a: &[u8]| OsString::from_vec(a.to_vec());
+        let fail =
+            |a: &[u8]| parse(b"/sbin/dep\xffmod", &[raw(a)], "ab:", LONGS, false).unwrap_err().1;
+        assert_eq!(fail("-é".as_bytes()), b"/sbin/dep\xffmod: invalid option -- '\xc3'");
+        assert_eq!(fail(b"-a\xff"), b"/sbin/dep\xffmod: invalid option -- '\xff'");
+        assert_eq!(fail(b"--\xe9t\xe9"), b"/sbin/dep\xffmod: unrecognized option '--\xe9t\xe9'");
+        // A value is taken as it is.
+        let p = parse(b"depmod", &[raw(b"-b\xff")], "b:", LONGS, false).unwrap();
+        assert_eq!(p.opts[0].arg.as_deref(), Some(OsStr::from_bytes(b"\xff")));
+    }
+
     #[test]
     fn posixly_correct_stops_at_the_first_operand() {
         let args: Vec<OsString> = ["6.1", "-a"].iter().map(OsString::from).collect();
-        let p = parse("depmod", &args, "a", LONGS, true).unwrap();
+        let p = parse(b"depmod", &args, "a", LONGS, true).unwrap();
         assert!(p.opts.is_empty());
         assert_eq!(p.positional, ["6.1", "-a"]);
     }

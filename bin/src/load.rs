@@ -1,424 +1,220 @@
-//! Reading module files on all cores and turning each into a [`ModuleInfo`].
+//! Loading: a module file's path to its [`ModuleInfo`], or why the file cannot be used. One
+//! function, [`load`], does it for one file with its thread's [`Loader`]; [`while_finding`]
+//! runs it on every thread for each file as the walk finds it.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 
 use rustix::fs::{Mode, OFlags};
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, PoisonError};
 
 use depmod_core::ModuleInfo;
 use depmod_core::module::Scratch;
-
-use depmod_core::elf;
-
-use crate::decompress::{DecodeError, Decoders, Format, Range};
+use depmod_core::read_plan;
 use depmod_core::tree::Module;
 
-/// What was read of one module.
-#[derive(Debug, Default)]
-pub struct Loaded {
-    pub info: ModuleInfo,
-    /// Why the file could not be used at all: it could not be read or decompressed.
-    pub failure: Option<Failure>,
-}
+use crate::decompress::{DecodeError, Decoders, Format};
+use crate::log::Failed;
+use crate::par;
+use crate::read::{self, MAP, READ_WHOLE};
+
+/// What loading made of one module file.
+pub type Loaded = Result<ModuleInfo, Failure>;
 
 /// Why a module file could not be used at all.
 #[derive(Debug)]
 pub enum Failure {
+    /// It could not be opened or read.
     Io(io::Error),
+    /// It could not be decompressed.
     Decode(DecodeError),
 }
 
-/// Reads and parses every module, on up to `threads` threads. The result is in `modules`' order
-/// whatever the scheduling.
-pub fn load_all(modules: &[Module], threads: usize) -> Vec<Loaded> {
-    let next = AtomicUsize::new(0);
-    let threads = threads.clamp(1, modules.len().max(1));
-    let work = || {
-        let mut bufs = Buffers::default();
-        let mut done = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(m) = modules.get(i) else { break };
-            done.push((i, load_one(m.path(), &mut bufs)));
-        }
-        done
-    };
-    let mut results: Vec<Option<Loaded>> = Vec::new();
-    results.resize_with(modules.len(), || None);
-    let batches: Vec<Vec<(usize, Loaded)>> = if threads == 1 {
-        vec![work()]
-    } else {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
-        })
-    };
-    for (i, loaded) in batches.into_iter().flatten() {
-        if let Some(slot) = results.get_mut(i) {
-            *slot = Some(loaded);
-        }
-    }
-    results.into_iter().map(Option::unwrap_or_default).collect()
-}
-
-/// Module files handed to loading threads while the directory walk is still finding more, so
-/// that reading overlaps the walk.
+/// A thread's working space, reused from one module to the next.
 #[derive(Default)]
-pub struct Feed {
-    state: Mutex<FeedState>,
-    ready: Condvar,
-}
-
-#[derive(Default)]
-struct FeedState {
-    paths: VecDeque<Vec<u8>>,
-    /// No more paths will come.
-    closed: bool,
-    /// Threads waiting for a path (only then is a wake-up worth a system call).
-    waiting: usize,
-}
-
-impl Feed {
-    /// Queues a module file for reading.
-    pub fn push(&self, path: &[u8]) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.paths.push_back(path.to_vec());
-        if state.waiting > 0 {
-            self.ready.notify_one();
-        }
-    }
-
-    /// No more files: the threads finish the queue and stop.
-    pub fn close(&self) {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).closed = true;
-        self.ready.notify_all();
-    }
-
-    /// One loading thread: reads queued files until the feed is closed and empty.
-    pub fn work(&self) -> Vec<(Vec<u8>, Loaded)> {
-        let mut bufs = Buffers::default();
-        let mut done = Vec::new();
-        loop {
-            let next = {
-                let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-                loop {
-                    if let Some(path) = state.paths.pop_front() {
-                        break Some(path);
-                    }
-                    if state.closed {
-                        break None;
-                    }
-                    state.waiting += 1;
-                    state = self.ready.wait(state).unwrap_or_else(PoisonError::into_inner);
-                    state.waiting -= 1;
-                }
-            };
-            let Some(path) = next else { break };
-            let loaded = load_one(&path, &mut bufs);
-            done.push((path, loaded));
-        }
-        done
-    }
-
-    /// The loaded modules in `modules`' order, from what the threads read (a module they did not
-    /// see is read now).
-    pub fn results(modules: &[Module], batches: Vec<Vec<(Vec<u8>, Loaded)>>) -> Vec<Loaded> {
-        let mut by_path: HashMap<Vec<u8>, Loaded> = batches.into_iter().flatten().collect();
-        let mut bufs = None;
-        modules
-            .iter()
-            .map(|m| {
-                by_path.remove(m.path()).unwrap_or_else(|| {
-                    load_one(m.path(), bufs.get_or_insert_with(Buffers::default))
-                })
-            })
-            .collect()
-    }
-}
-
-/// Files up to this size are read whole; of larger uncompressed ones only the parts the parser
-/// reads are (typically a fifth of the file).
-const READ_WHOLE: usize = 32 * 1024;
-
-/// Files larger than this (a few dozen in a tree) are mapped, so that only the pages the parser
-/// touches are brought in; smaller ones are read into a per-thread buffer that only ever grows.
-/// (Mapping every file costs more: each unmapping interrupts the other CPUs to flush their TLBs.)
-const MAP: usize = 1 << 20;
-
-/// Per-thread buffers, reused from one module to the next.
-#[derive(Default)]
-pub struct Buffers {
+pub struct Loader {
     /// The file (or the parts of it that were read), at its start.
     file: Vec<u8>,
+    ranges: read::Ranges,
     decoders: Decoders,
     scratch: Scratch,
-    ranges: Ranges,
 }
 
-impl Buffers {
-    /// A buffer of exactly `len` bytes for a file (its contents are whatever was there before),
-    /// with the parser's and the reader's working space.
-    fn for_file(&mut self, len: usize) -> (&mut [u8], &mut Scratch, &mut Ranges) {
-        if self.file.len() < len {
-            self.file.resize(len, 0);
-        }
-        (self.file.get_mut(..len).unwrap_or_default(), &mut self.scratch, &mut self.ranges)
-    }
+/// An open module file and what `fstat` says of it.
+struct Opened {
+    fd: OwnedFd,
+    len: usize,
 }
 
-/// Maps a file read-only.
-fn map(file: &OwnedFd) -> io::Result<memmap2::Mmap> {
-    // SAFETY: the mapping is private and read-only. If another process truncated the file while
-    // it is mapped, reading past the new end would raise SIGBUS; installers replace module files
-    // by renaming new ones into place, which leaves this mapping intact, and kmod maps module
-    // files the same way.
-    unsafe { memmap2::MmapOptions::new().map_copy_read_only(file.as_raw_fd()) }
+/// Reads the module file at `path`: opens it, reads it (only the parts the parser reads, when
+/// it is large and uncompressed), decompresses it when its magic says so, and parses it.
+///
+/// Before anything is read, [`open`] has the path and the file's `fstat` (device, inode, size,
+/// times): a cache of parsed modules would answer between the two steps, from the thread's
+/// `Loader`.
+pub fn load(loader: &mut Loader, path: &[u8]) -> Loaded {
+    let file = open(path).map_err(Failure::Io)?;
+    read_and_parse(loader, &file)
 }
 
-/// Opens one module file, decompresses it when its magic says so, and parses it.
-fn load_one(path: &[u8], bufs: &mut Buffers) -> Loaded {
-    let fail = |f| Loaded { info: ModuleInfo::default(), failure: Some(f) };
-    // rustix's open is one system call; musl's adds an fcntl for O_CLOEXEC.
-    let file = match rustix::fs::open(
-        OsStr::from_bytes(path),
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
-        Ok(f) => f,
-        Err(e) => return fail(Failure::Io(e.into())),
-    };
-    let len = match rustix::fs::fstat(&file).map(|st| usize::try_from(st.st_size)) {
-        Ok(Ok(len)) => len,
-        Ok(Err(_)) => return fail(Failure::Io(io::Error::from(io::ErrorKind::FileTooLarge))),
-        Err(e) => return fail(Failure::Io(e.into())),
-    };
+/// Opens `path` for reading (one system call: musl's open adds an fcntl for `O_CLOEXEC`).
+fn open(path: &[u8]) -> io::Result<Opened> {
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(OsStr::from_bytes(path), flags, Mode::empty())?;
+    let st = rustix::fs::fstat(&fd)?;
+    let len = usize::try_from(st.st_size).map_err(|_| io::ErrorKind::FileTooLarge)?;
+    Ok(Opened { fd, len })
+}
+
+fn read_and_parse(loader: &mut Loader, file: &Opened) -> Loaded {
+    let Loader { file: buf, ranges, decoders, scratch } = loader;
+    let len = file.len;
     if len > MAP {
-        return match map(&file) {
-            Ok(m) => parse(&m, &mut bufs.decoders, &mut bufs.scratch),
-            Err(e) => fail(Failure::Io(e)),
-        };
+        let mapped = read::map(&file.fd).map_err(Failure::Io)?;
+        return parse(&mapped, decoders, scratch);
     }
-    let (buf, scratch, ranges) = bufs.for_file(len);
-    let head = match read_head(&file, len, buf) {
-        Ok(h) => h,
-        Err(e) => return fail(Failure::Io(e)),
-    };
-    let format = Format::detect(head);
-    if format == Format::Raw && len > READ_WHOLE {
-        return match read_sparse(&file, len, buf, ranges) {
-            Ok(()) => Loaded { info: ModuleInfo::parse_with(buf, scratch), failure: None },
-            Err(e) => fail(Failure::Io(e)),
-        };
+    if buf.len() < len {
+        buf.resize(len, 0);
     }
-    if let Err(e) = read_rest(&file, len, buf) {
-        return fail(Failure::Io(e));
+    let buf = buf.get_mut(..len).unwrap_or_default();
+    let head = read::head(&file.fd, len, buf).map_err(Failure::Io)?;
+    if Format::detect(head) == Format::Raw && len > READ_WHOLE {
+        read::sparse(&file.fd, len, buf, ranges).map_err(Failure::Io)?;
+        return Ok(ModuleInfo::parse_with(buf, scratch));
     }
-    let data = &bufs.file[..len];
-    parse(data, &mut bufs.decoders, &mut bufs.scratch)
+    read::rest(&file.fd, len, buf).map_err(Failure::Io)?;
+    parse(buf, decoders, scratch)
 }
 
 /// Decompresses (when its magic says so) and parses a whole module file.
 fn parse(data: &[u8], decoders: &mut Decoders, scratch: &mut Scratch) -> Loaded {
-    let fail = |f| Loaded { info: ModuleInfo::default(), failure: Some(f) };
     let format = Format::detect(data);
     if let Some(size) = Decoders::sparse_size(format, data) {
         // Only a stream the passes could not agree on is decoded in full below; a corrupt one
         // fails the same way there.
         let mut plan = |d: &[u8]| {
             let mut want = Vec::new();
-            elf::wanted_ranges(d, &|_| true, &mut want);
+            read_plan::wanted_ranges(d, &|_| true, &mut want);
             want
         };
         if let Ok(sparse) = decoders.decode_sparse(format, data, size, &mut plan) {
-            return Loaded { info: ModuleInfo::parse_with(&sparse, scratch), failure: None };
+            return Ok(ModuleInfo::parse_with(&sparse, scratch));
         }
     }
-    match decoders.decode(format, data) {
-        Ok(data) => Loaded { info: ModuleInfo::parse_with(data, scratch), failure: None },
-        Err(e) => fail(Failure::Decode(e)),
-    }
+    let data = decoders.decode(format, data).map_err(Failure::Decode)?;
+    Ok(ModuleInfo::parse_with(data, scratch))
 }
 
-/// Reads the first bytes of a file (all of a small one) into `buf`; returns them.
-fn read_head<'b>(file: &OwnedFd, len: usize, buf: &'b mut [u8]) -> io::Result<&'b [u8]> {
-    let n = if len <= READ_WHOLE { len } else { 4096.min(len) };
-    read_at(file, buf, 0..n)?;
-    Ok(buf.get(..n).unwrap_or_default())
-}
-
-/// Reads the rest of a file whose head [`read_head`] read.
-fn read_rest(file: &OwnedFd, len: usize, buf: &mut [u8]) -> io::Result<()> {
-    if len > READ_WHOLE { read_at(file, buf, 4096..len) } else { Ok(()) }
-}
-
-/// Fills `buf[range]` from the same range of the file; a file that shrank is an error.
-fn read_at(file: &OwnedFd, buf: &mut [u8], range: Range) -> io::Result<()> {
-    let mut offset = range.start as u64;
-    let Some(mut dst) = buf.get_mut(range) else {
-        return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
-    };
-    while !dst.is_empty() {
-        match rustix::io::pread(file, &mut *dst, offset) {
-            Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
-            Ok(n) => {
-                dst = dst.get_mut(n..).unwrap_or_default();
-                offset += n as u64;
-            }
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
-/// Reads the parts of an uncompressed module that the parser reads into `buf` (whose other bytes
-/// are left as they were: the parser never looks at them). Each round reads what
-/// [`elf::wanted_ranges`] asks for given what has been read so far, until it asks for nothing new; a
-/// file that keeps asking is read whole.
-fn read_sparse(file: &OwnedFd, len: usize, buf: &mut [u8], ranges: &mut Ranges) -> io::Result<()> {
-    let Ranges { filled, want, gaps } = ranges;
-    // The head was read already; the tail usually holds the section table and names.
-    filled.ranges.clear();
-    filled.len = len;
-    filled.add(0..4096);
-    want.clear();
-    want.push(len.saturating_sub(16 * 1024)..len);
-    for _ in 0..6 {
-        gaps.clear();
-        for r in merge(want) {
-            filled.missing(r.clone(), gaps);
-        }
-        for gap in gaps.iter() {
-            read_at(file, buf, gap.clone())?;
-        }
-        for gap in gaps.drain(..) {
-            filled.add(gap);
-        }
-        elf::wanted_ranges(buf, &|r| filled.covers(r), want);
-        want.retain(|r| !filled.covers(r));
-        if want.is_empty() {
-            return Ok(());
-        }
-    }
-    read_at(file, buf, 0..len)
-}
-
-/// Range lists [`read_sparse`] reuses from one file to the next.
-#[derive(Default)]
-pub struct Ranges {
-    filled: Filled,
-    want: Vec<Range>,
-    gaps: Vec<Range>,
-}
-
-/// The parts of a file read so far: sorted, disjoint ranges within its `len` bytes.
-#[derive(Default)]
-struct Filled {
-    ranges: Vec<Range>,
-    len: usize,
-}
-
-impl Filled {
-    fn clip(&self, r: &Range) -> Range {
-        r.start.min(self.len)..r.end.min(self.len)
-    }
-
-    fn add(&mut self, r: Range) {
-        let r = self.clip(&r);
-        if r.is_empty() {
-            return;
-        }
-        let at = self.ranges.partition_point(|f| f.start < r.start);
-        self.ranges.insert(at, r);
-        // Join neighbours that touch.
-        let mut merged: usize = 0;
-        for i in 1..self.ranges.len() {
-            let next = self.ranges.get(i).cloned().unwrap_or_default();
-            match self.ranges.get_mut(merged) {
-                Some(last) if next.start <= last.end => last.end = last.end.max(next.end),
-                _ => {
-                    merged += 1;
-                    if let Some(slot) = self.ranges.get_mut(merged) {
-                        *slot = next;
-                    }
-                }
-            }
-        }
-        self.ranges.truncate(merged + 1);
-    }
-
-    /// Appends the parts of `r` not read yet to `out`.
-    fn missing(&self, r: Range, out: &mut Vec<Range>) {
-        let r = self.clip(&r);
-        let mut cursor = r.start;
-        for f in &self.ranges {
-            if f.end <= cursor {
-                continue;
-            }
-            if f.start >= r.end {
-                break;
-            }
-            if f.start > cursor {
-                out.push(cursor..f.start);
-            }
-            cursor = cursor.max(f.end);
-        }
-        if cursor < r.end {
-            out.push(cursor..r.end);
-        }
-    }
-
-    /// Whether all of `r` has been read.
-    fn covers(&self, r: &Range) -> bool {
-        let r = self.clip(r);
-        r.is_empty() || self.ranges.iter().any(|f| f.start <= r.start && r.end <= f.end)
-    }
-}
-
-/// Sorts `ranges` and joins those less than a page apart, to read them in one call each.
-fn merge(ranges: &mut Vec<Range>) -> impl Iterator<Item = Range> + '_ {
-    ranges.sort_unstable_by_key(|r| r.start);
-    let mut joined: usize = 0;
-    for i in 1..ranges.len() {
-        let next = ranges.get(i).cloned().unwrap_or_default();
-        match ranges.get_mut(joined) {
-            Some(last) if next.start <= last.end.saturating_add(4096) => {
-                last.end = last.end.max(next.end);
-            }
-            _ => {
-                joined += 1;
-                if let Some(slot) = ranges.get_mut(joined) {
-                    *slot = next;
-                }
-            }
-        }
-    }
-    ranges.truncate(joined + 1);
-    ranges.drain(..)
+/// The loading phase: every module file `find` reports is loaded on `threads` threads while
+/// `find` goes on. Returns `find`'s modules with what loading made of each, in their order (a
+/// module whose file was not reported, or under another path, is loaded now).
+pub fn while_finding(
+    threads: usize,
+    find: impl FnOnce(&dyn Fn(&[u8])) -> Result<Vec<Module>, Failed>,
+) -> Result<(Vec<Module>, Vec<Loaded>), Failed> {
+    let (found, loaded) = par::map_with(
+        threads,
+        Loader::default,
+        |loader, _, path: Vec<u8>| {
+            let loaded = load(loader, &path);
+            (path, loaded)
+        },
+        |push| find(&|path| push(path.to_vec())),
+    );
+    let modules = found?;
+    let mut by_path: HashMap<Vec<u8>, Loaded> = loaded.into_iter().collect();
+    let mut late = None;
+    let loaded = modules
+        .iter()
+        .map(|m| {
+            by_path
+                .remove(m.path())
+                .unwrap_or_else(|| load(late.get_or_insert_with(Loader::default), m.path()))
+        })
+        .collect();
+    Ok((modules, loaded))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{TempDir, module, xz};
+    use depmod_core::elf::writer::ModuleSpec;
 
+    /// A module of about `size` bytes, most of it code depmod never reads.
+    fn big_module(size: usize) -> Vec<u8> {
+        let mut m = ModuleSpec::new();
+        m.modinfo = vec![b"alias=big".to_vec()];
+        m.exports = vec![b"big_fn".to_vec()];
+        m.crcs = Some(vec![0x1234]);
+        m.imports = vec![(b"printk".to_vec(), false)];
+        m.extra_sections = vec![(".text.big".into(), vec![0x90; size])];
+        m.build()
+    }
+
+    fn same(a: &ModuleInfo, b: &ModuleInfo) -> bool {
+        a.aliases().eq(b.aliases())
+            && a.exports().eq(b.exports())
+            && a.imports().eq(b.imports())
+            && (a.elf_error, a.exports_error, a.imports_error, a.anomaly)
+                == (b.elf_error, b.exports_error, b.imports_error, b.anomaly)
+    }
+
+    /// Small files are read whole, large ones in part (or mapped), compressed ones decoded:
+    /// each gives what the whole file gives.
     #[test]
-    fn filled_ranges() {
-        let mut f = Filled { ranges: Vec::new(), len: 100 };
-        f.add(10..20);
-        f.add(30..40);
-        f.add(20..25);
-        f.add(90..200);
-        assert_eq!(f.ranges, [10..25, 30..40, 90..100]);
-        let mut out = Vec::new();
-        f.missing(0..50, &mut out);
-        assert_eq!(out, [0..10, 25..30, 40..50]);
-        assert!(f.covers(&(12..24)) && f.covers(&(95..300)) && !f.covers(&(24..31)));
-        let mut r = vec![50..60, 0..10, 9000..9100, 4000..4010];
-        assert_eq!(merge(&mut r).collect::<Vec<_>>(), [0..4010, 9000..9100]);
+    fn every_way_of_reading_gives_the_whole_file() {
+        let dir = TempDir::new("load");
+        let small = module(&["alias=small"], &["s"], &["x"]);
+        let cases = [
+            ("small.ko", small.clone(), small.clone()),
+            ("sparse.ko", big_module(200_000), big_module(200_000)),
+            ("mapped.ko", big_module(1_500_000), big_module(1_500_000)),
+            ("small.ko.xz", xz(&small), small),
+        ];
+        let mut loader = Loader::default();
+        for (name, file, plain) in cases {
+            let path = dir.write(name, &file);
+            let path = path.as_os_str().as_bytes();
+            let whole = ModuleInfo::parse(&plain);
+            match load(&mut loader, path) {
+                Ok(info) => assert!(same(&info, &whole), "{name}"),
+                Err(Failure::Decode(DecodeError::NotBuiltIn(Format::Xz))) => {
+                    assert!(!Format::Xz.is_built_in());
+                }
+                Err(e) => panic!("{name}: {e:?}"),
+            }
+        }
+        let missing = load(&mut loader, b"/nonexistent/x.ko");
+        assert!(matches!(missing, Err(Failure::Io(e)) if e.kind() == io::ErrorKind::NotFound));
+    }
+
+    /// The results follow the modules' order, whatever order the files were found in, and a
+    /// module whose file was not reported is loaded too.
+    #[test]
+    fn results_in_module_order() {
+        let dir = TempDir::new("while-finding");
+        let a = dir.write("a.ko", &module(&[], &["a"], &[]));
+        let b = dir.write("b.ko", &module(&[], &["b"], &[]));
+        let c = dir.write("c.ko", b"not elf");
+        let module_of = |p: &std::path::Path| Module::new(p.as_os_str().as_bytes().to_vec(), b"/");
+        let (modules, loaded) = while_finding(2, |found| {
+            found(c.as_os_str().as_bytes());
+            found(a.as_os_str().as_bytes());
+            Ok(vec![module_of(&a), module_of(&b), module_of(&c)])
+        })
+        .unwrap();
+        assert_eq!(modules.len(), 3);
+        let exports: Vec<Vec<u8>> = loaded
+            .iter()
+            .map(|l| {
+                l.as_ref().unwrap().exports().map(|(n, _)| n.to_vec()).collect::<Vec<_>>().concat()
+            })
+            .collect();
+        assert_eq!(exports, [b"a".to_vec(), b"b".to_vec(), vec![]]);
+        assert!(loaded[2].as_ref().unwrap().elf_error.is_some());
+        assert!(while_finding(1, |_| Err(Failed)).is_err());
     }
 }

@@ -126,17 +126,49 @@ fn put_strerror(out: &mut Vec<u8>, code: i32) {
     }
 }
 
+/// A failure whose message has been printed: the run stops, and `main` exits with status 1.
+/// The one spelling of "failed, already reported" in this program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Failed;
+
 /// Where messages go, and which are shown.
 #[derive(Debug)]
 pub struct Log {
     prog: Vec<u8>,
     threshold: Level,
+    /// Where messages go in tests instead of stderr.
+    #[cfg(test)]
+    captured: Option<std::sync::Mutex<Vec<u8>>>,
 }
 
 impl Log {
     /// A log for the program `prog` (the basename of `argv[0]`), showing warnings and worse.
     pub fn new(prog: &[u8]) -> Self {
-        Log { prog: prog.to_vec(), threshold: Level::Warning }
+        Log {
+            prog: prog.to_vec(),
+            threshold: Level::Warning,
+            #[cfg(test)]
+            captured: None,
+        }
+    }
+
+    /// A log that keeps its messages for [`Log::take`] (tests).
+    #[cfg(test)]
+    pub fn capturing() -> Self {
+        Log { captured: Some(std::sync::Mutex::default()), ..Log::new(b"depmod") }
+    }
+
+    /// The messages written so far (tests), which are forgotten.
+    #[cfg(test)]
+    pub fn take_bytes(&self) -> Vec<u8> {
+        let captured = self.captured.as_ref().map(|c| std::mem::take(&mut *c.lock().unwrap()));
+        captured.unwrap_or_default()
+    }
+
+    /// [`Log::take_bytes`] as text.
+    #[cfg(test)]
+    pub fn take(&self) -> String {
+        String::from_utf8(self.take_bytes()).unwrap()
     }
 
     /// Raises the threshold once per `-v`.
@@ -167,6 +199,11 @@ impl Log {
             p.put(&mut line);
         }
         line.push(b'\n');
+        #[cfg(test)]
+        if let Some(captured) = &self.captured {
+            captured.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(&line);
+            return;
+        }
         // Nothing sensible remains to do when stderr itself fails.
         let _ = io::stderr().lock().write_all(&line);
     }

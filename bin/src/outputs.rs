@@ -1,43 +1,18 @@
 //! Generating the outputs: all of them at once on the available threads, then, in kmod's order,
-//! their messages and their installation (into files, or onto stdout with `-n`). What the user
-//! sees is what a one-at-a-time generation would show.
+//! their messages, each handed to the [`Sink`] (files, or stdout with `-n`). What the user sees
+//! is what a one-at-a-time generation would show.
 
 use std::ffi::OsStr;
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 
 use depmod_core::index::IndexError;
 use depmod_core::output::{self, BinError, DevnameProblem, Index, Notice};
 
-use crate::log::{Log, log};
-use crate::run::Dirs;
-use crate::write;
-
-/// Where the outputs go.
-pub enum Sink<'l> {
-    /// `-n`: the text outputs, one after the other, on stdout.
-    Stdout(std::io::StdoutLock<'static>),
-    /// Stdout was closed under us (a pipe reader that went away): nothing more is printed.
-    Closed,
-    /// Files in the output directory, installed together at the end.
-    Files(write::Installer<'l>),
-}
-
-impl Sink<'_> {
-    /// Takes one finished output; `false` if it could not be written (reported).
-    pub fn put(&mut self, name: &'static str, data: &[u8]) -> bool {
-        match self {
-            Sink::Stdout(out) => {
-                if out.write_all(data).is_err() {
-                    *self = Sink::Closed;
-                }
-                true
-            }
-            Sink::Closed => true,
-            Sink::Files(installer) => installer.add(name, data).is_ok(),
-        }
-    }
-}
+use crate::cli::Dirs;
+use crate::install::Sink;
+use crate::log::{Failed, Log, log};
+use crate::par;
 
 /// The outputs, in kmod's order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,36 +156,35 @@ fn make<'a>(kind: Kind, index: &Index<'a>, inputs: &'a Inputs) -> Made<'a> {
 }
 
 /// Generates every output (the text ones only, for `-n`) on up to `threads` threads, then
-/// reports and hands them to `sink` in kmod's order. `false` when an output could not be made
-/// or written (the message has been printed).
-pub fn build_outputs<'l>(
-    log: &'l Log,
+/// reports and hands them to `sink` in kmod's order. Fails when an output could not be made or
+/// written.
+pub fn build(
+    log: &Log,
     dirs: &Dirs,
     index: &Index<'_>,
     dry_run: bool,
     threads: usize,
-    sink: &mut Sink<'l>,
-) -> bool {
+    sink: &mut Sink<'_>,
+) -> Result<(), Failed> {
     let kinds: Vec<Kind> = ALL.into_iter().filter(|k| !dry_run || k.is_text()).collect();
     let inputs = if dry_run {
         Inputs { builtin: Ok(Vec::new()), modinfo: Ok(Vec::new()) }
     } else {
         Inputs::read(dirs)
     };
-    let made_all = crate::par::map(&kinds, threads, |_, &kind| make(kind, index, &inputs));
+    let made_all =
+        par::map_slice_with(&kinds, threads, || (), |_, _, &kind| make(kind, index, &inputs));
     for (kind, made) in kinds.iter().zip(made_all) {
         for m in made.messages {
             report(log, dirs, index.warn_duplicates, m);
         }
         if let Some(e) = made.error {
             report_bin_error(log, &e);
-            return false;
+            return Err(Failed);
         }
-        if !sink.put(kind.name(), &made.data) {
-            return false;
-        }
+        sink.put(kind.name(), &made.data)?;
     }
-    true
+    Ok(())
 }
 
 fn report(log: &Log, dirs: &Dirs, warn_dups: bool, message: Message<'_>) {
@@ -256,5 +230,67 @@ fn report_bin_error(log: &Log, e: &BinError) {
             );
         }
         IndexError::TooLarge { .. } => log!(log, Fatal, "Module index: ", e.error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TempDir;
+    use depmod_core::output::fixture::{spec, with_index, with_modules};
+
+    #[test]
+    fn every_output_in_kmods_order() {
+        let dir = TempDir::new("outputs");
+        dir.write("modules.builtin", b"kernel/fs/ext4.ko\n");
+        let dirs = Dirs { input: dir.bytes(), output: dir.bytes() };
+        let log = Log::capturing();
+        with_index(false, |index| {
+            let mut sink = Sink::open(&log, false, &dirs.output).unwrap();
+            build(&log, &dirs, index, false, 3, &mut sink).unwrap();
+            sink.finish().unwrap();
+        });
+        let mut expected: Vec<String> = ALL.iter().map(|k| k.name().to_string()).collect();
+        expected.push("modules.builtin".into());
+        expected.sort();
+        assert_eq!(dir.names(), expected);
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+        assert_eq!(
+            read("modules.dep"),
+            "kernel/a.ko:\nkernel/fs/b-fs.ko.xz: kernel/a.ko\n\
+             kernel/c.ko: kernel/fs/b-fs.ko.xz kernel/a.ko\n/opt/x.ko: kernel/fs/b-fs.ko.xz kernel/a.ko\n"
+        );
+        assert_eq!(read("modules.softdep").lines().nth(1), Some("softdep a pre: b"));
+        // The missing input gives kmod's warning and an empty index.
+        assert_eq!(read("modules.builtin.alias.bin"), "");
+        assert_eq!(
+            log.take(),
+            format!(
+                "depmod: WARNING: could not open modules.builtin.modinfo at {}: No such file or \
+                 directory\n",
+                dir.path().display()
+            )
+        );
+    }
+
+    /// kmod writes the indexes before the bad one and then stops; here nothing is installed.
+    #[test]
+    fn a_key_that_is_not_ascii_installs_nothing() {
+        let dir = TempDir::new("non-ascii");
+        dir.write("modules.builtin", b"");
+        dir.write("modules.builtin.modinfo", b"");
+        let dirs = Dirs { input: dir.bytes(), output: dir.bytes() };
+        let log = Log::capturing();
+        let modules = [("kernel/a.ko", spec(&["alias=caf\u{e9}"], &[], &[]))];
+        with_modules(&modules, false, |index| {
+            let mut sink = Sink::open(&log, false, &dirs.output).unwrap();
+            assert_eq!(build(&log, &dirs, index, false, 2, &mut sink), Err(Failed));
+        });
+        assert_eq!(dir.names(), ["modules.builtin", "modules.builtin.modinfo"]);
+        assert_eq!(
+            log.take_bytes(),
+            b"depmod: FATAL: Module index: bad character '\xc3'=0xc3 - only 7-bit ASCII is \
+              supported:\ncaf\xc3\xa9\n"
+        );
     }
 }

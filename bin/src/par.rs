@@ -1,45 +1,187 @@
-//! Work shared out over threads, with results in input order whatever the scheduling.
+//! The one way work is shared out over threads: a parallel map with per-thread state, whose
+//! results come out in input order whatever the scheduling. Every parallel phase uses it:
+//! loading the modules (while the walk is still finding them), the dependency pass, the
+//! outputs, and the flush of the written files.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, PoisonError};
 
-/// `f(i, &items[i])` for every item, on up to `threads` threads (the caller's among them), each
-/// taking the next item as it becomes free. The results are in `items`' order.
-pub fn map<T, R, F>(items: &[T], threads: usize, f: F) -> Vec<R>
+/// Threads for a run: `DEPMOD_THREADS` when set to a positive number, otherwise one per
+/// available CPU.
+pub fn thread_count() -> usize {
+    std::env::var("DEPMOD_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// `f(&mut state, i, item)` for every item that `produce` hands over (the `i`th one handed
+/// over is `item`), on `threads` threads, each with its own `state` made by `init` and taking
+/// the next item as it becomes free. `produce` runs on the caller's thread meanwhile, so items
+/// can be worked on while later ones are still being found. Returns what `produce` returned and
+/// the results in the order the items were handed over.
+pub fn map_with<T, S, R, P>(
+    threads: usize,
+    init: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, usize, T) -> R + Sync,
+    produce: impl FnOnce(&dyn Fn(T)) -> P,
+) -> (P, Vec<R>)
+where
+    T: Send,
+    R: Send,
+{
+    let queue = Queue::default();
+    let work = || {
+        let mut state = init();
+        let mut done = Vec::new();
+        while let Some((i, item)) = queue.pop() {
+            done.push((i, f(&mut state, i, item)));
+        }
+        done
+    };
+    let (produced, batches) = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads.max(1)).map(|_| s.spawn(work)).collect();
+        let produced = produce(&|item| queue.push(item));
+        queue.close();
+        let batches: Vec<Vec<(usize, R)>> = workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect();
+        (produced, batches)
+    });
+    let mut slots: Vec<Option<R>> = std::iter::repeat_with(|| None).take(queue.handed()).collect();
+    for (i, r) in batches.into_iter().flatten() {
+        if let Some(slot) = slots.get_mut(i) {
+            *slot = Some(r);
+        }
+    }
+    // Every slot is filled: the workers stop only once the queue is closed and empty.
+    (produced, slots.into_iter().flatten().collect())
+}
+
+/// [`map_with`] over the items of a slice, on at most one thread per item.
+pub fn map_slice_with<T, S, R>(
+    items: &[T],
+    threads: usize,
+    init: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, usize, &T) -> R + Sync,
+) -> Vec<R>
 where
     T: Sync,
     R: Send,
-    F: Fn(usize, &T) -> R + Sync,
 {
-    let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    let work = || loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        let (Some(item), Some(slot)) = (items.get(i), slots.get(i)) else { break };
-        let r = f(i, item);
-        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-    };
-    std::thread::scope(|s| {
-        for _ in 1..threads.clamp(1, items.len().max(1)) {
-            s.spawn(work);
+    let threads = threads.clamp(1, items.len().max(1));
+    map_with(threads, init, f, |push| items.iter().for_each(push)).1
+}
+
+/// Items handed over and not yet taken, with the count of all handed over.
+struct Queue<T> {
+    state: Mutex<QueueState<T>>,
+    ready: Condvar,
+}
+
+impl<T> Default for Queue<T> {
+    fn default() -> Self {
+        Queue { state: Mutex::default(), ready: Condvar::new() }
+    }
+}
+
+struct QueueState<T> {
+    items: VecDeque<(usize, T)>,
+    /// How many items were handed over in all.
+    handed: usize,
+    /// No more items will come.
+    closed: bool,
+    /// Threads waiting for an item (only then is a wake-up worth a system call).
+    waiting: usize,
+}
+
+impl<T> Default for QueueState<T> {
+    fn default() -> Self {
+        QueueState { items: VecDeque::new(), handed: 0, closed: false, waiting: 0 }
+    }
+}
+
+impl<T> Queue<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState<T>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, item: T) {
+        let mut state = self.lock();
+        let i = state.handed;
+        state.items.push_back((i, item));
+        state.handed += 1;
+        if state.waiting > 0 {
+            self.ready.notify_one();
         }
-        work();
-    });
-    // Every slot is filled: the caller's thread works until no item is left, and the scope
-    // waits for the others.
-    slots.into_iter().filter_map(|s| s.into_inner().unwrap_or_else(|e| e.into_inner())).collect()
+    }
+
+    /// No more items: the threads finish the queue and stop.
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+
+    /// The next item, waiting for one if needed; `None` once the queue is closed and empty.
+    fn pop(&self) -> Option<(usize, T)> {
+        let mut state = self.lock();
+        loop {
+            if let Some(item) = state.items.pop_front() {
+                return Some(item);
+            }
+            if state.closed {
+                return None;
+            }
+            state.waiting += 1;
+            state = self.ready.wait(state).unwrap_or_else(PoisonError::into_inner);
+            state.waiting -= 1;
+        }
+    }
+
+    fn handed(&self) -> usize {
+        self.lock().handed
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     #[test]
     fn results_in_input_order() {
         let items: Vec<u32> = (0..1000).collect();
         for threads in [0, 1, 2, 7] {
-            let out = super::map(&items, threads, |i, &x| (i, x * 2));
+            let out = map_slice_with(&items, threads, || (), |_, i, &x| (i, x * 2));
             assert_eq!(out.len(), items.len());
             assert!(out.iter().enumerate().all(|(i, &(j, y))| i == j && y == items[i] * 2));
         }
-        assert!(super::map(&[] as &[u32], 4, |_, &x| x).is_empty());
+        assert!(map_slice_with(&[] as &[u32], 4, || (), |_, _, &x| x).is_empty());
+    }
+
+    #[test]
+    fn one_state_per_thread_while_items_are_produced() {
+        let states = AtomicUsize::new(0);
+        let init = || states.fetch_add(1, Ordering::Relaxed);
+        let (produced, out) = map_with(
+            3,
+            init,
+            |state, i, item: String| (*state, i, item.len()),
+            |push| {
+                for n in 0..500 {
+                    push("x".repeat(n % 7));
+                }
+                "walked"
+            },
+        );
+        assert_eq!(produced, "walked");
+        assert_eq!(states.load(Ordering::Relaxed), 3);
+        assert_eq!(out.len(), 500);
+        for (n, &(state, i, len)) in out.iter().enumerate() {
+            assert_eq!((i, len), (n, n % 7));
+            assert!(state < 3);
+        }
     }
 }

@@ -1,8 +1,65 @@
-//! kmod's topological order, the dependency lists of `modules.dep`, and the cycle report.
+//! The dependency graph: each module's direct dependencies, kmod's topological order, the
+//! dependency lists of `modules.dep`, and the cycle report.
 
 use alloc::vec::Vec;
 
-use crate::resolve::Graph;
+/// Direct dependencies of every module, stored flat.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Graph {
+    /// Everyone's direct dependencies, module after module.
+    edges: Vec<u32>,
+    /// `ends[m]`: where module `m`'s dependencies end in `edges`.
+    ends: Vec<u32>,
+    /// `users[m]`: how many distinct modules need `m`.
+    pub users: Vec<u32>,
+}
+
+impl Graph {
+    /// An empty graph of `modules` modules, to be filled with [`Graph::push`] in module order.
+    pub fn new(modules: usize) -> Self {
+        Graph {
+            edges: Vec::new(),
+            ends: Vec::with_capacity(modules),
+            users: alloc::vec![0; modules],
+        }
+    }
+
+    /// Adds the direct dependencies of the next module (each one once).
+    pub fn push(&mut self, deps: &[u32]) {
+        for &d in deps {
+            self.edges.push(d);
+            if let Some(u) = self.users.get_mut(d as usize) {
+                *u += 1;
+            }
+        }
+        self.ends.push(self.edges.len() as u32);
+    }
+
+    /// A graph from each module's direct dependencies (for tests and tools).
+    pub fn from_lists(lists: &[&[u32]]) -> Self {
+        let mut g = Graph::new(lists.len());
+        lists.iter().for_each(|deps| g.push(deps));
+        g
+    }
+
+    /// Number of modules.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are no modules.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The modules `m` needs directly, in order of first reference.
+    pub fn deps(&self, m: u32) -> &[u32] {
+        let i = m as usize;
+        let start = i.checked_sub(1).and_then(|p| self.ends.get(p)).copied().unwrap_or(0);
+        let end = self.ends.get(i).copied().unwrap_or(start);
+        self.edges.get(start as usize..end as usize).unwrap_or_default()
+    }
+}
 
 /// `dep_sort_idx` of every module: a user always comes before what it needs.
 ///

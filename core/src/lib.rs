@@ -8,8 +8,10 @@
 //! - [`modinfo`]: `.modinfo` records; [`module`]: [`ModuleInfo`], what depmod keeps of a file;
 //! - [`name`]: module names and alias keys; [`hash`]: kmod's hash-table order;
 //! - [`config`]: depmod.d priority rules; [`tree`]: the module set and `modules.order`;
-//! - [`resolve`]: symbol owners and edges; [`graph`]: topological order and cycle report;
-//! - [`output`]: the output files.
+//! - [`resolve`]: symbol owners and each module's direct dependencies; [`graph`]: the
+//!   dependency graph, kmod's topological order and the cycle report;
+//! - [`output`]: the output files;
+//! - [`read_plan`]: which bytes of a module file the parser reads (for partial reads).
 //!
 //! ```
 //! use depmod_core::{config::Config, tree::ModuleSet, ModuleInfo};
@@ -41,6 +43,7 @@ pub mod modinfo;
 pub mod module;
 pub mod name;
 pub mod output;
+pub mod read_plan;
 pub mod resolve;
 pub mod tree;
 

@@ -3,7 +3,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use crate::elf::{self, Elf, ImportScratch};
+use crate::elf::{self, Elf, Import, ImportScratch};
 use crate::error::{Anomaly, Error};
 use crate::modinfo;
 
@@ -47,8 +47,6 @@ pub struct ModuleInfo {
     pub elf_error: Option<Error>,
     /// Why the export list could not be read (kmod reports this one).
     pub exports_error: Option<Error>,
-    /// Why `.modinfo` could not be read (kmod is silent about it).
-    pub modinfo_error: Option<Error>,
     /// Why the import list could not be read (kmod is silent about it).
     pub imports_error: Option<Error>,
     /// The first thing wrong with the file that libkmod reads past (kmod is silent about it).
@@ -86,17 +84,6 @@ impl Scratch {
             l.clear();
         }
     }
-}
-
-/// A needed symbol as seen by the resolver.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Needed<'a> {
-    /// Raw name.
-    pub name: &'a [u8],
-    /// CRC from `__versions`, or 0.
-    pub crc: u64,
-    /// Weak undefined symbol.
-    pub weak: bool,
 }
 
 impl ModuleInfo {
@@ -169,8 +156,8 @@ impl ModuleInfo {
     }
 
     /// Needed symbols, in kmod's order.
-    pub fn imports(&self) -> impl ExactSizeIterator<Item = Needed<'_>> {
-        self.list(List::Imports).iter().map(|i| Needed {
+    pub fn imports(&self) -> impl ExactSizeIterator<Item = Import<'_>> {
+        self.list(List::Imports).iter().map(|i| Import {
             name: self.text(i),
             crc: i.crc,
             weak: i.len & WEAK != 0,
@@ -217,4 +204,118 @@ fn read_imports(elf: &Elf<'_>, scratch: &mut Scratch) -> Result<(), Error> {
         scratch.truncate(List::Imports, mark);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bytes::Endian;
+    use crate::elf::writer::{Class, ModuleSpec};
+    use alloc::vec;
+
+    fn spec() -> ModuleSpec {
+        let mut m = ModuleSpec::new();
+        m.modinfo = vec![
+            b"license=GPL".to_vec(),
+            b"alias=pci:v-1*".to_vec(),
+            b"softdep=pre: crc32c".to_vec(),
+            b"alias=fs-vfat".to_vec(),
+            b"weakdep=helper".to_vec(),
+            b"alias".to_vec(),
+        ];
+        m.exports = vec![b"exp_a".to_vec(), b"exp_b".to_vec()];
+        m.crcs = Some(vec![0xaa, 0xbb]);
+        m.imports = vec![(b"imp_x".to_vec(), false), (b"imp_w".to_vec(), true)];
+        m.versions = vec![(b"imp_x".to_vec(), 0x11), (b"module_layout".to_vec(), 0x22)];
+        m
+    }
+
+    fn texts<'a>(it: impl Iterator<Item = &'a [u8]>) -> Vec<&'a [u8]> {
+        it.collect()
+    }
+
+    #[test]
+    fn keeps_what_depmod_uses_in_every_class_and_order() {
+        for class in [Class::Elf32, Class::Elf64] {
+            for endian in [Endian::Little, Endian::Big] {
+                let mut s = spec();
+                (s.class, s.endian) = (class, endian);
+                let info = ModuleInfo::parse(&s.build());
+                assert_eq!(
+                    (info.elf_error, info.exports_error, info.imports_error),
+                    (None, None, None)
+                );
+                assert_eq!(info.anomaly, None);
+                // `.modinfo` order, the value only; a key without `=` has an empty value.
+                assert_eq!(texts(info.aliases()), [&b"pci:v-1*"[..], b"fs-vfat", b""]);
+                assert_eq!(texts(info.softdeps()), [b"pre: crc32c"]);
+                assert_eq!(texts(info.weakdeps()), [b"helper"]);
+                let exports: Vec<_> = info.exports().collect();
+                assert_eq!(exports, [(&b"exp_a"[..], 0xaa), (b"exp_b", 0xbb)]);
+                // Undefined symbols in table order with their `__versions` CRC, then the
+                // records no symbol matched.
+                let imports: Vec<_> = info.imports().collect();
+                let import = |name, crc, weak| Import { name, crc, weak };
+                assert_eq!(
+                    imports,
+                    [
+                        import(b"imp_x", 0x11, false),
+                        import(b"imp_w", 0, true),
+                        import(b"module_layout", 0x22, false),
+                    ]
+                );
+                assert!(info.heap_size() > 0);
+            }
+        }
+    }
+
+    #[test]
+    fn reused_working_space_changes_nothing() {
+        let mut scratch = Scratch::default();
+        let mut other = ModuleSpec::new();
+        other.modinfo = vec![b"alias=zzz".to_vec()];
+        other.imports = vec![(b"only_here".to_vec(), false)];
+        let _ = ModuleInfo::parse_with(&other.build(), &mut scratch);
+        let bytes = spec().build();
+        let again = ModuleInfo::parse_with(&bytes, &mut scratch);
+        let fresh = ModuleInfo::parse(&bytes);
+        assert_eq!(texts(again.aliases()), texts(fresh.aliases()));
+        assert_eq!(again.imports().collect::<Vec<_>>(), fresh.imports().collect::<Vec<_>>());
+        assert_eq!(again.exports().collect::<Vec<_>>(), fresh.exports().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn not_elf_keeps_nothing() {
+        let info = ModuleInfo::parse(b"\x7fELF but not really one");
+        assert_eq!(info.elf_error, Some(Error::BadClass(b' ')));
+        assert_eq!((info.aliases().len(), info.exports().len(), info.imports().len()), (0, 0, 0));
+        assert_eq!(info.heap_size(), 0);
+    }
+
+    #[test]
+    fn a_broken_part_leaves_the_others() {
+        // Without a `.symtab` there are no imports; exports fall back to `__ksymtab_strings`
+        // (CRC 0) and the aliases are still read.
+        let mut s = spec();
+        s.crcs = None;
+        let mut bytes = s.build();
+        let elf = Elf::parse(&bytes).unwrap();
+        let symtab = elf.section_by_name(".symtab").unwrap().index;
+        let names = elf.names_section().unwrap();
+        let name_field = name_offset(&bytes, symtab);
+        let at = names.offset as usize + name_field;
+        bytes[at..at + 7].copy_from_slice(b".nosymt");
+        let info = ModuleInfo::parse(&bytes);
+        assert_eq!(info.imports_error, Some(Error::MissingSection(".symtab")));
+        assert_eq!(info.imports().len(), 0);
+        assert_eq!(info.exports().collect::<Vec<_>>(), [(&b"exp_a"[..], 0), (b"exp_b", 0)]);
+        assert_eq!(info.aliases().len(), 3);
+    }
+
+    /// `sh_name` of section `index` in an ELF64 little-endian file.
+    fn name_offset(bytes: &[u8], index: u16) -> usize {
+        let shoff = u64::from_le_bytes(bytes[40..48].try_into().unwrap()) as usize;
+        let at = shoff + usize::from(index) * 64;
+        u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize
+    }
 }

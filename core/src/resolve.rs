@@ -6,6 +6,7 @@
 
 use alloc::vec::Vec;
 
+use crate::graph::Graph;
 use crate::hash::{SYMBOL_BUCKETS, Table};
 use crate::module::ModuleInfo;
 
@@ -100,64 +101,6 @@ pub enum Event<'a> {
     Needs { module: u32, symbol: &'a [u8], owner: u32 },
 }
 
-/// Direct dependencies of every module, stored flat.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Graph {
-    /// Everyone's direct dependencies, module after module.
-    edges: Vec<u32>,
-    /// `ends[m]`: where module `m`'s dependencies end in `edges`.
-    ends: Vec<u32>,
-    /// `users[m]`: how many distinct modules need `m`.
-    pub users: Vec<u32>,
-}
-
-impl Graph {
-    /// An empty graph of `modules` modules, to be filled with [`Graph::push`] in module order.
-    pub fn new(modules: usize) -> Self {
-        Graph {
-            edges: Vec::new(),
-            ends: Vec::with_capacity(modules),
-            users: alloc::vec![0; modules],
-        }
-    }
-
-    /// Adds the direct dependencies of the next module (each one once).
-    pub fn push(&mut self, deps: &[u32]) {
-        for &d in deps {
-            self.edges.push(d);
-            if let Some(u) = self.users.get_mut(d as usize) {
-                *u += 1;
-            }
-        }
-        self.ends.push(self.edges.len() as u32);
-    }
-
-    /// A graph from each module's direct dependencies (for tests and tools).
-    pub fn from_lists(lists: &[&[u32]]) -> Self {
-        let mut g = Graph::new(lists.len());
-        lists.iter().for_each(|deps| g.push(deps));
-        g
-    }
-
-    /// Number of modules.
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    /// Whether there are no modules.
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    /// The modules `m` needs directly, in order of first reference.
-    pub fn deps(&self, m: u32) -> &[u32] {
-        let i = m as usize;
-        let start = i.checked_sub(1).and_then(|p| self.ends.get(p)).copied().unwrap_or(0);
-        let end = self.ends.get(i).copied().unwrap_or(start);
-        self.edges.get(start as usize..end as usize).unwrap_or_default()
-    }
-}
-
 /// Fills the table with every module's exports, in array order.
 pub fn add_exports<'a>(symbols: &mut Symbols<'a>, infos: &'a [ModuleInfo]) {
     for (m, info) in infos.iter().enumerate() {
@@ -167,51 +110,224 @@ pub fn add_exports<'a>(symbols: &mut Symbols<'a>, infos: &'a [ModuleInfo]) {
     }
 }
 
-/// Resolves every module's needed symbols into edges, reporting through `events`.
-pub fn resolve<'a>(
-    symbols: &Symbols<'a>,
-    infos: &'a [ModuleInfo],
-    options: ResolveOptions,
-    mut events: impl FnMut(Event<'a>),
-) -> Graph {
-    let mut graph = Graph::new(infos.len());
-    let mut deps = Vec::new();
-    for (m, info) in infos.iter().enumerate() {
-        deps.clear();
-        resolve_one(symbols, info, m as u32, options, &mut deps, &mut events);
-        graph.push(&deps);
-    }
-    graph
+/// The dependency pass over a run of consecutive modules: their direct dependencies and what
+/// the pass reports. Runs can be resolved in any order or in parallel; added to a [`Graph`] in
+/// array order ([`Resolved::add_to`]), with their events in that order, they give kmod's graph
+/// and messages.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resolved<'a> {
+    /// Direct dependencies, module after module.
+    deps: Vec<u32>,
+    /// How many of `deps` each module of the run has.
+    counts: Vec<u32>,
+    /// What the pass reported, in kmod's order.
+    pub events: Vec<Event<'a>>,
 }
 
-/// The dependency pass for one module (`module` is its array index): appends its direct
-/// dependencies to `deps` (which the caller clears), each once, in order of first reference.
-/// Modules can be resolved in any order or in parallel; [`Graph::push`] then takes them in
-/// array order, and their events in that order are kmod's.
-pub fn resolve_one<'a>(
+impl Resolved<'_> {
+    /// Adds the run's modules to `graph`, which must hold exactly the modules before the run.
+    pub fn add_to(&self, graph: &mut Graph) {
+        let mut rest = self.deps.as_slice();
+        for &n in &self.counts {
+            let (mine, later) = rest.split_at_checked(n as usize).unwrap_or((rest, &[]));
+            graph.push(mine);
+            rest = later;
+        }
+    }
+}
+
+/// Resolves the needed symbols of `infos`, the modules at array indexes `first..`, into edges
+/// to their owners: each owner once per module, in order of first reference.
+pub fn resolve_run<'a>(
+    symbols: &Symbols<'a>,
+    infos: &'a [ModuleInfo],
+    first: u32,
+    options: ResolveOptions,
+) -> Resolved<'a> {
+    let mut run = Resolved::default();
+    for (module, info) in (first..).zip(infos) {
+        let before = run.deps.len();
+        resolve_one(symbols, info, module, options, &mut run);
+        run.counts.push((run.deps.len() - before) as u32);
+    }
+    run
+}
+
+/// The dependency pass for one module (`module` is its array index), appended to `run`.
+fn resolve_one<'a>(
     symbols: &Symbols<'a>,
     info: &'a ModuleInfo,
     module: u32,
     options: ResolveOptions,
-    deps: &mut Vec<u32>,
-    mut events: impl FnMut(Event<'a>),
+    run: &mut Resolved<'a>,
 ) {
-    let first = deps.len();
+    let first = run.deps.len();
     for need in info.imports() {
         let Some((key, owner)) = symbols.find(need.name) else {
             if options.print_unknown && !need.weak {
-                events(Event::Unknown { module, symbol: need.name });
+                run.events.push(Event::Unknown { module, symbol: need.name });
             }
             continue;
         };
         if options.check_symvers && owner.crc != need.crc && !need.weak && options.print_unknown {
-            events(Event::Disagrees { module, symbol: need.name });
+            run.events.push(Event::Disagrees { module, symbol: need.name });
         }
         let Some(dep) = owner.module else { continue };
-        if deps.get(first..).is_some_and(|mine| mine.contains(&dep)) {
+        if run.deps.get(first..).is_some_and(|mine| mine.contains(&dep)) {
             continue;
         }
-        deps.push(dep);
-        events(Event::Needs { module, symbol: key, owner: dep });
+        run.deps.push(dep);
+        run.events.push(Event::Needs { module, symbol: key, owner: dep });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::elf::writer::ModuleSpec;
+    use alloc::vec;
+
+    /// A module exporting `exports` (CRCs 0x100, 0x101, ...) and needing `imports` (`!` before
+    /// a name makes it weak), with `__versions` CRCs for `versions`.
+    fn module(exports: &[&str], imports: &[&str], versions: &[(&str, u64)]) -> ModuleInfo {
+        let mut spec = ModuleSpec::new();
+        spec.exports = exports.iter().map(|e| e.as_bytes().to_vec()).collect();
+        spec.crcs = Some((0..exports.len() as u32).map(|i| 0x100 + i).collect());
+        spec.imports = imports
+            .iter()
+            .map(|i| (i.trim_start_matches('!').as_bytes().to_vec(), i.starts_with('!')))
+            .collect();
+        spec.versions = versions.iter().map(|(n, c)| (n.as_bytes().to_vec(), *c)).collect();
+        let info = ModuleInfo::parse(&spec.build());
+        assert_eq!((info.elf_error, info.exports_error, info.imports_error), (None, None, None));
+        info
+    }
+
+    fn owner<'a>(symbols: &Symbols<'a>, name: &'a str) -> Option<Owner> {
+        symbols.find(name.as_bytes()).map(|(_, o)| o)
+    }
+
+    #[test]
+    fn the_last_exporter_owns_a_symbol() {
+        let infos = [module(&["shared", "only_a"], &[], &[]), module(&["shared"], &[], &[])];
+        let mut symbols = Symbols::new(None);
+        symbols.add_kernel(b"shared", 7);
+        symbols.add_kernel(b"printk", 8);
+        add_exports(&mut symbols, &infos);
+        // Modules come after the kernel, in array order: the later one wins.
+        assert_eq!(owner(&symbols, "shared"), Some(Owner { module: Some(1), crc: 0x100 }));
+        assert_eq!(owner(&symbols, "only_a"), Some(Owner { module: Some(0), crc: 0x101 }));
+        assert_eq!(owner(&symbols, "printk"), Some(Owner { module: None, crc: 8 }));
+        assert_eq!(owner(&symbols, "missing"), None);
+        assert_eq!(symbols.len(), 3);
+    }
+
+    #[test]
+    fn prefixes_and_function_descriptors() {
+        let infos = [module(&["_exported"], &[], &[])];
+        let mut symbols = Symbols::new(Some(b'_'));
+        // A Module.symvers name loses one prefix character; a System.map name is given bare.
+        symbols.add_kernel_raw(b"_from_symvers", 1);
+        symbols.add_kernel(b"from_map", 2);
+        add_exports(&mut symbols, &infos);
+        let key = |name: &'static str| symbols.find(name.as_bytes()).map(|(k, _)| k);
+        assert_eq!(key("_exported"), Some(&b"exported"[..]));
+        assert_eq!(key("exported"), Some(&b"exported"[..]));
+        // PPC64: one leading `.`, then the prefix.
+        assert_eq!(key("._exported"), Some(&b"exported"[..]));
+        assert_eq!(key("..exported"), None);
+        assert_eq!(key("from_symvers"), Some(&b"from_symvers"[..]));
+        assert_eq!(key("_from_map"), Some(&b"from_map"[..]));
+        // Only one prefix character is stripped.
+        assert_eq!(key("__exported"), None);
+    }
+
+    #[test]
+    fn each_owner_once_in_order_of_first_reference() {
+        let infos = [
+            module(&["a1", "a2"], &[], &[]),
+            module(&["b1"], &[], &[]),
+            module(&[], &["b1", "a1", "kernel_fn", "a2", "b1", "nobody", "!weak_nobody"], &[]),
+        ];
+        let mut symbols = Symbols::new(None);
+        symbols.add_kernel(b"kernel_fn", 0);
+        add_exports(&mut symbols, &infos);
+        let quiet = ResolveOptions::default();
+        let run = resolve_run(&symbols, &infos, 0, quiet);
+        let mut graph = Graph::new(infos.len());
+        run.add_to(&mut graph);
+        assert_eq!(graph.deps(2), [1, 0]);
+        assert_eq!((graph.deps(0), graph.deps(1)), (&[][..], &[][..]));
+        assert_eq!(graph.users, [1, 1, 0]);
+        // One event per new edge, with the symbol that made it; unknown symbols are silent
+        // without -e.
+        assert_eq!(
+            run.events,
+            [
+                Event::Needs { module: 2, symbol: b"b1", owner: 1 },
+                Event::Needs { module: 2, symbol: b"a1", owner: 0 },
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_and_disagreeing_symbols_with_e() {
+        let infos = [
+            module(&["good", "bad_crc"], &[], &[]),
+            module(
+                &[],
+                &["good", "bad_crc", "nobody", "!weak_nobody", "kernel_fn"],
+                &[("good", 0x100), ("bad_crc", 0x999), ("kernel_fn", 5)],
+            ),
+        ];
+        let mut symbols = Symbols::new(None);
+        symbols.add_kernel(b"kernel_fn", 6);
+        add_exports(&mut symbols, &infos);
+        let e = ResolveOptions { print_unknown: true, check_symvers: false };
+        let e_symvers = ResolveOptions { print_unknown: true, check_symvers: true };
+        let events = |options| resolve_run(&symbols, &infos[1..], 1, options).events;
+        let needs_good = Event::Needs { module: 1, symbol: b"good", owner: 0 };
+        let unknown = Event::Unknown { module: 1, symbol: b"nobody" };
+        // The CRC of `good`'s owner is 0x100 (its first export), as its `__versions` says.
+        assert_eq!(events(e), [needs_good, unknown]);
+        assert_eq!(
+            events(e_symvers),
+            [
+                needs_good,
+                Event::Disagrees { module: 1, symbol: b"bad_crc" },
+                unknown,
+                Event::Disagrees { module: 1, symbol: b"kernel_fn" },
+            ]
+        );
+        // -E without -e compares nothing.
+        let symvers_only = ResolveOptions { print_unknown: false, check_symvers: true };
+        assert_eq!(events(symvers_only), [needs_good]);
+    }
+
+    #[test]
+    fn runs_resolved_apart_make_the_same_graph() {
+        let infos = [
+            module(&["x"], &["y"], &[]),
+            module(&["y"], &["z"], &[]),
+            module(&["z"], &["x", "y"], &[]),
+            module(&[], &["z", "x"], &[]),
+        ];
+        let mut symbols = Symbols::new(None);
+        add_exports(&mut symbols, &infos);
+        let options = ResolveOptions::default();
+        let whole = resolve_run(&symbols, &infos, 0, options);
+        let mut one = Graph::new(infos.len());
+        whole.add_to(&mut one);
+        let mut pieces = Graph::new(infos.len());
+        let mut events = vec![];
+        for (i, run) in infos.chunks(3).enumerate() {
+            let part = resolve_run(&symbols, run, i as u32 * 3, options);
+            part.add_to(&mut pieces);
+            events.extend(part.events);
+        }
+        assert_eq!(one, pieces);
+        assert_eq!(whole.events, events);
+        assert_eq!(one.deps(2), [0, 1]);
+        assert_eq!(one.deps(3), [2, 0]);
     }
 }

@@ -16,10 +16,8 @@ thread_local! {
     static SCRATCH: RefCell<(Scratch, ImportScratch)> = RefCell::default();
 }
 
-const KNOWN: [&str; 5] = [".modinfo", "__ksymtab_strings", ".symtab", ".strtab", "__versions"];
-
 fn readers(data: &[u8], imports_scratch: &mut ImportScratch) {
-    let _ = elf::section_table_range(data);
+    let _ = (elf::section_table_range(data), elf::names_table_range(data));
     let Ok(e) = Elf::parse(data) else { return };
     assert_eq!(e.data().len(), data.len());
     let _ = (e.endian(), e.layout(), e.machine(), e.names_section());
@@ -32,7 +30,7 @@ fn readers(data: &[u8], imports_scratch: &mut ImportScratch) {
     let sections: Vec<(&[u8], elf::Section<'_>)> = e.sections().collect();
     // Sections found by name are the first usable ones of that name (the known ones are
     // looked up once, when the file is parsed).
-    for name in KNOWN.iter().chain(&["__kcrctab", ".text", ""]) {
+    for name in elf::READ_SECTIONS.iter().chain(&["__kcrctab", ".text", ""]) {
         let first = sections.iter().find(|(n, _)| *n == name.as_bytes()).map(|(_, s)| *s);
         assert_eq!(e.section_by_name(name), first, "{name}");
     }

@@ -1,4 +1,4 @@
-//! The binary's xz decoding (bin/src/decompress.rs): full, then sparse, on arbitrary bytes.
+//! The binary's xz decoding (bin/src/decompress/): full, then sparse, on arbitrary bytes.
 #![no_main]
 
 use depmod_fuzz::decoder_target;

@@ -1,6 +1,6 @@
-//! What the fuzz targets share: the binary's decompression wrappers (bin/src/decompress.rs and
-//! xz.rs, compiled here unchanged), the binary's choice of which parts of a module file to read
-//! (core's `elf::wanted_ranges`), and a comparable summary of a parsed module.
+//! What the fuzz targets share: the binary's decompression (bin/src/decompress/, compiled here
+//! unchanged, with every decoder), the binary's choice of which parts of a module file to read
+//! (core's `read_plan::wanted_ranges`), and a comparable summary of a parsed module.
 //!
 //! The targets check properties, not just the absence of crashes: a module read in part (as the
 //! binary reads large files) parses as the whole file does, reused working space changes
@@ -10,15 +10,11 @@ use std::cell::RefCell;
 use std::ops::Range;
 
 use depmod_core::ModuleInfo;
-use depmod_core::elf;
+use depmod_core::read_plan;
 use depmod_core::error::Error;
 
 #[allow(dead_code, clippy::all)]
-#[path = "../../bin/src/xz.rs"]
-pub mod xz;
-
-#[allow(dead_code, clippy::all)]
-#[path = "../../bin/src/decompress.rs"]
+#[path = "../../bin/src/decompress/mod.rs"]
 pub mod decompress;
 
 use decompress::{Decoders, Format};
@@ -31,7 +27,7 @@ pub struct Summary {
     pub weakdeps: Vec<Vec<u8>>,
     pub exports: Vec<(Vec<u8>, u64)>,
     pub imports: Vec<(Vec<u8>, u64, bool)>,
-    pub errors: [Option<Error>; 4],
+    pub errors: [Option<Error>; 3],
 }
 
 /// The comparable form of `info`.
@@ -43,15 +39,15 @@ pub fn summary(info: &ModuleInfo) -> Summary {
         weakdeps: texts(&mut info.weakdeps()),
         exports: info.exports().map(|(n, c)| (n.to_vec(), c)).collect(),
         imports: info.imports().map(|i| (i.name.to_vec(), i.crc, i.weak)).collect(),
-        errors: [info.elf_error, info.exports_error, info.modinfo_error, info.imports_error],
+        errors: [info.elf_error, info.exports_error, info.imports_error],
     }
 }
 
-/// The parts of a module file depmod reads, as far as `data` tells ([`elf::wanted_ranges`],
+/// The parts of a module file depmod reads, as far as `data` tells ([`read_plan::wanted_ranges`],
 /// which the binary uses).
 pub fn wanted_ranges(data: &[u8], filled: &dyn Fn(&Range<usize>) -> bool) -> Vec<Range<usize>> {
     let mut want = Vec::new();
-    elf::wanted_ranges(data, filled, &mut want);
+    read_plan::wanted_ranges(data, filled, &mut want);
     want
 }
 
@@ -182,7 +178,7 @@ pub fn decoder_target(format: Format, data: &[u8]) {
         };
         let sparse = match sparse {
             Ok(s) => s,
-            Err(e) if e.detail.contains("still changing") => return,
+            Err(e) if e.to_string().contains("still changing") => return,
             Err(e) => panic!("full decode gave {} bytes, sparse decode failed: {e}", full.len()),
         };
         assert_eq!(sparse.len(), full.len());

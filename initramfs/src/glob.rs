@@ -1,100 +1,29 @@
-//! Alias matching as modprobe does it: `fnmatch(3)` patterns over normalised names.
+//! Alias matching as modprobe does it, over the text of the indexes: core's naming rules
+//! (`depmod_core::name`) and its glibc `fnmatch` (`depmod_core::index::fnmatch`), the ones the
+//! depmod under test writes its indexes with.
 
-/// kmod's module-name form: `-` becomes `_`.
+use depmod_core::{index, name};
+
+/// kmod's module-name form: up to the first `.`, `-` as `_`.
 pub fn module_name(name: &str) -> String {
-    name.replace('-', "_")
+    text(name::module_name(name.as_bytes()))
 }
 
-/// kmod's `alias_normalize`: `-` becomes `_` except inside `[...]`, where it is a range.
+/// kmod's `alias_normalize`: `-` becomes `_` except inside `[...]`, where it is a range. An
+/// alias with unmatched brackets (which modprobe cannot normalise, and depmod leaves out of
+/// `modules.alias.bin`) is kept as it is.
 pub fn alias(alias: &str) -> String {
-    let mut out = String::with_capacity(alias.len());
-    let mut in_class = false;
-    for c in alias.chars() {
-        match c {
-            '[' => in_class = true,
-            ']' => in_class = false,
-            '-' if !in_class => {
-                out.push('_');
-                continue;
-            }
-            _ => {}
-        }
-        out.push(c);
-    }
-    out
+    name::alias_key(alias.as_bytes()).map_or_else(|| alias.to_string(), text)
 }
 
-/// `fnmatch(pattern, text, 0)` for the patterns found in `modules.alias`: `*`, `?` and bracket
-/// classes with ranges and `!`/`^` negation.
+/// `fnmatch(pattern, text, 0)`, as glibc matches `modules.alias` patterns.
 pub fn matches(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    // The classic one-backtrack-point walk: linear for the few `*` of real aliases, where the
-    // naive recursion would be exponential.
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while let Some(&c) = t.get(ti) {
-        if p.get(pi) == Some(&'*') {
-            star = Some((pi + 1, ti));
-            pi += 1;
-            continue;
-        }
-        if let Some(next) = one(&p, pi, c) {
-            pi = next;
-            ti += 1;
-            continue;
-        }
-        match star {
-            Some((sp, st)) => {
-                pi = sp;
-                ti = st + 1;
-                star = Some((sp, st + 1));
-            }
-            None => return false,
-        }
-    }
-    while p.get(pi) == Some(&'*') {
-        pi += 1;
-    }
-    pi == p.len()
+    index::fnmatch(pattern.as_bytes(), text.as_bytes())
 }
 
-/// Whether the pattern element at `pi` (not `*`) matches `c`; if so, the index after it.
-fn one(p: &[char], pi: usize, c: char) -> Option<usize> {
-    match p.get(pi)? {
-        '?' => Some(pi + 1),
-        '[' => match class(&p[pi + 1..], c) {
-            Some((hit, len)) => hit.then_some(pi + 1 + len),
-            None => (c == '[').then_some(pi + 1),
-        },
-        &lit => (lit == c).then_some(pi + 1),
-    }
-}
-
-/// Matches `c` against a bracket class whose `[` was just before `p`: whether it is a member
-/// and the class's length up to and including its `]`, or `None` when no `]` closes it (then
-/// the `[` is literal).
-fn class(p: &[char], c: char) -> Option<(bool, usize)> {
-    let negated = matches!(p.first(), Some('!' | '^'));
-    let start = usize::from(negated);
-    // A `]` right after the opening (or the negation) is a member, not the end.
-    let close = start + 1 + p.get(start + 1..)?.iter().position(|&x| x == ']')?;
-    let body = p.get(start..close)?;
-    let mut i = 0;
-    let mut hit = false;
-    while let Some(&first) = body.get(i) {
-        match (body.get(i + 1), body.get(i + 2)) {
-            (Some('-'), Some(&last)) => {
-                hit |= first <= c && c <= last;
-                i += 3;
-            }
-            _ => {
-                hit |= first == c;
-                i += 1;
-            }
-        }
-    }
-    Some((hit != negated, close + 1))
+/// A name made from UTF-8 text (core only replaces or cuts at ASCII bytes, so it stays UTF-8).
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 #[cfg(test)]
@@ -121,7 +50,10 @@ mod tests {
     #[test]
     fn normalisation() {
         assert_eq!(module_name("virtio-rng"), "virtio_rng");
+        // kmod's names stop at the first dot, as depmod names `a.b.ko` `a`.
+        assert_eq!(module_name("snd-hda.intel"), "snd_hda");
         assert_eq!(alias("crypto-crc32c"), "crypto_crc32c");
         assert_eq!(alias("dmi*:pn[A-Z]-x"), "dmi*:pn[A-Z]_x");
+        assert_eq!(alias("bad]-bracket"), "bad]-bracket");
     }
 }

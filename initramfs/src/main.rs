@@ -1,5 +1,7 @@
 //! `depmod-initramfs`: the command line over [`depmod_initramfs::assemble`].
 
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -62,7 +64,8 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Paths need not be UTF-8: the arguments are taken as the bytes they are.
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
         print!("{HELP}");
         return ExitCode::SUCCESS;
@@ -77,7 +80,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse(args: &[String]) -> Result<Args, Error> {
+/// An argument that must be text (a name, a version, a mode).
+fn text(opt: &str, value: OsString) -> Result<String, Error> {
+    value.into_string().map_err(|v| {
+        let shown = String::from_utf8_lossy(v.as_bytes()).into_owned();
+        Error::new(format!("{opt}: {shown:?} is not valid UTF-8"))
+    })
+}
+
+fn parse(args: &[OsString]) -> Result<Args, Error> {
     let mut output = None;
     let mut depmod = None;
     let mut basedir = PathBuf::from("/");
@@ -93,26 +104,30 @@ fn parse(args: &[String]) -> Result<Args, Error> {
 
     let mut it = args.iter();
     while let Some(arg) = it.next() {
+        let bytes = arg.as_bytes();
         // `--opt=value` and `--opt value` are both accepted.
-        let (opt, inline) = match arg.split_once('=') {
-            Some((o, v)) if o.starts_with("--") => (o, Some(v.to_string())),
-            _ => (arg.as_str(), None),
+        let (opt, inline) = match bytes.iter().position(|&b| b == b'=') {
+            Some(eq) if bytes.starts_with(b"--") => {
+                (&bytes[..eq], Some(OsStr::from_bytes(&bytes[eq + 1..]).to_os_string()))
+            }
+            _ => (bytes, None),
         };
-        let mut value = || -> Result<String, Error> {
+        let opt = String::from_utf8_lossy(opt).into_owned();
+        let mut value = || -> Result<OsString, Error> {
             inline
                 .clone()
                 .or_else(|| it.next().cloned())
                 .ok_or_else(|| Error::new(format!("{opt} needs a value")))
         };
-        match opt {
+        match opt.as_str() {
             "-o" | "--output" => output = Some(PathBuf::from(value()?)),
             "--depmod" => depmod = Some(PathBuf::from(value()?)),
             "-b" | "--basedir" => basedir = PathBuf::from(value()?),
-            "-k" | "--kernel-version" => version = Some(value()?),
+            "-k" | "--kernel-version" => version = Some(text(&opt, value()?)?),
             "-a" | "--all" => all = true,
             "--kmod" => modprobe = Modprobe::Kmod(PathBuf::from(value()?)),
             "--busybox" => busybox = PathBuf::from(value()?),
-            "--compress" => compress = value()?.parse()?,
+            "--compress" => compress = text(&opt, value()?)?.parse()?,
             "--init" => {
                 let path = PathBuf::from(value()?);
                 let script = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
@@ -120,16 +135,20 @@ fn parse(args: &[String]) -> Result<Args, Error> {
             }
             "--file" => {
                 let v = value()?;
-                let (src, dest) = v
-                    .split_once(':')
-                    .ok_or_else(|| Error::new(format!("--file {v}: expected SRC:DEST")))?;
-                files.push((PathBuf::from(src), dest.to_string()));
+                let v = v.as_bytes();
+                let Some(colon) = v.iter().position(|&b| b == b':') else {
+                    let shown = String::from_utf8_lossy(v);
+                    return Err(Error::new(format!("--file {shown}: expected SRC:DEST")));
+                };
+                let src = PathBuf::from(OsStr::from_bytes(&v[..colon]));
+                let dest = text("--file", OsStr::from_bytes(&v[colon + 1..]).to_os_string())?;
+                files.push((src, dest));
             }
             "--stage" => stage = Some(PathBuf::from(value()?)),
             _ if opt.starts_with('-') && opt.len() > 1 => {
                 return Err(Error::new(format!("unknown option {opt}")));
             }
-            _ => names.push(arg.clone()),
+            _ => names.push(text("a module name", arg.clone())?),
         }
     }
     let output = output.ok_or_else(|| Error::new("-o IMAGE is required".into()))?;
@@ -181,4 +200,33 @@ fn run(args: &Args) -> Result<(), Error> {
         args.output.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStringExt;
+
+    fn args(list: &[&[u8]]) -> Vec<OsString> {
+        list.iter().map(|a| OsString::from_vec(a.to_vec())).collect()
+    }
+
+    /// Arguments are bytes: a path that is not UTF-8 is used as it is (here it names no tree),
+    /// a module name that is not UTF-8 is refused with a message; nothing panics.
+    #[test]
+    fn arguments_that_are_not_utf8() {
+        let base: &[&[u8]] = &[b"--depmod", b"/x/depmod", b"-o", b"/x/img"];
+        let path = args(&[base, &[b"-b", b"/nonexistent/\xff", b"e1000"]].concat());
+        let Err(e) = parse(&path) else { panic!("a tree at /nonexistent") };
+        assert!(e.to_string().contains("/nonexistent/"), "{e}");
+        let name = args(&[base, &[b"-b", b"/", b"caf\xe9"]].concat());
+        let Err(e) = parse(&name) else { panic!("a name that is not UTF-8 was taken") };
+        assert_eq!(e.to_string(), "a module name: \"caf\u{fffd}\" is not valid UTF-8");
+        let file =
+            args(&[base, &[b"--file=/src/\xff:/dest", b"-a", b"-b", b"/nonexistent"]].concat());
+        assert!(parse(&file).is_err());
+        let mode = args(&[base, &[b"--compress", b"\xff"]].concat());
+        let Err(e) = parse(&mode) else { panic!() };
+        assert_eq!(e.to_string(), "--compress: \"\u{fffd}\" is not valid UTF-8");
+    }
 }

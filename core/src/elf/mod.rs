@@ -3,86 +3,23 @@
 //! The checks are libkmod's (`kmod_elf_new`): a file they reject is rejected here with the same
 //! errno, and a file they accept is read the same way. Width and byte order come from `e_ident`.
 
+mod header;
 pub mod raw;
 mod symbols;
 #[cfg(any(test, feature = "elf-writer"))]
 pub mod writer;
 
+pub use header::{names_table_range, section_table_range};
 pub use symbols::{Export, Import, ImportScratch, crc_sections, exports, imports, imports_with};
-
-use alloc::vec::Vec;
-use core::ops::Range;
 
 use crate::bytes::{Endian, cstr_at, to_usize};
 use crate::error::{Anomaly, Error};
+use header::{Header, table_size};
 use raw::Layout;
 
 /// The sections depmod reads, found in one pass when the file is parsed.
-const KNOWN: [&str; 5] = [".modinfo", "__ksymtab_strings", ".symtab", ".strtab", "__versions"];
-
-/// The parts of a module file depmod reads, as far as `data` (what is known so far of the file,
-/// zeros elsewhere) tells: the section header table, the section names, the sections the parser
-/// reads, and those its CRC symbols point into. Replaces the contents of `want`.
-///
-/// The sections CRC symbols point into are only looked for once `filled` says the symbol table
-/// has been read (a table of leftover bytes would only cost a useless scan).
-pub fn wanted_ranges(
-    data: &[u8],
-    filled: &dyn Fn(&Range<usize>) -> bool,
-    want: &mut Vec<Range<usize>>,
-) {
-    want.clear();
-    let mut push = |offset: u64, len: u64| {
-        if let (Ok(start), Ok(len)) = (usize::try_from(offset), usize::try_from(len)) {
-            want.push(start..start.saturating_add(len));
-        }
-    };
-    let Some((offset, len)) = section_table_range(data) else { return };
-    push(offset, len);
-    let Ok(elf) = Elf::parse(data) else { return };
-    if let Some(names) = elf.names_section() {
-        push(names.offset, names.data.len() as u64);
-    }
-    for (name, section) in elf.sections() {
-        if KNOWN.iter().any(|k| k.as_bytes() == name) || name.starts_with(b"__kcrctab") {
-            push(section.offset, section.data.len() as u64);
-        }
-    }
-    let read = |name: &str| {
-        elf.section_by_name(name).is_some_and(|s| {
-            let start = s.offset as usize;
-            filled(&(start..start.saturating_add(s.data.len())))
-        })
-    };
-    if read(".symtab") && read(".strtab") {
-        for index in crc_sections(&elf) {
-            if let Ok(section) = elf.section(index) {
-                push(section.offset, section.data.len() as u64);
-            }
-        }
-    }
-}
-
-/// Where the section header table of the file starting with `head` lies (offset, length), from
-/// the ELF header alone; `None` if `head` is not the start of an ELF file libkmod would accept.
-pub fn section_table_range(head: &[u8]) -> Option<(u64, u64)> {
-    if head.get(..4) != Some(&raw::MAGIC[..]) {
-        return None;
-    }
-    let layout = match *head.get(raw::EI_CLASS)? {
-        raw::ELFCLASS32 => &raw::LAYOUT32,
-        raw::ELFCLASS64 => &raw::LAYOUT64,
-        _ => return None,
-    };
-    let endian = match *head.get(raw::EI_DATA)? {
-        raw::ELFDATA2LSB => Endian::Little,
-        raw::ELFDATA2MSB => Endian::Big,
-        _ => return None,
-    };
-    let shoff = endian.word(head, layout.e_shoff, layout.wide)?;
-    let shnum = endian.u16(head, layout.e_shnum)?;
-    Some((shoff, layout.shdr_size as u64 * u64::from(shnum)))
-}
+pub const READ_SECTIONS: [&str; 5] =
+    [".modinfo", "__ksymtab_strings", ".symtab", ".strtab", "__versions"];
 
 /// A validated ELF file: the header checks passed and the section-name table is usable.
 #[derive(Clone, Copy, Debug)]
@@ -96,8 +33,8 @@ pub struct Elf<'a> {
     names: &'a [u8],
     /// `e_shstrndx`.
     names_index: u16,
-    /// The first usable section of each [`KNOWN`] name.
-    known: [Option<Section<'a>>; KNOWN.len()],
+    /// The first usable section of each [`READ_SECTIONS`] name.
+    known: [Option<Section<'a>>; READ_SECTIONS.len()],
     /// The first thing wrong that libkmod reads past.
     anomaly: Option<Anomaly>,
 }
@@ -114,93 +51,69 @@ pub struct Section<'a> {
 }
 
 impl<'a> Elf<'a> {
-    /// Checks the header of `data` the way libkmod does and returns a view of it.
+    /// Checks `data` the way libkmod does and returns a view of it: the header, the section
+    /// name table, then one pass over the section headers that finds the sections depmod reads
+    /// and notes what libkmod reads past.
     pub fn parse(data: &'a [u8]) -> Result<Self, Error> {
-        let len = data.len() as u64;
-        if data.len() <= raw::EI_NIDENT || data.get(..4) != Some(&raw::MAGIC[..]) {
-            return Err(Error::NotElf { len });
-        }
-        let byte = |i: usize| data.get(i).copied().unwrap_or(0);
-        let layout = match byte(raw::EI_CLASS) {
-            raw::ELFCLASS32 => &raw::LAYOUT32,
-            raw::ELFCLASS64 => &raw::LAYOUT64,
-            class => return Err(Error::BadClass(class)),
-        };
-        if data.len() <= layout.ehdr_size {
-            return Err(Error::HeaderTruncated { len, header: layout.ehdr_size as u64 });
-        }
-        let endian = match byte(raw::EI_DATA) {
-            raw::ELFDATA2LSB => Endian::Little,
-            raw::ELFDATA2MSB => Endian::Big,
-            other => return Err(Error::BadData(other)),
-        };
-        // The header is in bounds (checked above), so these reads cannot fail.
-        let half = |off| endian.u16(data, off).unwrap_or(0);
-        let shoff = endian.word(data, layout.e_shoff, layout.wide).unwrap_or(0);
-        let shentsize = half(layout.e_shentsize);
-        let shnum = half(layout.e_shnum);
-        let shstrndx = half(layout.e_shstrndx);
-        let machine = half(layout.e_machine);
-
-        if usize::from(shentsize) != layout.shdr_size {
-            return Err(Error::BadSectionEntrySize {
-                found: shentsize,
-                expected: layout.shdr_size as u16,
-            });
-        }
-        let table_end = (layout.shdr_size as u64 * u64::from(shnum)).checked_add(shoff);
-        if table_end.is_none_or(|end| end > len) {
-            return Err(Error::SectionTableOutOfBounds { offset: shoff, count: shnum, len });
-        }
+        let header = Header::parse(data)?;
         let mut elf = Elf {
             data,
-            endian,
-            layout,
-            machine,
-            shoff: to_usize(shoff).ok_or(Error::TooLarge { len: shoff })?,
-            shnum,
+            endian: header.endian,
+            layout: header.layout,
+            machine: header.machine,
+            shoff: header.shoff,
+            shnum: header.shnum,
             names: &[],
             names_index: 0,
-            known: [None; KNOWN.len()],
+            known: [None; READ_SECTIONS.len()],
             anomaly: None,
         };
-        if shstrndx == 0 || shstrndx >= shnum {
-            return Err(Error::BadNamesIndex { index: shstrndx, count: shnum });
+        elf.read_names(header.shstrndx)?;
+        elf.scan_sections();
+        elf.check_read_parts();
+        Ok(elf)
+    }
+
+    /// Checks and keeps the section name table, section `shstrndx`.
+    fn read_names(&mut self, shstrndx: u16) -> Result<(), Error> {
+        if shstrndx == 0 || shstrndx >= self.shnum {
+            return Err(Error::BadNamesIndex { index: shstrndx, count: self.shnum });
         }
-        let names = elf.section(shstrndx)?;
+        let names = self.section(shstrndx)?;
         match names.data.last() {
             None => return Err(Error::NamesEmpty { index: shstrndx }),
             Some(0) => {}
             Some(_) => return Err(Error::NamesNotTerminated { index: shstrndx }),
         }
-        elf.names = names.data;
-        elf.names_index = shstrndx;
-        for index in 1..shnum {
-            let Ok((name_off, offset, size, kind)) = elf.header(index) else { continue };
-            let Ok(section) = elf.section(index) else {
+        self.names = names.data;
+        self.names_index = shstrndx;
+        Ok(())
+    }
+
+    /// Finds the first usable section of each [`READ_SECTIONS`] name; notes the first section
+    /// that runs past the end of the file or is named outside the name table.
+    fn scan_sections(&mut self) {
+        let len = self.data.len() as u64;
+        for index in 1..self.shnum {
+            let Ok((name_off, offset, size, kind)) = self.header(index) else { continue };
+            let name = to_usize(u64::from(name_off)).and_then(|o| cstr_at(self.names, o));
+            let read = name
+                .and_then(|n| READ_SECTIONS.iter().position(|k| crate::bytes::eq(k.as_bytes(), n)));
+            let Ok(section) = self.section(index) else {
                 if kind != raw::SHT_NOBITS {
-                    let found = to_usize(u64::from(name_off)).and_then(|o| cstr_at(elf.names, o));
-                    let name = KNOWN
-                        .iter()
-                        .find(|k| found.is_some_and(|n| crate::bytes::eq(k.as_bytes(), n)))
-                        .map_or("", |k| k);
-                    elf.note(Anomaly::SectionIgnored { index, name, offset, size, len });
+                    let name = read.and_then(|k| READ_SECTIONS.get(k)).map_or("", |k| k);
+                    self.note(Anomaly::SectionIgnored { index, name, offset, size, len });
                 }
                 continue;
             };
-            let Some(name) = to_usize(u64::from(name_off)).and_then(|o| cstr_at(elf.names, o))
-            else {
-                elf.note(Anomaly::SectionNameOutOfRange { index, name: name_off });
+            if name.is_none() {
+                self.note(Anomaly::SectionNameOutOfRange { index, name: name_off });
                 continue;
-            };
-            if let Some(k) = KNOWN.iter().position(|k| crate::bytes::eq(k.as_bytes(), name)) {
-                if let Some(slot) = elf.known.get_mut(k).filter(|slot| slot.is_none()) {
-                    *slot = Some(section);
-                }
+            }
+            if let Some(slot) = read.and_then(|k| self.known.get_mut(k)) {
+                slot.get_or_insert(section);
             }
         }
-        elf.check_read_parts();
-        Ok(elf)
     }
 
     /// The whole file.
@@ -298,7 +211,7 @@ impl<'a> Elf<'a> {
         // Parts that share bytes: header, section table, name table and the sections read
         // (one section may serve as two of them, as when the name tables are merged).
         type Part = (&'static str, Option<u16>, u64, u64);
-        let table = self.layout.shdr_size as u64 * u64::from(self.shnum);
+        let table = table_size(self.layout, self.shnum);
         let names = self.names_section();
         let fixed: [Part; 3] = [
             ("the ELF header", None, 0, self.layout.ehdr_size as u64),
@@ -310,10 +223,11 @@ impl<'a> Elf<'a> {
                 names.map_or(0, |n| n.data.len() as u64),
             ),
         ];
-        let read = KNOWN.iter().zip(self.known).filter_map(|(&name, section)| {
+        let read = READ_SECTIONS.iter().zip(self.known).filter_map(|(&name, section)| {
             section.map(|s| (name, Some(s.index), s.offset, s.data.len() as u64))
         });
-        let mut parts: [Part; KNOWN.len() + 3] = [("", None, 0, 0); KNOWN.len() + 3];
+        let mut parts: [Part; READ_SECTIONS.len() + 3] =
+            [("", None, 0, 0); READ_SECTIONS.len() + 3];
         for (slot, part) in parts.iter_mut().zip(fixed.into_iter().chain(read)) {
             *slot = part;
         }
@@ -353,7 +267,7 @@ impl<'a> Elf<'a> {
     /// The first section called `name`, scanning indexes 1.. and skipping headers that run past
     /// the end of the file or have a name outside the name table, as libkmod does.
     pub fn section_by_name(&self, name: &str) -> Option<Section<'a>> {
-        if let Some(k) = KNOWN.iter().position(|&k| k == name) {
+        if let Some(k) = READ_SECTIONS.iter().position(|&k| k == name) {
             return self.known.get(k).copied().flatten();
         }
         (1..self.shnum).find_map(|index| {
@@ -367,6 +281,7 @@ impl<'a> Elf<'a> {
 mod tests {
     use super::writer::{Class, ObjectBuilder};
     use super::*;
+    use alloc::vec::Vec;
 
     fn sample(class: Class, endian: Endian) -> Vec<u8> {
         let mut b = ObjectBuilder::new(class, endian);

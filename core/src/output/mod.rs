@@ -17,10 +17,10 @@ pub use symbols::{write_symbols, write_symbols_bin};
 
 use alloc::vec::Vec;
 
-use crate::graph::Closure;
+use crate::graph::{Closure, Graph};
 use crate::index::{IndexBuilder, IndexError};
 use crate::module::ModuleInfo;
-use crate::resolve::{Graph, Symbols};
+use crate::resolve::Symbols;
 use crate::tree::Module;
 
 /// Everything the writers read: the modules in array order with their metadata, the symbol
@@ -156,4 +156,88 @@ pub(crate) fn key_and_value(key: &[u8], value: &[u8]) -> Vec<u8> {
 /// Duplicate text: the value alone (the dependency index, whose value is the whole line).
 pub(crate) fn value_only(_key: &[u8], value: &[u8]) -> Vec<u8> {
     value.to_vec()
+}
+
+/// Module trees for the writers' tests, here and in the program (with the `elf-writer`
+/// feature).
+#[cfg(any(test, feature = "elf-writer"))]
+pub mod fixture {
+    use super::*;
+    use crate::elf::writer::ModuleSpec;
+    use crate::graph::topo_order;
+    use crate::resolve::{ResolveOptions, add_exports, resolve_run};
+
+    /// The module directory of the trees.
+    pub const DIR: &[u8] = b"/lib/modules/6.1";
+
+    /// A module with `.modinfo` strings `modinfo`, exporting `exports`, needing `imports`.
+    pub fn spec(modinfo: &[&str], exports: &[&str], imports: &[&str]) -> ModuleSpec {
+        let bytes = |list: &[&str]| list.iter().map(|s| s.as_bytes().to_vec()).collect();
+        let mut m = ModuleSpec::new();
+        m.modinfo = bytes(modinfo);
+        m.exports = bytes(exports);
+        m.imports = imports.iter().map(|i| (i.as_bytes().to_vec(), false)).collect();
+        m
+    }
+
+    /// Calls `f` with the index of `modules` (paths under [`DIR`], or absolute), in that array
+    /// order, with the kernel's `printk` (`-w` as `warn_duplicates`).
+    pub fn with_modules(
+        modules: &[(&str, ModuleSpec)],
+        warn_duplicates: bool,
+        f: impl FnOnce(&Index<'_>),
+    ) {
+        let path = |p: &str| match p.starts_with('/') {
+            true => p.as_bytes().to_vec(),
+            false => [DIR, b"/", p.as_bytes()].concat(),
+        };
+        let infos: Vec<ModuleInfo> =
+            modules.iter().map(|(_, s)| ModuleInfo::parse(&s.build())).collect();
+        let modules: Vec<Module> = modules.iter().map(|(p, _)| Module::new(path(p), DIR)).collect();
+        let mut symbols = Symbols::new(None);
+        symbols.add_kernel(b"printk", 0);
+        add_exports(&mut symbols, &infos);
+        let mut graph = Graph::new(infos.len());
+        resolve_run(&symbols, &infos, 0, ResolveOptions::default()).add_to(&mut graph);
+        let order = topo_order(&graph).unwrap_or_default();
+        f(&Index {
+            modules: &modules,
+            infos: &infos,
+            symbols: &symbols,
+            graph: &graph,
+            order: &order,
+            warn_duplicates,
+        });
+    }
+
+    /// Calls `f` with the index of a small tree: `a` exports `fa` (and `shared`), `b` needs
+    /// `fa` and exports `fb` (and `shared`, so `b` owns it), `c` needs `fb`, `fa` and the
+    /// kernel's `printk`; `x`, outside the module directory, needs `fb`.
+    pub fn with_index(warn_duplicates: bool, f: impl FnOnce(&Index<'_>)) {
+        let modules = [
+            ("kernel/a.ko", spec(&["alias=pci:v-1*", "softdep=pre: b"], &["fa", "shared"], &[])),
+            (
+                "kernel/fs/b-fs.ko.xz",
+                spec(&["alias=fs-b", "weakdep=c"], &["fb", "shared"], &["fa"]),
+            ),
+            ("kernel/c.ko", spec(&["alias=c-[a-b]", "alias=fs-b"], &[], &["fb", "fa", "printk"])),
+            ("/opt/x.ko", spec(&[], &[], &["fb"])),
+        ];
+        with_modules(&modules, warn_duplicates, f);
+    }
+
+    /// The entries of a written `.bin` index: key, then `(priority, value)` pairs.
+    #[cfg(test)]
+    pub fn entries(bin: &[u8]) -> Vec<(alloc::string::String, Vec<(u32, alloc::string::String)>)> {
+        let text = |b: &[u8]| alloc::string::String::from_utf8(b.to_vec()).unwrap();
+        let index = crate::index::reader::Index::parse(bin).unwrap();
+        index
+            .entries()
+            .unwrap()
+            .into_iter()
+            .map(|(k, vs)| {
+                (text(&k), vs.into_iter().map(|v| (v.priority, text(&v.text))).collect())
+            })
+            .collect()
+    }
 }

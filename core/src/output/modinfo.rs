@@ -62,3 +62,72 @@ pub fn write_weakdep(index: &Index<'_>, out: &mut Vec<u8>) {
 fn line(out: &mut Vec<u8>, parts: &[&[u8]]) {
     parts.iter().for_each(|p| out.extend_from_slice(p));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::fixture::{entries, spec, with_index, with_modules};
+    use alloc::string::{String, ToString};
+    use alloc::vec;
+
+    fn text(write: fn(&Index<'_>, &mut Vec<u8>), index: &Index<'_>) -> String {
+        let mut out = Vec::new();
+        write(index, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn text_files_keep_modinfo_values_as_they_are() {
+        with_index(false, |index| {
+            assert_eq!(
+                text(write_alias, index),
+                "# Aliases extracted from modules themselves.\n\
+                 alias pci:v-1* a\nalias fs-b b_fs\nalias c-[a-b] c\nalias fs-b c\n"
+            );
+            assert_eq!(
+                text(write_softdep, index),
+                "# Soft dependencies extracted from modules themselves.\nsoftdep a pre: b\n"
+            );
+            assert_eq!(
+                text(write_weakdep, index),
+                "# Weak dependencies extracted from modules themselves.\nweakdep b_fs c\n"
+            );
+        });
+    }
+
+    #[test]
+    fn alias_bin_normalises_keys_outside_brackets() {
+        with_index(false, |index| {
+            let mut bin = Vec::new();
+            write_alias_bin(index, &mut bin, &mut |n| panic!("{n:?}")).unwrap();
+            let value = |priority, name: &str| (priority, name.to_string());
+            assert_eq!(
+                entries(&bin),
+                [
+                    ("c_[a-b]".to_string(), vec![value(2, "c")]),
+                    ("fs_b".to_string(), vec![value(1, "b_fs"), value(2, "c")]),
+                    ("pci:v_1*".to_string(), vec![value(0, "a")]),
+                ]
+            );
+        });
+    }
+
+    #[test]
+    fn alias_bin_reports_brackets_in_order_and_duplicates_with_w() {
+        let dup = spec(&["alias=one", "alias=bad]", "alias=one"], &[], &[]);
+        for warn_duplicates in [false, true] {
+            with_modules(&[("k/dup.ko", dup.clone())], warn_duplicates, |index| {
+                let mut notices = Vec::new();
+                let mut bin = Vec::new();
+                write_alias_bin(index, &mut bin, &mut |n| notices.push(n)).unwrap();
+                let mut expected = vec![Notice::UnmatchedBracket(b"bad]")];
+                if warn_duplicates {
+                    expected.push(Notice::Duplicate { kind: "alias", text: b"one dup".to_vec() });
+                }
+                assert_eq!(notices, expected);
+                // Both values are stored, duplicate or not.
+                assert_eq!(entries(&bin)[0].1.len(), 2);
+            });
+        }
+    }
+}

@@ -40,3 +40,40 @@ pub fn write_symbols_bin<'a>(
     }
     finish(bin, index.warn_duplicates, "syms", key_and_value, Vec::new(), notice, out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::fixture::{entries, with_index};
+    use alloc::string::{String, ToString};
+    use alloc::vec;
+
+    #[test]
+    fn module_owned_symbols_in_table_order() {
+        with_index(false, |index| {
+            let mut out = Vec::new();
+            write_symbols(index, &mut out);
+            // The kernel's `printk` is left out; `shared` belongs to its last exporter.
+            let owners = [("fa", "a"), ("shared", "b_fs"), ("fb", "b_fs")];
+            let mut expected = String::from("# Aliases for symbols, used by symbol_request().\n");
+            for (name, _) in index.symbols.iter() {
+                if let Some((_, m)) = owners.iter().find(|(n, _)| n.as_bytes() == name) {
+                    let name = core::str::from_utf8(name).unwrap();
+                    expected += &alloc::format!("alias symbol:{name} {m}\n");
+                }
+            }
+            assert_eq!(expected.lines().count(), 4);
+            assert_eq!(String::from_utf8(out).unwrap(), expected);
+
+            let mut bin = Vec::new();
+            write_symbols_bin(index, &mut bin, &mut |n| panic!("{n:?}")).unwrap();
+            let entry = |key: &str, priority, m: &str| {
+                (alloc::format!("symbol:{key}"), vec![(priority, m.to_string())])
+            };
+            assert_eq!(
+                entries(&bin),
+                [entry("fa", 0, "a"), entry("fb", 1, "b_fs"), entry("shared", 1, "b_fs")]
+            );
+        });
+    }
+}

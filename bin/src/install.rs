@@ -1,4 +1,5 @@
-//! Installing the indexes: all or nothing, and no writes when nothing changed.
+//! Installing the indexes: all or nothing, and no writes when nothing changed; or, with `-n`,
+//! printing them.
 //!
 //! Each output goes, as soon as it is generated, to a temporary file created exclusively in the
 //! output directory, written completely. When every output is written, all are flushed to disk
@@ -20,19 +21,63 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::log::{Log, log};
+use crate::log::{Failed, Log, log};
+use crate::par;
 
 /// Suffix of temporary files: `.<name>.<pid>.<n>.depmod-tmp`.
 const TMP_SUFFIX: &str = ".depmod-tmp";
 
-/// Creates `dir` and its parents (mode 0755), as kmod's `mkdir_p`.
-pub fn create_dir(dir: &[u8]) -> io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o755).create(Path::new(OsStr::from_bytes(dir)))
+/// Where the outputs go.
+pub enum Sink<'l> {
+    /// `-n`: the text outputs, one after the other, on stdout.
+    Stdout(io::StdoutLock<'static>),
+    /// Stdout was closed under us (a pipe reader that went away): nothing more is printed.
+    Closed,
+    /// Files in the output directory, installed together at the end.
+    Files(Installer<'l>),
 }
 
-/// Why the outputs could not be installed (the message has been printed).
-#[derive(Debug)]
-pub struct WriteFailed;
+impl<'l> Sink<'l> {
+    /// Stdout for `-n`, otherwise an installer into `dir`, which is created (with kmod's FATAL
+    /// message when it cannot be).
+    pub fn open(log: &'l Log, dry_run: bool, dir: &[u8]) -> Result<Self, Failed> {
+        if dry_run {
+            return Ok(Sink::Stdout(io::stdout().lock()));
+        }
+        if let Err(e) = create_dir(dir) {
+            log!(log, Fatal, "could not create directory ", dir, ": ", e);
+            return Err(Failed);
+        }
+        Ok(Sink::Files(Installer::new(log, dir)))
+    }
+
+    /// Takes one finished output.
+    pub fn put(&mut self, name: &'static str, data: &[u8]) -> Result<(), Failed> {
+        match self {
+            Sink::Stdout(out) => {
+                if out.write_all(data).is_err() {
+                    *self = Sink::Closed;
+                }
+                Ok(())
+            }
+            Sink::Closed => Ok(()),
+            Sink::Files(installer) => installer.add(name, data),
+        }
+    }
+
+    /// Installs the files (nothing to do for stdout).
+    pub fn finish(self) -> Result<(), Failed> {
+        match self {
+            Sink::Stdout(_) | Sink::Closed => Ok(()),
+            Sink::Files(installer) => installer.commit(),
+        }
+    }
+}
+
+/// Creates `dir` and its parents (mode 0755), as kmod's `mkdir_p`.
+fn create_dir(dir: &[u8]) -> io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(0o755).create(Path::new(OsStr::from_bytes(dir)))
+}
 
 /// One output waiting for its rename.
 struct Pending {
@@ -56,7 +101,7 @@ pub struct Installer<'l> {
 impl<'l> Installer<'l> {
     /// An installer writing into the (existing) directory `dir`; removes temporary files that
     /// killed earlier runs left there.
-    pub fn new(log: &'l Log, dir: &[u8]) -> Self {
+    fn new(log: &'l Log, dir: &[u8]) -> Self {
         let installer = Installer {
             log,
             dir: PathBuf::from(OsStr::from_bytes(dir)),
@@ -70,7 +115,7 @@ impl<'l> Installer<'l> {
     }
 
     /// Writes `data` as the new `name`, unless the current file already holds exactly it.
-    pub fn add(&mut self, name: &'static str, data: &[u8]) -> Result<(), WriteFailed> {
+    fn add(&mut self, name: &'static str, data: &[u8]) -> Result<(), Failed> {
         let target = self.dir.join(name);
         if same_contents(&target, data, self.fresh_mode) {
             self.pending.push(Pending { name, tmp: None });
@@ -86,7 +131,7 @@ impl<'l> Installer<'l> {
                     let _ = fs::remove_file(tmp);
                 }
                 self.write_error(name, &e);
-                Err(WriteFailed)
+                Err(Failed)
             }
         }
     }
@@ -122,7 +167,7 @@ impl<'l> Installer<'l> {
 
     /// Flushes every written output to disk, then renames each into place, in the order they
     /// were added, then syncs the directory.
-    pub fn commit(mut self) -> Result<(), WriteFailed> {
+    fn commit(mut self) -> Result<(), Failed> {
         self.flush()?;
         let pending = std::mem::take(&mut self.pending);
         for (i, p) in pending.iter().enumerate() {
@@ -169,7 +214,7 @@ impl<'l> Installer<'l> {
                         let _ = fs::remove_file(t);
                     }
                 }
-                return Err(WriteFailed);
+                return Err(Failed);
             }
         }
         if let Ok(d) = File::open(&self.dir) {
@@ -181,14 +226,15 @@ impl<'l> Installer<'l> {
     /// `fdatasync` on every temporary file, all at once: one journal commit can then carry them
     /// all, where one after the other each waits for its own. The first failure is reported;
     /// the caller's drop removes the temporary files.
-    fn flush(&self) -> Result<(), WriteFailed> {
+    fn flush(&self) -> Result<(), Failed> {
         let files: Vec<(&str, &File)> =
             self.pending.iter().filter_map(|p| Some((p.name, &p.tmp.as_ref()?.1))).collect();
-        let results = crate::par::map(&files, files.len(), |_, &(_, f)| f.sync_data());
+        let results =
+            par::map_slice_with(&files, files.len(), || (), |_, _, &(_, f)| f.sync_data());
         for ((name, _), result) in files.iter().zip(results) {
             if let Err(e) = result {
                 self.write_error(name, &e);
-                return Err(WriteFailed);
+                return Err(Failed);
             }
         }
         Ok(())
@@ -261,4 +307,100 @@ fn same_contents(path: &Path, data: &[u8], mode: u32) -> bool {
         return false;
     }
     crc32fast::hash(&old) == crc32fast::hash(data) && old == data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TempDir;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn written_in_full_then_renamed_together() {
+        let dir = TempDir::new("install");
+        let log = Log::capturing();
+        let mut installer = Installer::new(&log, &dir.bytes());
+        installer.add("modules.dep", b"a.ko:\n").unwrap();
+        installer.add("modules.alias", b"# none\n").unwrap();
+        // Nothing is in place before the commit: only the temporary files exist.
+        let pid = std::process::id();
+        assert_eq!(
+            dir.names(),
+            [
+                format!(".modules.alias.{pid}.2.depmod-tmp"),
+                format!(".modules.dep.{pid}.1.depmod-tmp")
+            ]
+        );
+        installer.commit().unwrap();
+        assert_eq!(dir.names(), ["modules.alias", "modules.dep"]);
+        assert_eq!(fs::read(dir.path().join("modules.dep")).unwrap(), b"a.ko:\n");
+        let mode = fs::metadata(dir.path().join("modules.dep")).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o644 & !current_umask());
+        assert_eq!(log.take(), "");
+    }
+
+    #[test]
+    fn an_unchanged_index_is_not_rewritten_but_modules_dep_is_touched() {
+        let dir = TempDir::new("unchanged");
+        let log = Log::capturing();
+        let install = |alias: &[u8]| {
+            let mut installer = Installer::new(&log, &dir.bytes());
+            installer.add("modules.dep", b"a.ko:\n").unwrap();
+            installer.add("modules.alias", alias).unwrap();
+            installer.commit().unwrap();
+        };
+        install(b"one\n");
+        let meta = |name: &str| fs::metadata(dir.path().join(name)).unwrap();
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000);
+        File::options()
+            .write(true)
+            .open(dir.path().join("modules.dep"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let (dep, alias) = (meta("modules.dep").ino(), meta("modules.alias").ino());
+        install(b"one\n");
+        assert_eq!((meta("modules.dep").ino(), meta("modules.alias").ino()), (dep, alias));
+        assert!(meta("modules.dep").modified().unwrap() > old);
+        install(b"two\n");
+        assert_ne!(meta("modules.alias").ino(), alias);
+        assert_eq!(fs::read(dir.path().join("modules.alias")).unwrap(), b"two\n");
+        assert_eq!(log.take(), "");
+    }
+
+    #[test]
+    fn nothing_is_left_behind_by_a_failure() {
+        let dir = TempDir::new("failure");
+        let log = Log::capturing();
+        dir.write("modules.dep", b"old\n");
+        // An installer dropped before its commit (a later output failed) removes its files.
+        let mut installer = Installer::new(&log, &dir.bytes());
+        installer.add("modules.dep", b"new\n").unwrap();
+        drop(installer);
+        assert_eq!(dir.names(), ["modules.dep"]);
+        assert_eq!(fs::read(dir.path().join("modules.dep")).unwrap(), b"old\n");
+        // A rename that fails is reported; the files not renamed yet are removed.
+        dir.write("modules.alias/in-the-way", b"");
+        let mut installer = Installer::new(&log, &dir.bytes());
+        installer.add("modules.alias", b"new\n").unwrap();
+        installer.add("modules.symbols", b"new\n").unwrap();
+        assert_eq!(installer.commit(), Err(Failed));
+        assert_eq!(dir.names(), ["modules.alias", "modules.dep"]);
+        let message = log.take();
+        assert!(message.starts_with("depmod: ERROR: could not rename "), "{message}");
+        assert!(message.ends_with("/modules.alias: Is a directory\n"), "{message}");
+    }
+
+    #[test]
+    fn temporary_files_of_dead_runs_are_removed() {
+        let dir = TempDir::new("stale");
+        let log = Log::capturing();
+        let dead = format!(".modules.dep.{}.1.depmod-tmp", i32::MAX - 1);
+        let alive = format!(".modules.dep.{}.1.depmod-tmp", std::process::id());
+        for name in [&dead, &alive, &"unrelated".to_string()] {
+            dir.write(name, b"");
+        }
+        drop(Installer::new(&log, &dir.bytes()));
+        assert_eq!(dir.names(), [alive, "unrelated".to_string()]);
+    }
 }

@@ -1,0 +1,117 @@
+//! Which module files a run indexes, in kmod's array order: those the walk finds under the
+//! module directory and the external directories of `depmod.d`, or the files named on the
+//! command line; then ordered by `modules.order`.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+use depmod_core::config::Config;
+use depmod_core::tree::{self, Module, ModuleSet};
+
+use crate::cli::{self, Dirs};
+use crate::log::{Errno, Failed, Log, log};
+use crate::walk::Walk;
+
+/// The modules to index (all of them, or the `explicit` files), telling `found` each file as it
+/// is found so that it can be read meanwhile.
+pub fn modules(
+    log: &Log,
+    dirs: &Dirs,
+    config: &Config,
+    explicit: Option<&[Vec<u8>]>,
+    found: &dyn Fn(&[u8]),
+) -> Result<Vec<Module>, Failed> {
+    let mut set = ModuleSet::new(&dirs.input, config);
+    set.set_cwd(cli::current_dir_name());
+    match explicit {
+        None => walk_all(log, dirs, config, &mut set, found)?,
+        Some(files) => add_files(log, files, &mut set, found)?,
+    }
+    let mut modules = set.into_modules();
+    apply_order(log, dirs, &mut modules);
+    Ok(modules)
+}
+
+/// The module directory, then the external directories (the last configured first; a missing
+/// one is only reported).
+fn walk_all(
+    log: &Log,
+    dirs: &Dirs,
+    config: &Config,
+    set: &mut ModuleSet<'_>,
+    found: &dyn Fn(&[u8]),
+) -> Result<(), Failed> {
+    let mut walk = Walk::new(log, &config.excludes, set);
+    walk.found = Some(found);
+    if let Err(e) = walk.run(&dirs.input) {
+        log!(log, Fatal, "could not search modules: ", e);
+        return Err(Failed);
+    }
+    for dir in config.externals.iter().rev() {
+        if let Err(e) = walk.run(dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                log!(log, Fatal, "could not search modules: ", e);
+                return Err(Failed);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Module files named on the command line: absolute paths of existing files, one per name.
+fn add_files(
+    log: &Log,
+    files: &[Vec<u8>],
+    set: &mut ModuleSet<'_>,
+    found: &dyn Fn(&[u8]),
+) -> Result<(), Failed> {
+    for path in files {
+        if path.first() != Some(&b'/') {
+            log!(log, Fatal, &path[..], ": not absolute path.");
+            return Err(Failed);
+        }
+        if let Err(e) = std::fs::metadata(OsStr::from_bytes(path)) {
+            log!(log, Fatal, "could not create module ", &path[..], ": ", e);
+            return Err(Failed);
+        }
+        // libkmod refuses a second path for a module name, depmod the same path twice.
+        const EEXIST: Errno = Errno(17);
+        match set.add_unique(path.clone()) {
+            Ok(()) => found(path),
+            Err((name, old)) if old == *path => {
+                log!(log, Error, "hash_add_unique ", name, ": ", EEXIST);
+                log!(log, Fatal, "could not add module ", &path[..], ": ", EEXIST);
+                return Err(Failed);
+            }
+            Err((name, old)) => {
+                log!(
+                    log,
+                    Error,
+                    "kmod_module '",
+                    name,
+                    "' already exists with different path: new-path='",
+                    &path[..],
+                    "' old-path='",
+                    old,
+                    "'"
+                );
+                log!(log, Fatal, "could not create module ", &path[..], ": ", EEXIST);
+                return Err(Failed);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies `modules.order`, with kmod's messages when it is missing or corrupted.
+fn apply_order(log: &Log, dirs: &Dirs, modules: &mut Vec<Module>) {
+    let path = [&dirs.input[..], b"/modules.order"].concat();
+    match std::fs::read(OsStr::from_bytes(&path)) {
+        Ok(data) => {
+            if let Err(e) = tree::sort_by_order(modules, &data) {
+                log!(log, Error, &path[..], ":", e.line, " corrupted line misses '\\n'");
+            }
+        }
+        Err(e) => log!(log, Warning, "could not open modules.order at ", &dirs.input[..], ": ", e),
+    }
+}
