@@ -9,7 +9,7 @@
 //! - [`name`]: module names and alias keys; [`hash`]: kmod's hash-table order;
 //! - [`config`]: depmod.d priority rules; [`tree`]: the module set and `modules.order`;
 //! - [`resolve`]: symbol owners and edges; [`graph`]: topological order and cycle report;
-//! - [`output`]: the output files.
+//! - [`output`]: the output files; [`cache`]: the per-module cache of [`ModuleInfo`] records.
 //!
 //! ```
 //! use depmod_core::{config::Config, tree::ModuleSet, ModuleInfo};
@@ -29,6 +29,7 @@
 extern crate alloc;
 
 pub mod bytes;
+pub mod cache;
 pub mod config;
 pub mod elf;
 pub mod ere;
