@@ -217,9 +217,9 @@ impl<'a> Record<'a> {
         (l.exports.0 - l.start, l.exports.1, l.imports.1)
     }
 
-    /// Whether the record lies in the file at address `at` of `len` bytes.
-    pub(super) fn is_in_file(&self, at: usize, len: usize) -> bool {
-        self.data().as_ptr() as usize == at && self.data().len() == len
+    /// Whether the record lies in `file` (the very bytes, not a copy).
+    pub(super) fn is_in(&self, file: &[u8]) -> bool {
+        core::ptr::eq(self.data(), file)
     }
 
     fn spans(&self, list: usize) -> Spans<'a> {

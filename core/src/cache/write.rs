@@ -197,9 +197,9 @@ impl Symbols {
     }
 }
 
-/// Builds a cache file.
+/// Builds a cache file; `'a` is the life of the old cache it updates, if any.
 #[derive(Clone, Debug)]
-pub struct CacheWriter {
+pub struct CacheWriter<'a> {
     /// The file so far: the header (filled in at the end), program, tree, the record count
     /// (filled in at the end), then the records.
     out: Vec<u8>,
@@ -218,8 +218,8 @@ pub struct CacheWriter {
     /// Record numbers by path.
     paths: Table,
     symbols: Symbols,
-    /// The old cache file (address and length) whose records are copied as they are.
-    base: Option<(usize, usize)>,
+    /// The old cache file, whose records are copied as they are.
+    base: Option<&'a [u8]>,
     /// Whether the symbols are numbered in the order the records use them.
     in_order: bool,
     /// Records in the old cache, and how many of them were kept as they are.
@@ -256,7 +256,7 @@ struct Lists<A, S, W, E, I> {
     imports: I,
 }
 
-impl CacheWriter {
+impl<'a> CacheWriter<'a> {
     /// An empty cache for `identity`. Files whose modification or change time is not older
     /// than `settled_before` are not kept (see the module's documentation).
     pub fn new(identity: Identity<'_>, settled_before: Time) -> Self {
@@ -287,13 +287,13 @@ impl CacheWriter {
 
     /// An empty cache that takes over `old`'s symbol table, so that [`CacheWriter::keep`]
     /// copies `old`'s records as they are.
-    pub fn update(old: &Cache<'_>, identity: Identity<'_>, settled_before: Time) -> Self {
+    pub fn update(old: &Cache<'a>, identity: Identity<'_>, settled_before: Time) -> Self {
         let mut w = Self::new(identity, settled_before);
         let (entries, pool) = old.symbol_table();
         w.symbols.entries = entries.to_vec();
         w.symbols.pool = pool.to_vec();
         let file = old.file();
-        w.base = Some((file.as_ptr() as usize, file.len()));
+        w.base = Some(file);
         w.out.reserve(file.len());
         w.in_order = false;
         w.old_len = old.len() as u32;
@@ -347,8 +347,7 @@ impl CacheWriter {
     /// without being decoded).
     pub fn keep(&mut self, record: &Record<'_>) -> Result<(), NotCached> {
         let (path, stamp) = (record.path(), record.stamp());
-        let base = self.base.filter(|&(at, len)| record.is_in_file(at, len));
-        if base.is_some() {
+        if self.base.is_some_and(|base| record.is_in(base)) {
             self.push(path, stamp, |w| {
                 w.out.extend_from_slice(record.bytes());
                 Ok(record.ids())
@@ -400,18 +399,18 @@ impl CacheWriter {
         Ok(())
     }
 
-    fn encode<'a, A, S, W, E, I>(
+    fn encode<'s, A, S, W, E, I>(
         &mut self,
         path: &[u8],
         stamp: Stamp,
         lists: Lists<A, S, W, E, I>,
     ) -> Result<(u32, u32, u32), NotCached>
     where
-        A: ExactSizeIterator<Item = &'a [u8]>,
-        S: ExactSizeIterator<Item = &'a [u8]>,
-        W: ExactSizeIterator<Item = &'a [u8]>,
-        E: ExactSizeIterator<Item = (&'a [u8], u64)>,
-        I: ExactSizeIterator<Item = (&'a [u8], u64, bool)>,
+        A: ExactSizeIterator<Item = &'s [u8]>,
+        S: ExactSizeIterator<Item = &'s [u8]>,
+        W: ExactSizeIterator<Item = &'s [u8]>,
+        E: ExactSizeIterator<Item = (&'s [u8], u64)>,
+        I: ExactSizeIterator<Item = (&'s [u8], u64, bool)>,
     {
         let start = self.out.len();
         push_short(&mut self.out, path).map_err(|()| NotCached::LongPath)?;
