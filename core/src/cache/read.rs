@@ -120,9 +120,23 @@ impl<'a> Symbols<'a> {
         if n >= self.count {
             return (0..0, 0);
         }
-        let start = if n == 0 { 0 } else { self.word(2 * n - 2) };
-        let end = self.word(2 * n).max(start);
-        (self.pool + start as usize..self.pool + end as usize, u64::from(self.word(2 * n + 1)))
+        // The previous entry's end (or 0), then this entry's end and CRC, read at once.
+        let at = self.entries + 8 * n;
+        let words: [u8; 16] = match n {
+            0 => self.data.get(at..at + 8).and_then(|w| w.try_into().ok()).map_or(
+                [0; 16],
+                |w: [u8; 8]| {
+                    let mut all = [0; 16];
+                    all[8..].copy_from_slice(&w);
+                    all
+                },
+            ),
+            _ => self.data.get(at - 8..at + 8).and_then(|w| w.try_into().ok()).unwrap_or([0; 16]),
+        };
+        let [s0, s1, s2, s3, _, _, _, _, e0, e1, e2, e3, c0, c1, c2, c3] = words;
+        let start = u32::from_le_bytes([s0, s1, s2, s3]) as usize;
+        let end = (u32::from_le_bytes([e0, e1, e2, e3]) as usize).max(start);
+        (self.pool + start..self.pool + end, u64::from(u32::from_le_bytes([c0, c1, c2, c3])))
     }
 
     fn name(&self, n: u32) -> (&'a [u8], u64) {
@@ -174,11 +188,14 @@ impl Iterator for Spans<'_> {
 
     fn next(&mut self) -> Option<Range<usize>> {
         self.left = self.left.checked_sub(1)?;
-        let mut cur = Cursor { data: self.data, at: self.at };
-        // Checked when the file was parsed; an impossible short list ends here.
-        let span = cur.short("string").unwrap_or(self.at..self.at);
-        self.at = cur.at;
-        Some(span)
+        // Checked when the file was parsed; an impossible short list gives empty strings.
+        let len = self
+            .data
+            .get(self.at..self.at + 2)
+            .map_or(0, |l| usize::from(u16::from_le_bytes(l.try_into().unwrap_or([0; 2]))));
+        let start = (self.at + 2).min(self.data.len());
+        self.at = (start + len).min(self.data.len());
+        Some(start..self.at)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
