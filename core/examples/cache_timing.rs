@@ -229,4 +229,25 @@ fn main() {
             assert_eq!(infos.len(), modules.len() - skipped.len());
         }))
     );
+    println!(
+        "load on two threads:                 {}",
+        ms(timed(runs, || {
+            let cache = Cache::parse(&file, id).unwrap();
+            let (a, b) = modules.split_at(modules.len() / 2);
+            let half = |part: &[(Vec<u8>, Stamp, ModuleInfo)]| {
+                let mut scratch = Scratch::default();
+                part.iter()
+                    .filter_map(|(p, s, _)| {
+                        let r = cache.get(p)?;
+                        (r.stamp() == *s).then(|| r.info(&mut scratch)).flatten()
+                    })
+                    .collect::<Vec<ModuleInfo>>()
+            };
+            let (x, y) = std::thread::scope(|sc| {
+                let t = sc.spawn(|| half(b));
+                (half(a), t.join().unwrap())
+            });
+            assert_eq!(x.len() + y.len(), modules.len() - skipped.len());
+        }))
+    );
 }

@@ -66,11 +66,13 @@ impl core::error::Error for TooLarge {}
 /// Most bytes each growing part may take, so that the whole stays under 4 GiB.
 const PART: usize = (u32::MAX / 4) as usize;
 
-/// An open-addressing table of numbers (stored plus one; zero is empty). The caller hashes and
-/// compares keys: the table only knows where the numbers are.
+/// An open-addressing table of numbers (stored plus one; zero is empty), each with the low 32
+/// bits of its key's hash. The caller hashes and compares keys: the table only knows where the
+/// numbers are, and compares keys only when their hashes agree.
 #[derive(Clone, Debug, Default)]
 struct Table {
-    slots: Vec<u32>,
+    /// (number plus one, hash).
+    slots: Vec<(u32, u32)>,
     len: usize,
 }
 
@@ -81,35 +83,35 @@ impl Table {
         let mut i = h as usize & mask;
         loop {
             match self.slots.get(i) {
-                Some(0) | None => return None,
-                Some(&n) if is(n - 1) => return Some(n - 1),
+                Some((0, _)) | None => return None,
+                Some(&(n, k)) if k == h as u32 && is(n - 1) => return Some(n - 1),
                 Some(_) => i = (i + 1) & mask,
             }
         }
     }
 
     /// Puts `n` in the first free slot from `h`'s.
-    fn place(&mut self, h: u64, n: u32) {
+    fn place(&mut self, h: u32, n: u32) {
         let mask = self.slots.len().wrapping_sub(1);
         let mut i = h as usize & mask;
-        while self.slots.get(i).is_some_and(|&s| s != 0) {
+        while self.slots.get(i).is_some_and(|s| s.0 != 0) {
             i = (i + 1) & mask;
         }
         if let Some(s) = self.slots.get_mut(i) {
-            *s = n + 1;
+            *s = (n + 1, h);
         }
     }
 
-    /// Stores `n` under `h`, growing the table (placing every number again by `rehash`) to
-    /// keep it at most half full.
-    fn insert(&mut self, h: u64, n: u32, rehash: impl Fn(u32) -> u64) {
+    /// Stores `n` under `h`, growing the table to keep it at most half full.
+    fn insert(&mut self, h: u64, n: u32) {
         if (self.len + 1) * 2 > self.slots.len() {
-            let old = core::mem::replace(&mut self.slots, alloc::vec![0; (self.len * 4).max(64)]);
-            for m in old.into_iter().filter(|&m| m != 0) {
-                self.place(rehash(m - 1), m - 1);
+            let old =
+                core::mem::replace(&mut self.slots, alloc::vec![(0, 0); (self.len * 4).max(64)]);
+            for (m, k) in old.into_iter().filter(|s| s.0 != 0) {
+                self.place(k, m - 1);
             }
         }
-        self.place(h, n);
+        self.place(h as u32, n);
         self.len += 1;
     }
 }
@@ -139,27 +141,16 @@ impl Symbols {
         (self.pool.get(start..end).unwrap_or_default(), id_at(&self.entries, at + 4))
     }
 
-    fn hash_of(&self, n: u32) -> u64 {
-        let (name, crc) = self.get(n);
-        hash(name, u64::from(crc))
-    }
-
     fn push(&mut self, name: &[u8], crc: u32) {
         self.pool.extend_from_slice(name);
         self.entries.extend_from_slice(&(self.pool.len() as u32).to_le_bytes());
         self.entries.extend_from_slice(&crc.to_le_bytes());
     }
 
+    /// Enters symbol `n` in the lookup table.
     fn enter(&mut self, n: u32) {
-        let h = self.hash_of(n);
-        let (entries, pool) = (&self.entries, &self.pool);
-        let rehash = |m: u32| {
-            let at = m as usize * 8;
-            let start = if m == 0 { 0 } else { id_at(entries, at - 8) } as usize;
-            let name = pool.get(start..id_at(entries, at) as usize).unwrap_or_default();
-            hash(name, u64::from(id_at(entries, at + 4)))
-        };
-        self.table.insert(h, n, rehash);
+        let (name, crc) = self.get(n);
+        self.table.insert(hash(name, u64::from(crc)), n);
     }
 
     /// The number of symbol `name` with `crc`, added if new.
@@ -394,8 +385,7 @@ impl<'a> CacheWriter<'a> {
         };
         self.starts.push(start as u32);
         self.ids.push((start as u32 + ids, exports, imports));
-        let (out, starts) = (&self.out, &self.starts);
-        self.paths.insert(h, number, |n| hash(path_at(out, starts, n), 0));
+        self.paths.insert(h, number);
         Ok(())
     }
 
