@@ -41,8 +41,9 @@
 //!
 //! Symbols (a name with a CRC) are shared: most of a tree's needed symbols are a few thousand
 //! kernel and module exports, each imported by many modules. Aliases are nearly all unique and
-//! are stored inline. On Debian 12's amd64 tree (4,023 modules) the cache is about half the size
-//! of the eleven indexes together.
+//! are stored inline. On Debian 12's amd64 tree (4,023 modules) the cache takes 3.1 MB, 0.60
+//! times the eleven indexes together (0.59 on its 6.12 kernel's); checking it takes 0.65 ms,
+//! checking it and rebuilding every record 3.1 ms (`core/examples/cache_timing.rs`).
 //!
 //! # Plugging it into the program
 //!
