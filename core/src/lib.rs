@@ -10,7 +10,7 @@
 //! - [`config`]: depmod.d priority rules; [`tree`]: the module set and `modules.order`;
 //! - [`resolve`]: symbol owners and each module's direct dependencies; [`graph`]: the
 //!   dependency graph, kmod's topological order and the cycle report;
-//! - [`output`]: the output files;
+//! - [`output`]: the output files; [`cache`]: the per-module cache of [`ModuleInfo`] records;
 //! - [`read_plan`]: which bytes of a module file the parser reads (for partial reads).
 //!
 //! ```
@@ -31,6 +31,7 @@
 extern crate alloc;
 
 pub mod bytes;
+pub mod cache;
 pub mod config;
 pub mod elf;
 pub mod ere;

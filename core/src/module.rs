@@ -1,7 +1,9 @@
 //! The validated record of one module: everything depmod needs from its file, copied out of it.
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::ops::Range;
 
 use crate::elf::{self, Elf, Import, ImportScratch};
 use crate::error::{Anomaly, Error};
@@ -31,6 +33,30 @@ enum List {
 
 const LISTS: usize = 5;
 
+/// Where a record's strings are kept.
+#[derive(Clone, Debug)]
+enum Strings {
+    /// Its own copy.
+    Own(Box<[u8]>),
+    /// A buffer many records share (a cache file read once), which its items point into.
+    Shared(Arc<[u8]>),
+}
+
+impl Default for Strings {
+    fn default() -> Self {
+        Strings::Own(Box::default())
+    }
+}
+
+impl Strings {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Strings::Own(b) => b,
+            Strings::Shared(b) => b,
+        }
+    }
+}
+
 /// What depmod uses of one module file. It owns copies of the strings (in one allocation, with
 /// one more for the list entries), so the file's bytes can be dropped or their buffer reused.
 ///
@@ -38,7 +64,7 @@ const LISTS: usize = 5;
 /// still have aliases. The first error of each part is kept for the caller to report.
 #[derive(Clone, Debug, Default)]
 pub struct ModuleInfo {
-    strings: Box<[u8]>,
+    strings: Strings,
     items: Box<[Item]>,
     /// Where each [`List`] ends in `items`.
     ends: [u32; LISTS],
@@ -77,12 +103,140 @@ impl Scratch {
         self.lists.iter_mut().for_each(Vec::clear);
     }
 
+    /// Moves the pushed lists into `info`, with its strings: a copy of the pushed ones, or
+    /// `shared`.
+    fn fill(&self, info: &mut ModuleInfo, shared: Option<Arc<[u8]>>) {
+        info.strings = match shared {
+            Some(buffer) => Strings::Shared(buffer),
+            None => Strings::Own(self.strings.as_slice().into()),
+        };
+        let mut items = Vec::with_capacity(self.lists.iter().map(Vec::len).sum());
+        for (end, list) in info.ends.iter_mut().zip(&self.lists) {
+            items.extend_from_slice(list);
+            *end = items.len() as u32;
+        }
+        info.items = items.into_boxed_slice();
+    }
+
+    /// Starts rebuilding a [`ModuleInfo`] from its lists, as a cache stored them: each string
+    /// is a range of `shared` (the cache file, which the record then holds on to).
+    pub fn rebuild(&mut self, shared: Arc<[u8]>) -> Rebuild<'_> {
+        self.clear();
+        Rebuild { scratch: self, shared, outside: false, in_order: true, list: 0, ends: [0; LISTS] }
+    }
+
     /// Forgets the items of `list` pushed after `mark` strings (a list that failed half-way).
     fn truncate(&mut self, list: List, mark: usize) {
         self.strings.truncate(mark);
         if let Some(l) = self.lists.get_mut(list as usize) {
             l.clear();
         }
+    }
+}
+
+/// A [`ModuleInfo`] being rebuilt from its lists (a cache's copy of a module read without any
+/// error or anomaly), its strings left where they are in a shared buffer. Each list gets its
+/// items in order, whatever the order of the calls across lists.
+#[derive(Debug)]
+pub struct Rebuild<'s> {
+    scratch: &'s mut Scratch,
+    shared: Arc<[u8]>,
+    /// A range was outside the buffer (or too long for an item).
+    outside: bool,
+    /// While the lists come in their stored order, every item goes to the first list's vector
+    /// (the record's items as they will be stored), `list` being the current list and `ends`
+    /// closing those before it.
+    in_order: bool,
+    list: usize,
+    ends: [u32; LISTS],
+}
+
+impl Rebuild<'_> {
+    fn push(&mut self, list: List, at: Range<usize>, crc: u64, weak: bool) {
+        let len = at.end.checked_sub(at.start).and_then(|l| u32::try_from(l).ok());
+        let item = match (u32::try_from(at.start), len) {
+            (Ok(start), Some(len)) if len < WEAK && at.end <= self.shared.len() => {
+                Item { start, len: len | if weak { WEAK } else { 0 }, crc }
+            }
+            _ => {
+                self.outside = true;
+                return;
+            }
+        };
+        let list = list as usize;
+        if self.in_order && list < self.list {
+            self.spread();
+        }
+        let [all, ..] = &mut self.scratch.lists;
+        if self.in_order {
+            for end in self.ends.get_mut(self.list..list).unwrap_or_default() {
+                *end = all.len() as u32;
+            }
+            self.list = list;
+            all.push(item);
+        } else if let Some(l) = self.scratch.lists.get_mut(list) {
+            l.push(item);
+        }
+    }
+
+    /// Moves the items gathered in order to the vectors of their lists.
+    fn spread(&mut self) {
+        let [first, ..] = &mut self.scratch.lists;
+        let all = core::mem::take(first);
+        let mut start = 0;
+        let lists = self.scratch.lists.iter_mut().zip(self.ends).take(self.list + 1);
+        for (l, (vec, end)) in lists.enumerate() {
+            let end = if l < self.list { end as usize } else { all.len() };
+            vec.clear();
+            vec.extend_from_slice(all.get(start..end).unwrap_or_default());
+            start = end;
+        }
+        self.in_order = false;
+    }
+
+    /// Adds an `alias=` value, at `at` in the shared buffer.
+    pub fn alias(&mut self, at: Range<usize>) {
+        self.push(List::Aliases, at, 0, false);
+    }
+
+    /// Adds a `softdep=` value, at `at` in the shared buffer.
+    pub fn softdep(&mut self, at: Range<usize>) {
+        self.push(List::Softdeps, at, 0, false);
+    }
+
+    /// Adds a `weakdep=` value, at `at` in the shared buffer.
+    pub fn weakdep(&mut self, at: Range<usize>) {
+        self.push(List::Weakdeps, at, 0, false);
+    }
+
+    /// Adds an exported symbol, its name at `at` in the shared buffer.
+    pub fn export(&mut self, at: Range<usize>, crc: u64) {
+        self.push(List::Exports, at, crc, false);
+    }
+
+    /// Adds a needed symbol, its name at `at` in the shared buffer.
+    pub fn import(&mut self, at: Range<usize>, crc: u64, weak: bool) {
+        self.push(List::Imports, at, crc, weak);
+    }
+
+    /// The record, without errors or anomaly; `None` if a range was outside the buffer.
+    pub fn finish(mut self) -> Option<ModuleInfo> {
+        if self.outside {
+            return None;
+        }
+        let mut info = ModuleInfo::default();
+        if self.in_order {
+            let [all, ..] = &self.scratch.lists;
+            for end in self.ends.get_mut(self.list..).unwrap_or_default() {
+                *end = all.len() as u32;
+            }
+            info.strings = Strings::Shared(self.shared);
+            info.items = all.as_slice().into();
+            info.ends = self.ends;
+        } else {
+            self.scratch.fill(&mut info, Some(self.shared));
+        }
+        Some(info)
     }
 }
 
@@ -108,14 +262,7 @@ impl ModuleInfo {
         info.exports_error = read_exports(&elf, scratch).err();
         read_modinfo(&elf, scratch);
         info.imports_error = read_imports(&elf, scratch).err();
-
-        info.strings = scratch.strings.as_slice().into();
-        let mut items = Vec::with_capacity(scratch.lists.iter().map(Vec::len).sum());
-        for (end, list) in info.ends.iter_mut().zip(&scratch.lists) {
-            items.extend_from_slice(list);
-            *end = items.len() as u32;
-        }
-        info.items = items.into_boxed_slice();
+        scratch.fill(&mut info, None);
         info
     }
 
@@ -128,7 +275,8 @@ impl ModuleInfo {
 
     fn text(&self, item: &Item) -> &[u8] {
         let start = item.start as usize;
-        self.strings.get(start..start + (item.len & !WEAK) as usize).unwrap_or_default()
+        let strings = self.strings.bytes();
+        strings.get(start..start + (item.len & !WEAK) as usize).unwrap_or_default()
     }
 
     fn texts(&self, list: List) -> impl ExactSizeIterator<Item = &[u8]> {
@@ -164,9 +312,23 @@ impl ModuleInfo {
         })
     }
 
-    /// Bytes of heap this record holds.
+    /// Whether the file was read without any error or anomaly: only such a record may be
+    /// kept by a cache (the others are read again on each run, which also repeats their
+    /// messages).
+    pub fn is_clean(&self) -> bool {
+        self.elf_error.is_none()
+            && self.exports_error.is_none()
+            && self.imports_error.is_none()
+            && self.anomaly.is_none()
+    }
+
+    /// Bytes of heap this record holds (a buffer it shares with others is not counted).
     pub fn heap_size(&self) -> usize {
-        self.strings.len() + self.items.len() * core::mem::size_of::<Item>()
+        let own = match &self.strings {
+            Strings::Own(b) => b.len(),
+            Strings::Shared(_) => 0,
+        };
+        own + self.items.len() * core::mem::size_of::<Item>()
     }
 }
 

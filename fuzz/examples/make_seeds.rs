@@ -1,7 +1,7 @@
 //! Writes synthetic seed inputs for every fuzz target into `OUT/<target>/` (see scripts/fuzz-seeds,
 //! which adds minimised real modules): modules of each ELF class and byte order built by core's
 //! writer, their `.modinfo` sections, their xz/zstd/gzip forms, indexes built by core's trie
-//! writer, depmod.d files and kernel symbol files. Also writes a small module tree into
+//! writer, depmod.d files, kernel symbol files and module caches. Also writes a small module tree into
 //! `OUT/tree/lib/modules/1.0` for the real depmod to index.
 //!
 //! Usage: `cargo run --example make_seeds -- OUT`
@@ -10,9 +10,12 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use depmod_core::Endian;
+use std::sync::Arc;
+
+use depmod_core::cache::{Cache, CacheWriter, Identity, Stamp, Time};
 use depmod_core::elf::writer::{Class, ModuleSpec};
 use depmod_core::index::IndexBuilder;
+use depmod_core::{Endian, ModuleInfo};
 
 fn write(dir: &Path, target: &str, name: &str, data: &[u8]) {
     let dir = dir.join(target);
@@ -74,6 +77,7 @@ fn main() {
 
     // Modules, their .modinfo, their compressed forms, and a tree for the real depmod.
     let mut n = 0;
+    let mut infos: Vec<(String, ModuleInfo)> = Vec::new();
     for class in [Class::Elf32, Class::Elf64] {
         for endian in [Endian::Little, Endian::Big] {
             for crcs in [false, true] {
@@ -81,6 +85,7 @@ fn main() {
                 let spec = module(class, endian, n, crcs);
                 let elf = spec.build();
                 let name = format!("synthetic-{n}");
+                infos.push((name.clone(), ModuleInfo::parse(&elf)));
                 write(&out, "elf", &name, &elf);
                 let mut modinfo = Vec::new();
                 for m in &spec.modinfo {
@@ -137,6 +142,42 @@ fn main() {
         "keys",
         b"\x01ask=a\0\x02ate=b\0\x00on=c\0\x00once=d\0\x05one=e\0\x00pci:v*d*=w\0\x03o?e=q\0\x01[ab]x=r\0\x00one=e",
     );
+
+    // Module caches of the synthetic modules (the identity is the cache target's); the first
+    // byte says whether the target stores the checksum again (even) or not (odd).
+    let id = Identity { program: b"depmod-rs fuzz", tree: b"/lib/modules/1.0" };
+    let settled = Time { sec: 2_000_000_000, nsec: 0 };
+    let stamp = |i: u64| Stamp {
+        dev: 0x803,
+        ino: 1000 + i,
+        size: 4096 * i,
+        mtime: Time { sec: 1_700_000_000 + i as i64, nsec: 5 },
+        ctime: Time { sec: 1_700_000_100, nsec: 999_999_999 },
+    };
+    let mut w = CacheWriter::new(id, settled);
+    w.set_options(b"-a -e -F /boot/System.map");
+    w.add_file(b"/lib/modules/1.0/modules.order", stamp(90)).expect("settled");
+    for (i, (name, info)) in infos.iter().enumerate() {
+        let path = format!("/lib/modules/1.0/kernel/{name}.ko");
+        w.add(path.as_bytes(), stamp(i as u64), info).expect("a clean synthetic module");
+    }
+    let full = w.finish().expect("small cache");
+    let empty = CacheWriter::new(id, settled).finish().expect("empty cache");
+    // Updated with most records left out: symbols renumbered; with one left out: not.
+    let shared: Arc<[u8]> = full.clone().into();
+    let old = Cache::parse(&shared, id).expect("own cache");
+    let mut fewer = CacheWriter::update(&old, id, settled);
+    old.records().skip(1).for_each(|r| fewer.keep(&r).expect("kept"));
+    let fewer = fewer.finish().expect("small cache");
+    let mut one = CacheWriter::update(&old, id, settled);
+    old.records().step_by(3).for_each(|r| one.keep(&r).expect("kept"));
+    let one = one.finish().expect("small cache");
+    for (name, file) in
+        [("full", full), ("empty", empty), ("update-one-less", fewer), ("update-thirds", one)]
+    {
+        write(&out, "cache", &name, &[&[1u8][..], &file].concat());
+        write(&out, "cache", &format!("{name}-resealed"), &[&[0u8][..], &file].concat());
+    }
 
     // depmod.d files: the first line is the kernel release (and the pattern for the matcher).
     let configs: [(&str, &str); 4] = [

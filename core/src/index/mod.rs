@@ -6,6 +6,8 @@
 
 mod fnmatch;
 pub mod reader;
+mod sort;
+mod trie;
 
 pub use fnmatch::fnmatch;
 
@@ -93,6 +95,17 @@ pub struct IndexBuilder {
 
 /// Keys and values are C strings of 7-bit characters: no byte above 0x7f, and no NUL.
 fn check_ascii(bytes: &[u8], in_key: bool) -> Result<(), IndexError> {
+    // Eight bytes at a time: no high bit set, and no zero byte (the classic `haszero`).
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let mut words = bytes.chunks_exact(8);
+    let clean = words.all(|w| {
+        let w = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+        (w | (w.wrapping_sub(ONES) & !w)) & HIGH == 0
+    });
+    if clean && words.remainder().iter().all(|&b| b != 0 && b < 0x80) {
+        return Ok(());
+    }
     match bytes.iter().find(|&&b| b >= 0x80 || b == 0) {
         Some(&byte) => Err(IndexError::BadCharacter { byte, in_key }),
         None => Ok(()),
@@ -171,13 +184,17 @@ impl IndexBuilder {
         dups
     }
 
-    /// Puts the entries in writing order: by key, then priority, then newest first.
-    fn sort(&mut self) {
+    /// Puts the entries in writing order: by key, then priority, then newest first. Returns
+    /// how each entry's key differs from the previous one ([`sort::sort`]).
+    fn sort(&mut self) -> Vec<sort::Split> {
         let mut entries = core::mem::take(&mut self.entries);
-        entries.sort_unstable_by(|a, b| {
-            self.key(a).cmp(self.key(b)).then(a.priority.cmp(&b.priority)).then(b.seq.cmp(&a.seq))
+        let arena = &self.arena;
+        let shared = sort::sort(&mut entries, |e| {
+            let start = e.key as usize;
+            arena.get(start..start + e.key_len as usize).unwrap_or_default()
         });
         self.entries = entries;
+        shared
     }
 
     /// The keys with their values, in key order (for tests and tools).
@@ -197,238 +214,8 @@ impl IndexBuilder {
     /// Serialises the index (kmod 34 layout: root at offset 12, each node followed by its
     /// children's subtrees in byte order) and appends it to `out`.
     pub fn write(&mut self, out: &mut Vec<u8>) -> Result<(), IndexError> {
-        self.sort();
-        // Distinct keys: `groups[g]..groups[g + 1]` are the entries of key `g`.
-        let mut groups: Vec<u32> = Vec::new();
-        for (i, e) in self.entries.iter().enumerate() {
-            let prev = i.checked_sub(1).and_then(|p| self.entries.get(p));
-            if prev.is_none_or(|p| !eq(self.key(p), self.key(e))) {
-                groups.push(i as u32);
-            }
-        }
-        groups.push(self.entries.len() as u32);
-        let trie = Trie { builder: self, groups: &groups };
-        let sizes = trie.sizes();
-        let total = 12 + sizes.first().map_or(0, |s| s.bytes);
-        if total > u64::from(OFFSET_MASK) + 1 {
-            return Err(IndexError::TooLarge { size: total });
-        }
-        out.reserve(total as usize);
-        let start = out.len();
-        trie.write(&sizes, out);
-        debug_assert_eq!((out.len() - start) as u64, total);
-        Ok(())
-    }
-}
-
-fn put(out: &mut Vec<u8>, word: u32) {
-    out.extend_from_slice(&word.to_be_bytes());
-}
-
-/// The trie over a sorted builder's distinct keys. A node covers a range of keys sharing its
-/// path; the root has no prefix, any other node takes the longest prefix its keys share.
-struct Trie<'b> {
-    builder: &'b IndexBuilder,
-    /// Key group boundaries (see [`IndexBuilder::write`]).
-    groups: &'b [u32],
-}
-
-/// A node of the trie: keys `lo..hi` (group numbers), whose paths are known up to `depth`.
-#[derive(Clone, Copy)]
-struct Span {
-    lo: usize,
-    hi: usize,
-    depth: usize,
-    root: bool,
-}
-
-/// Subtree sizes of one node, in pre-order.
-#[derive(Clone, Copy, Default)]
-struct Size {
-    /// Bytes of the subtree (the node and all below it).
-    bytes: u64,
-    /// Nodes in the subtree.
-    nodes: u32,
-}
-
-/// What a node holds, derived from its span.
-struct NodeShape<'a> {
-    prefix: &'a [u8],
-    /// The key group ending at this node, if any.
-    values: Option<usize>,
-    /// Where the node's path ends: the key byte at this position picks a child.
-    end: usize,
-    /// The key groups below the children (empty for a leaf).
-    kids: core::ops::Range<usize>,
-    /// First and last child bytes.
-    span: Option<(u8, u8)>,
-}
-
-impl<'b> Trie<'b> {
-    fn key(&self, g: usize) -> &'b [u8] {
-        let first = self.groups.get(g).and_then(|&e| self.builder.entries.get(e as usize));
-        first.map_or(&[][..], |e| self.builder.key(e))
-    }
-
-    fn values(&self, g: usize) -> &'b [Entry] {
-        let (lo, hi) = (self.groups.get(g), self.groups.get(g + 1));
-        match (lo, hi) {
-            (Some(&lo), Some(&hi)) => self.builder.entries.get(lo as usize..hi as usize),
-            _ => None,
-        }
-        .unwrap_or_default()
-    }
-
-    fn shape(&self, span: Span) -> NodeShape<'b> {
-        let first = self.key(span.lo);
-        let rest = first.get(span.depth..).unwrap_or_default();
-        let mut prefix_len = if span.root { 0 } else { rest.len() };
-        if !span.root && span.hi > span.lo + 1 {
-            // Keys are sorted: the prefix all of them share is the one the first and the last
-            // share.
-            let last = self.key(span.hi - 1).get(span.depth..).unwrap_or_default();
-            prefix_len = rest.iter().zip(last).take_while(|(a, b)| a == b).count();
-        }
-        let end = span.depth + prefix_len;
-        let values = (first.len() == end && span.lo < span.hi).then_some(span.lo);
-        let kids = span.lo + usize::from(values.is_some())..span.hi;
-        let byte = |g: usize| self.key(g).get(end).copied().unwrap_or(0);
-        let span = (!kids.is_empty()).then(|| (byte(kids.start), byte(kids.end - 1)));
-        NodeShape { prefix: rest.get(..prefix_len).unwrap_or_default(), values, end, kids, span }
-    }
-
-    /// The child after the one starting at key group `from` (or the first, from the start of
-    /// `shape.kids`): its byte and span.
-    fn next_child(&self, shape: &NodeShape<'_>, from: usize) -> Option<(u8, Span)> {
-        if from >= shape.kids.end {
-            return None;
-        }
-        let byte = self.key(from).get(shape.end).copied().unwrap_or(0);
-        let mut hi = from + 1;
-        while hi < shape.kids.end && self.key(hi).get(shape.end) == Some(&byte) {
-            hi += 1;
-        }
-        Some((byte, Span { lo: from, hi, depth: shape.end + 1, root: false }))
-    }
-
-    fn body_size(&self, shape: &NodeShape<'_>) -> u64 {
-        let mut size = 0u64;
-        if !shape.prefix.is_empty() {
-            size += shape.prefix.len() as u64 + 1;
-        }
-        if let Some((first, last)) = shape.span {
-            size += 2 + 4 * (u64::from(last) - u64::from(first) + 1);
-        }
-        if let Some(g) = shape.values {
-            let values = self.values(g);
-            size += 4 + values.iter().map(|v| 4 + u64::from(v.value_len) + 1).sum::<u64>();
-        }
-        size
-    }
-
-    fn flags(shape: &NodeShape<'_>) -> u32 {
-        let mut f = 0;
-        if !shape.prefix.is_empty() {
-            f |= FLAG_PREFIX;
-        }
-        if shape.values.is_some() {
-            f |= FLAG_VALUES;
-        }
-        if shape.span.is_some() {
-            f |= FLAG_CHILDS;
-        }
-        f
-    }
-
-    fn root(&self) -> Span {
-        Span { lo: 0, hi: self.groups.len().saturating_sub(1), depth: 0, root: true }
-    }
-
-    /// Subtree sizes of every node, in pre-order, without recursion (keys can nest deeply) and
-    /// without allocating per node.
-    fn sizes(&self) -> Vec<Size> {
-        let mut sizes: Vec<Size> = Vec::new();
-        // (pre-order index, the node's shape, key group where its next child starts)
-        let mut stack: Vec<(usize, NodeShape<'b>, usize)> = Vec::new();
-        let root = self.shape(self.root());
-        sizes.push(Size { bytes: self.body_size(&root), nodes: 1 });
-        let next = root.kids.start;
-        stack.push((0, root, next));
-        while let Some((index, shape, next)) = stack.last_mut() {
-            let index = *index;
-            match self.next_child(shape, *next) {
-                Some((_, child)) => {
-                    *next = child.hi;
-                    let shape = self.shape(child);
-                    sizes.push(Size { bytes: self.body_size(&shape), nodes: 1 });
-                    let start = shape.kids.start;
-                    stack.push((sizes.len() - 1, shape, start));
-                }
-                None => {
-                    stack.pop();
-                    let done = sizes.get(index).copied().unwrap_or_default();
-                    if let Some((parent, ..)) = stack.last() {
-                        if let Some(p) = sizes.get_mut(*parent) {
-                            p.bytes += done.bytes;
-                            p.nodes += done.nodes;
-                        }
-                    }
-                }
-            }
-        }
-        sizes
-    }
-
-    /// Writes the header and every node, in pre-order.
-    fn write(&self, sizes: &[Size], out: &mut Vec<u8>) {
-        let shape = self.shape(self.root());
-        put(out, MAGIC);
-        put(out, VERSION);
-        put(out, 12 | Self::flags(&shape));
-        // Nodes still to write: (span, pre-order index, file offset), next on top.
-        let mut stack: Vec<(Span, usize, u64)> = alloc::vec![(self.root(), 0, 12)];
-        let mut placed: Vec<(u8, Span, usize, u64)> = Vec::new();
-        while let Some((span, index, offset)) = stack.pop() {
-            let shape = self.shape(span);
-            if !shape.prefix.is_empty() {
-                out.extend_from_slice(shape.prefix);
-                out.push(0);
-            }
-            // Children follow the body in byte order, each taking its subtree's bytes.
-            placed.clear();
-            let (mut child_index, mut child_offset) = (index + 1, offset + self.body_size(&shape));
-            let mut from = shape.kids.start;
-            while let Some((byte, child)) = self.next_child(&shape, from) {
-                from = child.hi;
-                let size = sizes.get(child_index).copied().unwrap_or_default();
-                placed.push((byte, child, child_index, child_offset));
-                child_index += size.nodes as usize;
-                child_offset += size.bytes;
-            }
-            if let Some((first, last)) = shape.span {
-                out.push(first);
-                out.push(last);
-                let mut kids = placed.iter().peekable();
-                for byte in first..=last {
-                    match kids.next_if(|k| k.0 == byte) {
-                        Some(&(_, child, _, off)) => {
-                            put(out, off as u32 | Self::flags(&self.shape(child)));
-                        }
-                        None => put(out, 0),
-                    }
-                }
-            }
-            if let Some(g) = shape.values {
-                let values = self.values(g);
-                put(out, values.len() as u32);
-                for v in values {
-                    put(out, v.priority);
-                    out.extend_from_slice(self.builder.value(v));
-                    out.push(0);
-                }
-            }
-            stack.extend(placed.iter().rev().map(|&(_, span, i, off)| (span, i, off)));
-        }
+        let shared = self.sort();
+        trie::write(self, &shared, out)
     }
 }
 

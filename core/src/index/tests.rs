@@ -4,6 +4,8 @@ use alloc::vec::Vec;
 use super::reader::Index;
 use super::*;
 
+mod reference;
+
 fn written(b: &IndexBuilder) -> Vec<u8> {
     let mut out = Vec::new();
     b.clone().write(&mut out).unwrap();
@@ -232,4 +234,57 @@ fn shared_children_stop_the_walk() {
     // An exact lookup follows one path.
     let key = b"*+".repeat(20);
     assert_eq!(index.lookup(&key).unwrap(), [Value { priority: 7, text: b"v".to_vec() }]);
+}
+
+/// The writer planned from shared prefix lengths writes what the old writer, which derived
+/// every node from its range of keys, wrote: random key sets over small alphabets (deep shared
+/// prefixes, keys that are prefixes of others, the empty key, equal keys), and the edge shapes.
+#[test]
+fn same_bytes_as_the_reference_writer() {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for round in 0..400 {
+        let mut b = IndexBuilder::new();
+        let alphabet: &[u8] = match round % 4 {
+            0 => b"ab",
+            1 => b"abc:*?[]-_",
+            2 => b"a",
+            _ => b"pci:v0123456789ABCDEFd*",
+        };
+        let long = if round % 5 == 0 { 40 } else { 12 };
+        for _ in 0..rng.below(300) {
+            let key = rng.word(alphabet, long);
+            let value = rng.word(b"xyz", 3);
+            b.insert(&key, &value, rng.below(4) as u32).unwrap();
+        }
+        assert_eq!(written(&b), reference::write(&b), "round {round}");
+    }
+    let mut b = IndexBuilder::new();
+    for c in 1u8..128 {
+        b.insert(&[b'w', c], b"v", 0).unwrap();
+        b.insert(&[c], b"", u32::from(c)).unwrap();
+        b.insert(&[c; 20], b"long", 1).unwrap();
+    }
+    b.insert(b"", b"root", 0).unwrap();
+    assert_eq!(written(&b), reference::write(&b));
+    assert_eq!(written(&IndexBuilder::new()), reference::write(&IndexBuilder::new()));
+}
+
+/// Entries come out sorted with their shared prefix lengths, equal keys marked.
+#[test]
+fn sort_gives_shared_prefix_lengths() {
+    let mut b = IndexBuilder::new();
+    for (k, p) in [("abcdefghij", 0), ("abc", 0), ("abcdefghiz", 1), ("abc", 2), ("b", 0), ("", 0)]
+    {
+        b.insert(k.as_bytes(), b"", p).unwrap();
+    }
+    let splits = b.sort();
+    let keys: Vec<&[u8]> = b.entries.iter().map(|e| b.key(e)).collect();
+    assert_eq!(keys, [&b""[..], b"abc", b"abc", b"abcdefghij", b"abcdefghiz", b"b"]);
+    let shared: Vec<u32> = splits.iter().map(|s| s.shared).collect();
+    assert_eq!(shared, [0, 0, sort::SAME, 3, 9, 0]);
+    let bytes: Vec<(u8, u8)> = splits.iter().map(|s| (s.prev, s.byte)).collect();
+    assert_eq!(bytes[1], (0, b'a'));
+    assert_eq!(bytes[3], (0, b'd'));
+    assert_eq!(bytes[4], (b'j', b'z'));
+    assert_eq!(bytes[5], (b'a', b'b'));
 }

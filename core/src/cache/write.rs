@@ -1,0 +1,533 @@
+//! Encoding a cache: records appended one by one, symbols shared through a table, the file put
+//! together and sealed by [`CacheWriter::finish`].
+//!
+//! A writer started from the previous cache ([`CacheWriter::update`]) takes over its symbol
+//! table, so that a record kept from it is copied as it is, and new symbols are added after the
+//! old ones. When more than an eighth of the old records were left out, [`CacheWriter::finish`]
+//! numbers the symbols again in the order the records use them, dropping those no record uses
+//! any more: the file is then byte for byte what a new writer makes of the same records.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use super::{BYTE_ORDER, CRC_AT, Cursor, FORMAT, HEADER, Identity, MAGIC, Record, Stamp};
+use super::{ModuleInfo, TAIL_AT, Time, WEAK, checksum, hash, id_at};
+use crate::cache::Cache;
+
+/// Why a module (or another file) is not put in the cache. None is an error: the file is read
+/// again next time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotCached {
+    /// Its record has an error or an anomaly (its messages are repeated on each run).
+    Unclean,
+    /// It changed too recently to be told apart from a later change in the same clock tick.
+    Unsettled,
+    /// Its path is longer than 65,535 bytes.
+    LongPath,
+    /// One of its strings is longer than 65,535 bytes.
+    LongString,
+    /// One of its CRCs does not fit in 32 bits.
+    WideCrc,
+    /// The path is in the cache already.
+    Duplicate,
+    /// The cache would grow past what its 32-bit counts and offsets address.
+    Full,
+}
+
+impl fmt::Display for NotCached {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NotCached::Unclean => "it has an error or anomaly",
+            NotCached::Unsettled => "it changed less than the settling time ago",
+            NotCached::LongPath => "its path is longer than 65535 bytes",
+            NotCached::LongString => "one of its strings is longer than 65535 bytes",
+            NotCached::WideCrc => "one of its CRCs does not fit in 32 bits",
+            NotCached::Duplicate => "its path is cached already",
+            NotCached::Full => "the cache is full",
+        })
+    }
+}
+
+/// A cache that cannot be encoded: larger than its 32-bit offsets address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooLarge {
+    /// Bytes it would take.
+    pub size: u64,
+}
+
+impl fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a cache of {} bytes is larger than 4 GiB", self.size)
+    }
+}
+
+impl core::error::Error for TooLarge {}
+
+/// Most bytes each growing part may take, so that the whole stays under 4 GiB.
+const PART: usize = (u32::MAX / 4) as usize;
+
+/// An open-addressing table of numbers (stored plus one; zero is empty), each with the low 32
+/// bits of its key's hash. The caller hashes and compares keys: the table only knows where the
+/// numbers are, and compares keys only when their hashes agree.
+#[derive(Clone, Debug, Default)]
+struct Table {
+    /// (number plus one, hash).
+    slots: Vec<(u32, u32)>,
+    len: usize,
+}
+
+impl Table {
+    /// The number stored under `h` for which `is` holds.
+    fn find(&self, h: u64, is: impl Fn(u32) -> bool) -> Option<u32> {
+        let mask = self.slots.len().checked_sub(1)?;
+        let mut i = h as usize & mask;
+        loop {
+            match self.slots.get(i) {
+                Some((0, _)) | None => return None,
+                Some(&(n, k)) if k == h as u32 && is(n - 1) => return Some(n - 1),
+                Some(_) => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    /// Puts `n` in the first free slot from `h`'s.
+    fn place(&mut self, h: u32, n: u32) {
+        let mask = self.slots.len().wrapping_sub(1);
+        let mut i = h as usize & mask;
+        while self.slots.get(i).is_some_and(|s| s.0 != 0) {
+            i = (i + 1) & mask;
+        }
+        if let Some(s) = self.slots.get_mut(i) {
+            *s = (n + 1, h);
+        }
+    }
+
+    /// Stores `n` under `h`, growing the table to keep it at most half full.
+    fn insert(&mut self, h: u64, n: u32) {
+        if (self.len + 1) * 2 > self.slots.len() {
+            let old =
+                core::mem::replace(&mut self.slots, alloc::vec![(0, 0); (self.len * 4).max(64)]);
+            for (m, k) in old.into_iter().filter(|s| s.0 != 0) {
+                self.place(k, m - 1);
+            }
+        }
+        self.place(h as u32, n);
+        self.len += 1;
+    }
+}
+
+/// The symbol table being written: (name end, CRC) entries over a pool of names, and a table
+/// to find a symbol's number.
+#[derive(Clone, Debug, Default)]
+struct Symbols {
+    entries: Vec<u8>,
+    pool: Vec<u8>,
+    table: Table,
+    /// Symbols entered in `table` (those taken over from an old cache are entered when a new
+    /// symbol is first looked for).
+    mapped: u32,
+}
+
+impl Symbols {
+    fn len(&self) -> u32 {
+        (self.entries.len() / 8) as u32
+    }
+
+    /// Name and CRC of symbol `n`.
+    fn get(&self, n: u32) -> (&[u8], u32) {
+        let at = n as usize * 8;
+        let start = if n == 0 { 0 } else { id_at(&self.entries, at - 8) } as usize;
+        let end = id_at(&self.entries, at) as usize;
+        (self.pool.get(start..end).unwrap_or_default(), id_at(&self.entries, at + 4))
+    }
+
+    fn push(&mut self, name: &[u8], crc: u32) {
+        self.pool.extend_from_slice(name);
+        self.entries.extend_from_slice(&(self.pool.len() as u32).to_le_bytes());
+        self.entries.extend_from_slice(&crc.to_le_bytes());
+    }
+
+    /// Enters symbol `n` in the lookup table.
+    fn enter(&mut self, n: u32) {
+        let (name, crc) = self.get(n);
+        self.table.insert(hash(name, u64::from(crc)), n);
+    }
+
+    /// The number of symbol `name` with `crc`, added if new.
+    fn number(&mut self, name: &[u8], crc: u64) -> Result<u32, NotCached> {
+        let crc = u32::try_from(crc).map_err(|_| NotCached::WideCrc)?;
+        while self.mapped < self.len() {
+            self.enter(self.mapped);
+            self.mapped += 1;
+        }
+        let h = hash(name, u64::from(crc));
+        if let Some(n) = self.table.find(h, |n| self.get(n) == (name, crc)) {
+            return Ok(n);
+        }
+        let n = self.len();
+        if n >= WEAK || self.pool.len() + name.len() > PART || self.entries.len() + 8 > PART {
+            return Err(NotCached::Full);
+        }
+        self.push(name, crc);
+        self.enter(n);
+        self.mapped += 1;
+        Ok(n)
+    }
+
+    /// Forgets the symbols from number `keep` on.
+    fn truncate(&mut self, keep: u32) {
+        if keep >= self.len() {
+            return;
+        }
+        let end = if keep == 0 { 0 } else { id_at(&self.entries, keep as usize * 8 - 8) };
+        self.entries.truncate(keep as usize * 8);
+        self.pool.truncate(end as usize);
+        // Rare (a record that failed half-way): the lookup table is made again when needed.
+        self.table = Table::default();
+        self.mapped = 0;
+    }
+}
+
+/// Builds a cache file; `'a` is the life of the old cache it updates, if any.
+#[derive(Clone, Debug)]
+pub struct CacheWriter<'a> {
+    /// The file so far: the header (filled in at the end), program, tree, the record count
+    /// (filled in at the end), then the records.
+    out: Vec<u8>,
+    /// Where the record count lies.
+    count_at: usize,
+    options: Vec<u8>,
+    settled_before: Time,
+    /// Encoded file entries, and how many.
+    files: Vec<u8>,
+    file_count: u32,
+    /// Where each record starts in `out`.
+    starts: Vec<u32>,
+    /// Where each record's symbol numbers start in `out`, and how many there are (exports then
+    /// imports).
+    ids: Vec<(u32, u32, u32)>,
+    /// Record numbers by path.
+    paths: Table,
+    symbols: Symbols,
+    /// The old cache file, whose records are copied as they are.
+    base: Option<&'a [u8]>,
+    /// Whether the symbols are numbered in the order the records use them.
+    in_order: bool,
+    /// Records in the old cache, and how many of them were kept as they are.
+    old_len: u32,
+    old_kept: u32,
+}
+
+/// Appends a string of at most 65,535 bytes with its length.
+fn push_short(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), ()> {
+    let len = u16::try_from(bytes.len()).map_err(|_| ())?;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
+fn push_stamp(out: &mut Vec<u8>, s: &Stamp) {
+    for word in [s.dev, s.ino, s.size, s.mtime.sec as u64, s.ctime.sec as u64] {
+        out.extend_from_slice(&word.to_le_bytes());
+    }
+    out.extend_from_slice(&s.mtime.nsec.to_le_bytes());
+    out.extend_from_slice(&s.ctime.nsec.to_le_bytes());
+}
+
+fn push_u32(out: &mut Vec<u8>, n: u32) {
+    out.extend_from_slice(&n.to_le_bytes());
+}
+
+/// The lists of one record, whatever they come from.
+struct Lists<A, S, W, E, I> {
+    aliases: A,
+    softdeps: S,
+    weakdeps: W,
+    exports: E,
+    imports: I,
+}
+
+impl<'a> CacheWriter<'a> {
+    /// An empty cache for `identity`. Files whose modification or change time is not older
+    /// than `settled_before` are not kept (see the module's documentation).
+    pub fn new(identity: Identity<'_>, settled_before: Time) -> Self {
+        let mut out = alloc::vec![0; HEADER];
+        for part in [identity.program, identity.tree] {
+            push_u32(&mut out, part.len() as u32);
+            out.extend_from_slice(part);
+        }
+        let count_at = out.len();
+        push_u32(&mut out, 0);
+        CacheWriter {
+            out,
+            count_at,
+            options: Vec::new(),
+            settled_before,
+            files: Vec::new(),
+            file_count: 0,
+            starts: Vec::new(),
+            ids: Vec::new(),
+            paths: Table::default(),
+            symbols: Symbols::default(),
+            base: None,
+            in_order: true,
+            old_len: 0,
+            old_kept: 0,
+        }
+    }
+
+    /// An empty cache that takes over `old`'s symbol table, so that [`CacheWriter::keep`]
+    /// copies `old`'s records as they are.
+    pub fn update(old: &Cache<'a>, identity: Identity<'_>, settled_before: Time) -> Self {
+        let mut w = Self::new(identity, settled_before);
+        let (entries, pool) = old.symbol_table();
+        w.symbols.entries = entries.to_vec();
+        w.symbols.pool = pool.to_vec();
+        let file = old.file();
+        w.base = Some(file);
+        w.out.reserve(file.len());
+        w.in_order = false;
+        w.old_len = old.len() as u32;
+        w
+    }
+
+    /// Records the caller's summary of its options (any bytes; [`Cache::options`] returns
+    /// them).
+    pub fn set_options(&mut self, options: &[u8]) {
+        self.options = options.to_vec();
+    }
+
+    /// Records another file's stamp (an input besides the modules, or an output), under the same
+    /// rules as a module's.
+    pub fn add_file(&mut self, path: &[u8], stamp: Stamp) -> Result<(), NotCached> {
+        self.check_settled(&stamp)?;
+        if self.files.len() + path.len() > PART {
+            return Err(NotCached::Full);
+        }
+        push_short(&mut self.files, path).map_err(|()| NotCached::LongPath)?;
+        push_stamp(&mut self.files, &stamp);
+        self.file_count += 1;
+        Ok(())
+    }
+
+    fn check_settled(&self, stamp: &Stamp) -> Result<(), NotCached> {
+        if stamp.mtime < self.settled_before && stamp.ctime < self.settled_before {
+            Ok(())
+        } else {
+            Err(NotCached::Unsettled)
+        }
+    }
+
+    /// Adds the module at `path`, whose stamp (taken before it was read) is `stamp`, read as
+    /// `info`. A module that is not added is simply read again next time.
+    pub fn add(&mut self, path: &[u8], stamp: Stamp, info: &ModuleInfo) -> Result<(), NotCached> {
+        if !info.is_clean() {
+            return Err(NotCached::Unclean);
+        }
+        let lists = Lists {
+            aliases: info.aliases(),
+            softdeps: info.softdeps(),
+            weakdeps: info.weakdeps(),
+            exports: info.exports(),
+            imports: info.imports().map(|n| (n.name, n.crc, n.weak)),
+        };
+        self.push(path, stamp, |w| w.encode(path, stamp, lists))
+    }
+
+    /// Adds a record of a cache, as it is (a record of the cache this writer updates is copied
+    /// without being decoded).
+    pub fn keep(&mut self, record: &Record<'_>) -> Result<(), NotCached> {
+        let (path, stamp) = (record.path(), record.stamp());
+        if self.base.is_some_and(|base| record.is_in(base)) {
+            self.push(path, stamp, |w| {
+                w.out.extend_from_slice(record.bytes());
+                Ok(record.ids())
+            })?;
+            self.old_kept += 1;
+            return Ok(());
+        }
+        let lists = Lists {
+            aliases: record.aliases(),
+            softdeps: record.softdeps(),
+            weakdeps: record.weakdeps(),
+            exports: record.exports(),
+            imports: record.imports(),
+        };
+        self.push(path, stamp, |w| w.encode(path, stamp, lists))
+    }
+
+    /// Appends one record with `encode` (which says where the record's symbol numbers are from
+    /// its start, and how many), or leaves everything as it was.
+    fn push(
+        &mut self,
+        path: &[u8],
+        stamp: Stamp,
+        encode: impl FnOnce(&mut Self) -> Result<(u32, u32, u32), NotCached>,
+    ) -> Result<(), NotCached> {
+        self.check_settled(&stamp)?;
+        let start = self.out.len();
+        let number = u32::try_from(self.starts.len()).map_err(|_| NotCached::Full)?;
+        if start > PART {
+            return Err(NotCached::Full);
+        }
+        let h = hash(path, 0);
+        if self.paths.find(h, |n| self.record_path(n) == path).is_some() {
+            return Err(NotCached::Duplicate);
+        }
+        let symbols = self.symbols.len();
+        let (ids, exports, imports) = match encode(self) {
+            Ok(ids) => ids,
+            Err(e) => {
+                self.out.truncate(start);
+                self.symbols.truncate(symbols);
+                return Err(e);
+            }
+        };
+        self.starts.push(start as u32);
+        self.ids.push((start as u32 + ids, exports, imports));
+        self.paths.insert(h, number);
+        Ok(())
+    }
+
+    fn encode<'s, A, S, W, E, I>(
+        &mut self,
+        path: &[u8],
+        stamp: Stamp,
+        lists: Lists<A, S, W, E, I>,
+    ) -> Result<(u32, u32, u32), NotCached>
+    where
+        A: ExactSizeIterator<Item = &'s [u8]>,
+        S: ExactSizeIterator<Item = &'s [u8]>,
+        W: ExactSizeIterator<Item = &'s [u8]>,
+        E: ExactSizeIterator<Item = (&'s [u8], u64)>,
+        I: ExactSizeIterator<Item = (&'s [u8], u64, bool)>,
+    {
+        let start = self.out.len();
+        push_short(&mut self.out, path).map_err(|()| NotCached::LongPath)?;
+        push_stamp(&mut self.out, &stamp);
+        let count = |n: usize| u32::try_from(n).map_err(|_| NotCached::Full);
+        let counts = [
+            count(lists.aliases.len())?,
+            count(lists.softdeps.len())?,
+            count(lists.weakdeps.len())?,
+            count(lists.exports.len())?,
+            count(lists.imports.len())?,
+        ];
+        for c in counts {
+            push_u32(&mut self.out, c);
+        }
+        let strings = lists.aliases.chain(lists.softdeps).chain(lists.weakdeps);
+        for s in strings {
+            push_short(&mut self.out, s).map_err(|()| NotCached::LongString)?;
+        }
+        let ids = (self.out.len() - start) as u32;
+        for (name, crc) in lists.exports {
+            let n = self.symbols.number(name, crc)?;
+            push_u32(&mut self.out, n);
+        }
+        for (name, crc, weak) in lists.imports {
+            let n = self.symbols.number(name, crc)?;
+            push_u32(&mut self.out, n | if weak { WEAK } else { 0 });
+        }
+        Ok((ids, counts[3], counts[4]))
+    }
+
+    /// The path of record `n`.
+    fn record_path(&self, n: u32) -> &[u8] {
+        path_at(&self.out, &self.starts, n)
+    }
+
+    /// Modules in the cache so far.
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// Whether no module was added.
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// Numbers the symbols in the order the records use them (as a new writer would have),
+    /// dropping the symbols no record uses.
+    fn renumber(&mut self) {
+        let mut new = alloc::vec![u32::MAX; self.symbols.len() as usize];
+        let mut symbols = Symbols::default();
+        for &(start, exports, imports) in &self.ids {
+            for i in 0..(exports + imports) as usize {
+                let at = start as usize + 4 * i;
+                let id = id_at(&self.out, at);
+                let Some(slot) = new.get_mut((id & !WEAK) as usize) else { continue };
+                if *slot == u32::MAX {
+                    *slot = symbols.len();
+                    let (name, crc) = self.symbols.get(id & !WEAK);
+                    symbols.push(name, crc);
+                }
+                let renumbered = *slot | (id & WEAK);
+                if let Some(field) = self.out.get_mut(at..at + 4) {
+                    field.copy_from_slice(&renumbered.to_le_bytes());
+                }
+            }
+        }
+        self.symbols = symbols;
+        self.in_order = true;
+    }
+
+    /// The cache file.
+    pub fn finish(mut self) -> Result<Vec<u8>, TooLarge> {
+        // Symbols only the records left out used stay (unused, harmless) until those records
+        // are an eighth of the old cache's; then the symbols are numbered again.
+        let dropped = self.old_len - self.old_kept;
+        if !self.in_order && dropped > self.old_len / 8 {
+            self.renumber();
+        }
+        let tail = self.out.len();
+        let size = tail as u64
+            + 4
+            + self.options.len() as u64
+            + 4
+            + self.files.len() as u64
+            + 4
+            + self.symbols.entries.len() as u64
+            + 4
+            + self.symbols.pool.len() as u64;
+        if size > u64::from(u32::MAX) {
+            return Err(TooLarge { size });
+        }
+        let mut out = self.out;
+        out.reserve(size as usize - tail);
+        push_u32(&mut out, self.options.len() as u32);
+        out.extend_from_slice(&self.options);
+        push_u32(&mut out, self.file_count);
+        out.extend_from_slice(&self.files);
+        push_u32(&mut out, self.symbols.len());
+        out.extend_from_slice(&self.symbols.entries);
+        push_u32(&mut out, self.symbols.pool.len() as u32);
+        out.extend_from_slice(&self.symbols.pool);
+        let mut header = Vec::with_capacity(HEADER);
+        header.extend_from_slice(&MAGIC);
+        push_u32(&mut header, FORMAT);
+        header.extend_from_slice(&BYTE_ORDER.to_ne_bytes());
+        header.extend_from_slice(&size.to_le_bytes());
+        push_u32(&mut header, 0); // the checksum, below
+        debug_assert_eq!(header.len(), TAIL_AT);
+        push_u32(&mut header, tail as u32);
+        let count = (self.starts.len() as u32).to_le_bytes();
+        for (at, bytes) in [(0, &header[..]), (self.count_at, &count[..])] {
+            if let Some(field) = out.get_mut(at..at + bytes.len()) {
+                field.copy_from_slice(bytes);
+            }
+        }
+        let crc = checksum(&out);
+        if let Some(field) = out.get_mut(CRC_AT..CRC_AT + 4) {
+            field.copy_from_slice(&crc.to_le_bytes());
+        }
+        Ok(out)
+    }
+}
+
+/// The path of record `n` in `records`, where records start at `starts`.
+fn path_at<'r>(records: &'r [u8], starts: &[u32], n: u32) -> &'r [u8] {
+    let Some(&start) = starts.get(n as usize) else { return &[] };
+    let mut cur = Cursor { data: records, at: start as usize };
+    cur.short("module path").ok().and_then(|p| records.get(p)).unwrap_or_default()
+}
