@@ -48,7 +48,7 @@ pub fn missing(what: &str) -> bool {
 }
 
 /// Runs `scripts/fetch ARGS` (which downloads into the cache when needed); its output line.
-fn fetch(args: &[&str]) -> Result<String, String> {
+pub fn fetch(args: &[&str]) -> Result<String, String> {
     let out = Command::new(repo().join("scripts/fetch"))
         .args(args)
         .output()

@@ -1,0 +1,197 @@
+//! Conformance on other CPUs: this depmod, built by `scripts/cross` for a board's target, runs
+//! under qemu-user on the real Debian module tree of that architecture, and kmod 34.2 (x86-64,
+//! the reference) indexes a copy of the same tree on the host; all 11 files and stderr must be
+//! identical. s390x is the big-endian host, so a byte-order assumption in reading modules or in
+//! writing the `.bin` indexes shows there; its tree is also recompressed with xz and zstd, whose
+//! decoders have byte-order-specific code. Each architecture's tree recompressed with xz (the one
+//! its boot test indexes) is checked too.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::{Depmod, OUTPUTS, compare_dirs, kmod34, link_tree, missing, repo, scratch, which};
+
+/// A board: the Rust target, its qemu-user emulator, Debian's architecture and kernel flavour.
+struct Board {
+    target: &'static str,
+    qemu: &'static str,
+    arch: &'static str,
+    flavour: &'static str,
+}
+
+const AARCH64: Board = Board {
+    target: "aarch64-unknown-linux-musl",
+    qemu: "qemu-aarch64-static",
+    arch: "arm64",
+    flavour: "arm64",
+};
+const ARMV7: Board = Board {
+    target: "armv7-unknown-linux-gnueabihf",
+    qemu: "qemu-arm-static",
+    arch: "armhf",
+    flavour: "armmp",
+};
+const RISCV64: Board = Board {
+    target: "riscv64gc-unknown-linux-gnu",
+    qemu: "qemu-riscv64-static",
+    arch: "riscv64",
+    flavour: "riscv64",
+};
+const S390X: Board = Board {
+    target: "s390x-unknown-linux-gnu",
+    qemu: "qemu-s390x-static",
+    arch: "s390x",
+    flavour: "s390x",
+};
+
+/// `scripts/cross TARGET`: the static binary's path (its last line of output).
+fn cross_build(target: &str) -> Option<PathBuf> {
+    let target_dir =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
+    let out = Command::new(repo().join("scripts/cross"))
+        .arg(target)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            text.lines().last().map(PathBuf::from)
+        }
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            let tail: Vec<&str> = err.lines().rev().take(8).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            missing(&format!(
+                "a static depmod for {target} (scripts/cross {target}):\n{}",
+                tail.join("\n")
+            ));
+            None
+        }
+        Err(e) => {
+            missing(&format!("scripts/cross: {e}"));
+            None
+        }
+    }
+}
+
+/// `scripts/fetch ARGS` printing a tree root, and that tree's kernel release.
+fn fetch_tree(args: &[&str]) -> Option<(PathBuf, String)> {
+    let root = match support::fetch(args) {
+        Ok(r) => PathBuf::from(r),
+        Err(e) => {
+            missing(&format!("a Debian module tree ({e})"));
+            return None;
+        }
+    };
+    let versions: Vec<String> = fs::read_dir(root.join("lib/modules"))
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    match versions.as_slice() {
+        [v] => Some((root, v.clone())),
+        _ => {
+            panic!("{}: expected one kernel under lib/modules, found {versions:?}", root.display())
+        }
+    }
+}
+
+/// Runs `cmd` over a hard-linked copy of the tree under `work/name`; returns the copy's module
+/// directory and stderr with the copy's path replaced by `$BASE`.
+fn index_copy(
+    mut cmd: Command,
+    root: &Path,
+    version: &str,
+    work: &Path,
+    name: &str,
+) -> (PathBuf, String) {
+    let config = work.join("empty-depmod.d");
+    fs::create_dir_all(&config).unwrap();
+    let moddir = format!("lib/modules/{version}");
+    let base = work.join(name);
+    link_tree(&root.join(&moddir), &base.join(&moddir));
+    let out = cmd
+        .arg("-b")
+        .arg(&base)
+        .arg("-C")
+        .arg(&config)
+        .arg(version)
+        .output()
+        .unwrap_or_else(|e| panic!("{name}: cannot run {cmd:?}: {e}"));
+    let err = String::from_utf8_lossy(&out.stderr).replace(base.to_str().unwrap(), "$BASE");
+    assert!(out.status.success(), "{name}: depmod failed ({}): {err}", out.status);
+    (base.join(&moddir), err)
+}
+
+/// The board's depmod under its emulator and kmod 34.2 on copies of each tree `fetch` names.
+fn conform(board: &Board, trees: &[&[&str]]) {
+    let Some(qemu) = which(board.qemu) else {
+        missing(&format!("{} (Debian: qemu-user-static)", board.qemu));
+        return;
+    };
+    let Some(kmod) = kmod34() else { return };
+    let Some(depmod) = cross_build(board.target) else { return };
+    for args in trees {
+        let Some((root, version)) = fetch_tree(args) else { return };
+        let label = format!("{}-{}", board.target, args.join("-"));
+        let work = scratch(&format!("cross-{label}"));
+        let (theirs, their_err) = index_copy(
+            Depmod::Kmod(kmod.clone()).command::<_, &str>([]),
+            &root,
+            &version,
+            &work,
+            "kmod",
+        );
+        let mut ours = Command::new(&qemu);
+        ours.arg(&depmod);
+        let (ours, our_err) = index_copy(ours, &root, &version, &work, "ours");
+        if let Err(diff) = compare_dirs(&theirs, &ours, &OUTPUTS) {
+            panic!(
+                "{label} ({version}): outputs under {} differ from kmod 34.2:\n{diff}",
+                board.qemu
+            );
+        }
+        assert_eq!(their_err, our_err, "{label}: stderr differs from kmod 34.2");
+        let _ = fs::remove_dir_all(&work);
+    }
+}
+
+#[test]
+fn aarch64_musl_on_arm64_trees() {
+    let b = &AARCH64;
+    conform(
+        b,
+        &[&["arch-tree", b.arch, b.flavour], &["arch-recompressed", b.arch, b.flavour, "xz"]],
+    );
+}
+
+#[test]
+fn armv7_on_armmp_trees() {
+    let b = &ARMV7;
+    conform(
+        b,
+        &[&["arch-tree", b.arch, b.flavour], &["arch-recompressed", b.arch, b.flavour, "xz"]],
+    );
+}
+
+/// Debian 13's riscv64 tree ships `.ko.xz`.
+#[test]
+fn riscv64_on_trixie_ko_xz_tree() {
+    let b = &RISCV64;
+    conform(b, &[&["arch-tree", b.arch, b.flavour]]);
+}
+
+#[test]
+fn s390x_big_endian_on_s390x_trees() {
+    let b = &S390X;
+    conform(
+        b,
+        &[
+            &["arch-tree", b.arch, b.flavour],
+            &["arch-recompressed", b.arch, b.flavour, "xz"],
+            &["arch-recompressed", b.arch, b.flavour, "zst"],
+        ],
+    );
+}
