@@ -4,11 +4,13 @@
 //! Map:
 //! - [`prereq`]: QEMU, busybox, the fetched packages and a static depmod, or a loud skip;
 //! - [`scenario`]: building one image with `depmod-initramfs`, the guest scripts and parameters;
-//! - [`qemu`]: one boot, judged by the guest's marker line and a host-side timeout.
+//! - [`qemu`]: one boot, judged by the guest's marker line and a host-side timeout;
+//! - [`board`]: the boards, other architectures booted with their whole tree on a disk.
 //!
-//! The scenarios themselves are the integration tests in `tests/scenarios.rs`:
-//! `cargo test -p qemu-tests --release`.
+//! The scenarios themselves are the integration tests in `tests/scenarios.rs` and
+//! `tests/boards.rs`: `cargo test -p qemu-tests --release`.
 
+pub mod board;
 pub mod prereq;
 pub mod qemu;
 pub mod scenario;
