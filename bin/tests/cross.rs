@@ -9,10 +9,10 @@
 mod support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use support::{Depmod, OUTPUTS, compare_dirs, kmod34, link_tree, missing, repo, scratch, which};
+use support::{Depmod, OUTPUTS, compare_dirs, index_copy, kmod34, missing, repo, scratch, which};
 
 /// A board: the Rust target, its qemu-user emulator, Debian's architecture and kernel flavour.
 struct Board {
@@ -98,33 +98,6 @@ fn fetch_tree(args: &[&str]) -> Option<(PathBuf, String)> {
     }
 }
 
-/// Runs `cmd` over a hard-linked copy of the tree under `work/name`; returns the copy's module
-/// directory and stderr with the copy's path replaced by `$BASE`.
-fn index_copy(
-    mut cmd: Command,
-    root: &Path,
-    version: &str,
-    work: &Path,
-    name: &str,
-) -> (PathBuf, String) {
-    let config = work.join("empty-depmod.d");
-    fs::create_dir_all(&config).unwrap();
-    let moddir = format!("lib/modules/{version}");
-    let base = work.join(name);
-    link_tree(&root.join(&moddir), &base.join(&moddir));
-    let out = cmd
-        .arg("-b")
-        .arg(&base)
-        .arg("-C")
-        .arg(&config)
-        .arg(version)
-        .output()
-        .unwrap_or_else(|e| panic!("{name}: cannot run {cmd:?}: {e}"));
-    let err = String::from_utf8_lossy(&out.stderr).replace(base.to_str().unwrap(), "$BASE");
-    assert!(out.status.success(), "{name}: depmod failed ({}): {err}", out.status);
-    (base.join(&moddir), err)
-}
-
 /// The board's depmod under its emulator and kmod 34.2 on copies of each tree `fetch` names.
 fn conform(board: &Board, trees: &[&[&str]]) {
     let Some(qemu) = which(board.qemu) else {
@@ -137,16 +110,10 @@ fn conform(board: &Board, trees: &[&[&str]]) {
         let Some((root, version)) = fetch_tree(args) else { return };
         let label = format!("{}-{}", board.target, args.join("-"));
         let work = scratch(&format!("cross-{label}"));
-        let (theirs, their_err) = index_copy(
-            Depmod::Kmod(kmod.clone()).command::<_, &str>([]),
-            &root,
-            &version,
-            &work,
-            "kmod",
-        );
-        let mut ours = Command::new(&qemu);
-        ours.arg(&depmod);
-        let (ours, our_err) = index_copy(ours, &root, &version, &work, "ours");
+        let kmod = Depmod::Kmod(kmod.clone());
+        let (theirs, their_err) = index_copy(&kmod, &root, &version, &work, "kmod", None);
+        let ours = Depmod::Emulated { qemu: qemu.clone(), binary: depmod.clone() };
+        let (ours, our_err) = index_copy(&ours, &root, &version, &work, "ours", None);
         if let Err(diff) = compare_dirs(&theirs, &ours, &OUTPUTS) {
             panic!(
                 "{label} ({version}): outputs under {} differ from kmod 34.2:\n{diff}",

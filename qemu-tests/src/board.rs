@@ -211,11 +211,7 @@ impl Board {
             image_time.as_secs_f64(),
             outcome.elapsed.as_secs_f64(),
             self.memory_mib,
-            match &outcome.verdict {
-                qemu::Verdict::Pass => "PASS",
-                qemu::Verdict::Fail(_) => "assertion failed",
-                qemu::Verdict::NoBoot(_) => "could not boot",
-            }
+            outcome.verdict.summary()
         ));
         outcome.require_pass(name);
 

@@ -150,6 +150,17 @@ pub enum Verdict {
     NoBoot(String),
 }
 
+impl Verdict {
+    /// One or three words for the summary line: `PASS`, `assertion failed`, `could not boot`.
+    pub fn summary(&self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail(_) => "assertion failed",
+            Verdict::NoBoot(_) => "could not boot",
+        }
+    }
+}
+
 /// Decides from the serial log alone. An initramfs the kernel could not unpack completely (too
 /// little memory) is a boot failure whatever the guest printed after it.
 pub fn verdict(serial: &str) -> Verdict {

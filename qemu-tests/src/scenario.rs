@@ -182,11 +182,7 @@ impl Scenario<'_> {
             image_time.as_secs_f64(),
             outcome.elapsed.as_secs_f64(),
             self.memory_mib,
-            match &outcome.verdict {
-                qemu::Verdict::Pass => "PASS".to_string(),
-                qemu::Verdict::Fail(_) => "assertion failed".to_string(),
-                qemu::Verdict::NoBoot(_) => "could not boot".to_string(),
-            }
+            outcome.verdict.summary()
         ));
         Run { outcome, stage, version: tree.version }
     }
