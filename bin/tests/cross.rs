@@ -4,7 +4,7 @@
 //! identical. s390x is the big-endian host, so a byte-order assumption in reading modules or in
 //! writing the `.bin` indexes shows there; its tree is also recompressed with xz and zstd, whose
 //! decoders have byte-order-specific code. Each architecture's tree recompressed with xz (the one
-//! its boot test indexes) is checked too.
+//! its boot test indexes) is checked too. The unit tests also run on aarch64 and s390x.
 
 mod support;
 
@@ -161,4 +161,41 @@ fn s390x_big_endian_on_s390x_trees() {
             &["arch-recompressed", b.arch, b.flavour, "zst"],
         ],
     );
+}
+
+/// The unit tests of the library and of the program (the portable `memcpy` among them), built for
+/// a board and run under qemu-user: aarch64 (musl, little-endian) and s390x (big-endian).
+#[test]
+fn unit_tests_on_aarch64_and_s390x() {
+    for board in [&AARCH64, &S390X] {
+        if which(board.qemu).is_none() {
+            missing(&format!("{} (Debian: qemu-user-static)", board.qemu));
+            return;
+        }
+        if cross_build(board.target).is_none() {
+            return;
+        }
+        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| repo().join("target"), PathBuf::from);
+        let out = Command::new(repo().join("scripts/cross"))
+            .args([board.target, "--test", "-p", "depmod-core", "-p", "depmod", "--lib", "--bins"])
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .output()
+            .expect("scripts/cross runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "unit tests for {} under {}: {}\n{text}\n{}",
+            board.target,
+            board.qemu,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let suites = text.lines().filter(|l| l.starts_with("test result: ok.")).count();
+        assert_eq!(
+            suites, 2,
+            "{}: expected the library's and the program's tests:\n{text}",
+            board.target
+        );
+    }
 }
