@@ -1,16 +1,18 @@
-//! Builds `native/memcpy.c`: a faster `memcpy` that replaces musl's in the static build (see the
-//! file), and is also exported under its own name so the tests can check it on any target.
+//! Builds `native/memcpy.c`: on x86-64, a faster `memcpy` that replaces musl's in the static build
+//! (see the file); on every target, its portable copy, exported under its own name so that the
+//! tests can check it.
 
 fn main() {
     println!("cargo:rerun-if-changed=native/memcpy.c");
-    let musl = std::env::var("CARGO_CFG_TARGET_ENV").is_ok_and(|e| e == "musl");
+    let env = |name: &str| std::env::var(name).unwrap_or_default();
     let mut build = cc::Build::new();
     build
         .file("native/memcpy.c")
         .flag_if_supported("-fno-builtin")
         .flag_if_supported("-fno-tree-loop-distribute-patterns")
         .opt_level(2);
-    if musl {
+    // Only musl's x86-64 memcpy is slow on short copies; other C libraries keep their own.
+    if env("CARGO_CFG_TARGET_ENV") == "musl" && env("CARGO_CFG_TARGET_ARCH") == "x86_64" {
         build.define("DEPMOD_REPLACE_MEMCPY", None);
     }
     build.compile("depmod_memcpy");

@@ -11,41 +11,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::{
-    Depmod, OUTPUTS, compare_dirs, compare_file, kmod34, link_tree, main_tree, main_tree_name,
+    Depmod, OUTPUTS, compare_dirs, compare_file, index_copy, kmod34, main_tree, main_tree_name,
     recompressed, scratch, tree,
 };
 use depmod_core::index::reader::Index;
-
-/// Runs `depmod` on a hard-linked copy of `root`'s tree under `work/name`; returns the module
-/// directory of the copy and the normalised stderr.
-fn index_copy(
-    depmod: &Depmod,
-    root: &Path,
-    version: &str,
-    work: &Path,
-    name: &str,
-    threads: Option<&str>,
-) -> (PathBuf, String) {
-    let config = work.join("empty-depmod.d");
-    fs::create_dir_all(&config).unwrap();
-    let moddir = format!("lib/modules/{version}");
-    let base = work.join(name);
-    link_tree(&root.join(&moddir), &base.join(&moddir));
-    let mut cmd = depmod.command([
-        "-b".as_ref(),
-        base.as_os_str(),
-        "-C".as_ref(),
-        config.as_os_str(),
-        version.as_ref(),
-    ]);
-    if let Some(t) = threads {
-        cmd.env("DEPMOD_THREADS", t);
-    }
-    let out = cmd.output().expect("depmod runs");
-    let err = String::from_utf8_lossy(&out.stderr).replace(base.to_str().unwrap(), "$BASE");
-    assert!(out.status.success(), "{name} depmod failed: {err}");
-    (base.join(&moddir), err)
-}
 
 /// Both depmods on copies of a tree; everything must be identical.
 fn conform(label: &str, tree: Option<(PathBuf, String)>) {

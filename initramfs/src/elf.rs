@@ -1,4 +1,5 @@
-//! Just enough ELF to tell a static program from a dynamic one and find its program interpreter.
+//! Just enough ELF to tell a static program from a dynamic one, find its program interpreter, and
+//! tell which machine it is for.
 
 /// What the program headers say about linking.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -11,8 +12,8 @@ pub enum Linking {
 
 const PT_INTERP: u32 = 3;
 
-/// Reads the program headers of an ELF executable of either class and byte order.
-pub fn linking(data: &[u8]) -> Result<Linking, &'static str> {
+/// Whether an ELF file is 64-bit and big-endian, from `e_ident`.
+fn ident(data: &[u8]) -> Result<(bool, bool), &'static str> {
     if data.get(..4) != Some(b"\x7fELF") {
         return Err("not an ELF file");
     }
@@ -26,16 +27,31 @@ pub fn linking(data: &[u8]) -> Result<Linking, &'static str> {
         Some(2) => true,
         _ => return Err("unknown ELF byte order"),
     };
-    let num = |at: usize, len: usize| -> Result<u64, &'static str> {
-        let bytes =
-            data.get(at..at.checked_add(len).ok_or("truncated")?).ok_or("truncated ELF header")?;
-        let mut v = 0u64;
-        for i in 0..len {
-            let b = if big { bytes[i] } else { bytes[len - 1 - i] };
-            v = (v << 8) | u64::from(b);
-        }
-        Ok(v)
-    };
+    Ok((wide, big))
+}
+
+/// Reads the unsigned number of `len` bytes at `at`, in the file's byte order.
+fn number(data: &[u8], big: bool, at: usize, len: usize) -> Result<u64, &'static str> {
+    let bytes =
+        data.get(at..at.checked_add(len).ok_or("truncated")?).ok_or("truncated ELF header")?;
+    let mut v = 0u64;
+    for i in 0..len {
+        let b = if big { bytes[i] } else { bytes[len - 1 - i] };
+        v = (v << 8) | u64::from(b);
+    }
+    Ok(v)
+}
+
+/// `e_machine` and whether the file is 64-bit.
+pub fn machine(data: &[u8]) -> Result<(u16, bool), &'static str> {
+    let (wide, big) = ident(data)?;
+    Ok((number(data, big, 18, 2)? as u16, wide))
+}
+
+/// Reads the program headers of an ELF executable of either class and byte order.
+pub fn linking(data: &[u8]) -> Result<Linking, &'static str> {
+    let (wide, big) = ident(data)?;
+    let num = |at: usize, len: usize| number(data, big, at, len);
     let word = if wide { 8 } else { 4 };
     // e_phoff follows e_ident(16) e_type(2) e_machine(2) e_version(4) e_entry(word).
     let phoff = num(24 + word, word)? as usize;

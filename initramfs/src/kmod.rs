@@ -4,16 +4,16 @@
 //! The libraries are found by asking the root's own dynamic loader (`ld.so --list`, what `ldd`
 //! does), restricted to the root's library directories; kmod 34 also `dlopen`s its
 //! decompression libraries, which no loader lists, so library names found in the binary's strings
-//! are added too.
+//! are added too. A kmod of another architecture (a board's) is asked through qemu-user.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
-use crate::Error;
 use crate::elf::{self, Linking};
 use crate::image::Image;
+use crate::{Error, arch};
 
 /// The kmod tools linked to the kmod binary in the image (depmod is left to the one under test).
 pub const TOOLS: [&str; 5] = ["modprobe", "insmod", "rmmod", "lsmod", "modinfo"];
@@ -65,7 +65,7 @@ pub fn install(image: &mut Image, root: &Path) -> Result<Installed, Error> {
             }
         }
         version = first_line(
-            Command::new(&loader)
+            arch::command(&loader)?
                 .args(["--inhibit-cache", "--library-path", &path_arg])
                 .args(["--argv0", "modprobe"])
                 .arg(&binary)
@@ -159,7 +159,7 @@ fn library_dirs(root: &Path) -> Vec<PathBuf> {
 
 /// `ld.so --list`: the libraries `object` loads, as host paths.
 fn list(loader: &Path, path_arg: &str, object: &Path) -> Result<Vec<PathBuf>, Error> {
-    let out = Command::new(loader)
+    let out = arch::command(loader)?
         .args(["--inhibit-cache", "--library-path", path_arg, "--list"])
         .arg(object)
         .output()

@@ -7,7 +7,8 @@
 //! - [`kmod`]: copying a dynamically linked kmod with its loader and libraries;
 //! - [`compress`]: recompressing module files; [`glob`]: modprobe's alias matching;
 //! - [`image`]: the file tree, written as a gzip'd newc archive ([`cpio`]) or a directory;
-//! - [`elf`]: telling static programs from dynamic ones.
+//! - [`elf`]: telling static programs from dynamic ones; [`arch`]: which architecture a program is
+//!   for, running it under qemu-user when it is not the host's, and booting that architecture.
 //!
 //! ```no_run
 //! use depmod_initramfs::{Modprobe, Modules, Spec, Tree, assemble};
@@ -28,6 +29,7 @@
 //! # Ok::<(), depmod_initramfs::Error>(())
 //! ```
 
+pub mod arch;
 pub mod assemble;
 pub mod compress;
 pub mod cpio;
@@ -37,6 +39,7 @@ pub mod image;
 pub mod kmod;
 pub mod modules;
 
+pub use arch::Arch;
 pub use assemble::{Built, Modprobe, Modules, Spec, assemble};
 pub use compress::Compression;
 pub use image::Image;

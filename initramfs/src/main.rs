@@ -5,7 +5,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use depmod_initramfs::{Compression, Error, Modprobe, Modules, Spec, Tree, assemble};
+use depmod_initramfs::{Arch, Compression, Error, Modprobe, Modules, Spec, Tree, assemble};
 
 const HELP: &str = "\
 Usage: depmod-initramfs --depmod FILE -o IMAGE [OPTIONS] [MODULE...]
@@ -28,6 +28,7 @@ Options:
   -o, --output IMAGE         write the image here (required)
       --depmod FILE          the depmod to test; must be static, e.g. built with
                              cargo build --release --target x86_64-unknown-linux-musl -p depmod
+                             (or a board's, scripts/cross TARGET: run here under qemu-user)
   -b, --basedir DIR          the root holding lib/modules/VERSION and boot/vmlinuz-VERSION, e.g.
                              an extracted linux-image package [default: /]
   -k, --kernel-version VER   the kernel release [default: the only one under DIR/lib/modules,
@@ -194,11 +195,11 @@ fn run(args: &Args) -> Result<(), Error> {
     // Guest memory must hold the kernel, the compressed image while it is unpacked, and the
     // unpacked files: suggest room for all three with some to spare.
     let memory = (256 + 2 * mib(sizes.unpacked + sizes.compressed) as u64).next_multiple_of(128);
-    eprintln!(
-        "depmod-initramfs: boot it with:\n  qemu-system-x86_64 -accel tcg -cpu max -m {memory} \
-         -nographic -no-reboot -kernel {kernel} -initrd {} -append 'console=ttyS0 panic=-1'",
-        args.output.display()
-    );
+    // The machine is the depmod's: a board's static depmod boots on that board's QEMU.
+    let arch = std::fs::read(&args.spec.depmod).ok().and_then(|d| Arch::of_elf(&d).ok());
+    let hint =
+        arch.unwrap_or(Arch::X86_64).boot_hint(&kernel, &args.output.display().to_string(), memory);
+    eprintln!("depmod-initramfs: boot it with:\n  {hint}");
     Ok(())
 }
 

@@ -1,12 +1,10 @@
 //! A kernel's module tree and the set of files an image needs so that modprobe finds everything
 //! it may load for the modules asked for.
 
+use crate::{Error, arch, glob};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use crate::{Error, glob};
 
 /// File name endings of module files, compressed or not.
 pub const EXTENSIONS: [&str; 4] = [".ko", ".ko.xz", ".ko.zst", ".ko.gz"];
@@ -40,10 +38,13 @@ impl Tree {
         self.basedir.join("lib/modules").join(&self.version)
     }
 
-    /// The kernel image packaged with these modules (`<basedir>/boot/vmlinuz-<version>`), if any.
+    /// The kernel image packaged with these modules (`<basedir>/boot/vmlinuz-<version>`, or
+    /// `vmlinux-<version>` as Debian names riscv64's), if any.
     pub fn kernel(&self) -> Option<PathBuf> {
-        let k = self.basedir.join("boot").join(format!("vmlinuz-{}", self.version));
-        k.is_file().then_some(k)
+        ["vmlinuz", "vmlinux"]
+            .map(|n| self.basedir.join("boot").join(format!("{n}-{}", self.version)))
+            .into_iter()
+            .find(|k| k.is_file())
     }
 
     /// Every module file of the tree, relative to [`Tree::dir`], sorted. Like depmod, it skips
@@ -149,15 +150,15 @@ pub struct Indexes {
 }
 
 impl Indexes {
-    /// Runs `depmod` (ours, on the host) over `tree` into a temporary directory and reads what it
-    /// wrote. Fails when depmod fails or reports an error: indexes made from modules it could not
-    /// read would leave dependencies out of the image.
+    /// Runs `depmod` (ours, on the host; under qemu-user if it is a board's) over `tree` into a
+    /// temporary directory and reads what it wrote. Fails when depmod fails or reports an error:
+    /// indexes made from modules it could not read would leave dependencies out of the image.
     pub fn compute(tree: &Tree, depmod: &Path) -> Result<Indexes, Error> {
         let tmp = TempDir::new()?;
         let conf = tmp.0.join("depmod.d");
         fs::create_dir(&conf).map_err(|e| Error::io("create", &conf, e))?;
         // -C: an empty configuration, so the host's /etc/depmod.d cannot change the result.
-        let output = Command::new(depmod)
+        let output = arch::command(depmod)?
             .arg("-b")
             .arg(&tree.basedir)
             .arg("-o")

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use depmod_initramfs::Arch;
+
 /// Environment variable that switches from TCG to KVM (`-accel kvm -cpu host`) when set to 1.
 pub const KVM_VAR: &str = "DEPMOD_RS_QEMU_KVM";
 /// Environment variable that overrides the boot timeout, in seconds.
@@ -18,7 +20,8 @@ pub const VIRTIO_DEVICES: u32 = 3;
 /// A virtual machine to boot once.
 #[derive(Clone, Debug)]
 pub struct Machine {
-    /// `qemu-system-x86_64`.
+    /// `qemu-system-x86_64`, or another architecture's `qemu-system-NAME`, which chooses the
+    /// machine, CPU and console ([`Arch`]).
     pub qemu: PathBuf,
     /// The kernel image.
     pub kernel: PathBuf,
@@ -54,6 +57,27 @@ impl Machine {
         .to_vec()
     }
 
+    /// The devices of the boards' checks, on the machine's own bus (PCI, or s390's channel
+    /// subsystem): virtio-net, virtio-blk on the raw image `disk`, virtio-rng.
+    pub fn virtio_devices(arch: Arch, disk: &Path) -> Vec<String> {
+        let rom = if arch.has_pci() { ",romfile=" } else { "" };
+        vec![
+            "-device".into(),
+            format!("{}{rom}", arch.virtio("virtio-net")),
+            "-drive".into(),
+            format!("file={},if=none,id=d0,format=raw", disk.display()),
+            "-device".into(),
+            format!("{},drive=d0", arch.virtio("virtio-blk")),
+            "-device".into(),
+            arch.virtio("virtio-rng"),
+        ]
+    }
+
+    /// The architecture booted: the one `qemu` (`qemu-system-NAME`) emulates.
+    pub fn arch(&self) -> Arch {
+        Arch::of_qemu_system(&self.qemu).unwrap_or(Arch::X86_64)
+    }
+
     /// Boots, with the serial console written to `dir/serial.log` and QEMU's own messages to
     /// `dir/qemu.log`.
     pub fn boot(&self, dir: &Path) -> Outcome {
@@ -65,10 +89,12 @@ impl Machine {
         let serial_path = dir.join("serial.log");
         let qemu_log = dir.join("qemu.log");
         let _ = std::fs::remove_file(&serial_path);
+        let arch = self.arch();
         let kvm = std::env::var(KVM_VAR).is_ok_and(|v| v == "1");
-        let (accel, cpu) = if kvm { ("kvm", "host") } else { ("tcg", "max") };
+        let (accel, cpu) = if kvm { ("kvm", "host") } else { ("tcg", arch.tcg_cpu()) };
         let mut cmd = Command::new(&self.qemu);
         cmd.args(["-accel", accel, "-cpu", cpu])
+            .args(arch.machine())
             .args(["-m", &self.memory_mib.to_string()])
             .args(["-smp", &self.cpus.to_string()])
             .args(["-nodefaults", "-no-user-config", "-display", "none"])
@@ -80,7 +106,7 @@ impl Machine {
             .arg("-initrd")
             .arg(&self.initrd)
             .arg("-append")
-            .arg(format!("console=ttyS0 quiet panic=-1{append}"))
+            .arg(format!("console={} quiet panic=-1{append}", arch.console()))
             .args(&self.extra)
             .stdin(Stdio::null());
         let start = Instant::now();
@@ -128,6 +154,17 @@ pub enum Verdict {
     Fail(String),
     /// No marker: the kernel panicked, QEMU failed, or time ran out.
     NoBoot(String),
+}
+
+impl Verdict {
+    /// One or three words for the summary line: `PASS`, `assertion failed`, `could not boot`.
+    pub fn summary(&self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail(_) => "assertion failed",
+            Verdict::NoBoot(_) => "could not boot",
+        }
+    }
 }
 
 /// Decides from the serial log alone. An initramfs the kernel could not unpack completely (too

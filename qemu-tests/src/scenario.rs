@@ -18,6 +18,8 @@ pub const COLDPLUG: &str = include_str!("../guest/coldplug.sh");
 pub const DETERMINISM: &str = include_str!("../guest/determinism.sh");
 /// Scenario 6: a whole tree on a small machine.
 pub const SMALL_BOARD: &str = include_str!("../guest/small-board.sh");
+/// The boards: another architecture, its whole tree on a disk, 128 MiB.
+pub const BOARDS: &str = include_str!("../guest/boards.sh");
 
 /// Every index kmod 34.2's depmod writes: what its modprobe may read.
 pub const KMOD_INDEXES: &str = "modules.dep modules.dep.bin modules.alias modules.alias.bin \
@@ -41,7 +43,8 @@ impl Params {
         self
     }
 
-    fn render(&self) -> String {
+    /// The `/test/params` file.
+    pub fn render(&self) -> String {
         self.0.iter().map(|(k, v)| format!("{k}='{}'\n", v.replace('\'', r"'\''"))).collect()
     }
 }
@@ -179,11 +182,7 @@ impl Scenario<'_> {
             image_time.as_secs_f64(),
             outcome.elapsed.as_secs_f64(),
             self.memory_mib,
-            match &outcome.verdict {
-                qemu::Verdict::Pass => "PASS".to_string(),
-                qemu::Verdict::Fail(_) => "assertion failed".to_string(),
-                qemu::Verdict::NoBoot(_) => "could not boot".to_string(),
-            }
+            outcome.verdict.summary()
         ));
         Run { outcome, stage, version: tree.version }
     }
@@ -224,18 +223,27 @@ pub fn pick_softdep(ix: &Indexes) -> Option<(String, String)> {
 
 /// Runs our depmod (kmod's in reference mode) on the host over `stage` and returns `(file, sha256)` of every index it wrote.
 pub fn host_sums(host: &Host, stage: &Path, version: &str) -> Vec<(String, String)> {
-    let conf = stage.join("tmp/empty-depmod.d");
+    host_sums_into(host, stage, stage, version)
+}
+
+/// As [`host_sums`], over the tree of `base` with the indexes written under `out` (`-o`), so
+/// that a cached tree is read and left as it is.
+pub fn host_sums_into(
+    host: &Host,
+    base: &Path,
+    out: &Path,
+    version: &str,
+) -> Vec<(String, String)> {
+    let conf = out.join("tmp/empty-depmod.d");
     std::fs::create_dir_all(&conf).expect("config dir");
-    let status = std::process::Command::new(host.host_depmod())
-        .arg("-b")
-        .arg(stage)
-        .arg("-C")
-        .arg(&conf)
-        .arg(version)
-        .status()
-        .expect("run depmod on the host");
-    assert!(status.success(), "host depmod over {}: {status}", stage.display());
-    let dir = stage.join("lib/modules").join(version);
+    let mut cmd = std::process::Command::new(host.host_depmod());
+    cmd.arg("-b").arg(base);
+    if out != base {
+        cmd.arg("-o").arg(out);
+    }
+    let status = cmd.arg("-C").arg(&conf).arg(version).status().expect("run depmod on the host");
+    assert!(status.success(), "host depmod over {}: {status}", base.display());
+    let dir = out.join("lib/modules").join(version);
     let mut sums = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("module dir") {
         let name = entry.expect("entry").file_name().into_string().expect("utf-8");

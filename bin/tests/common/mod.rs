@@ -48,7 +48,7 @@ pub fn missing(what: &str) -> bool {
 }
 
 /// Runs `scripts/fetch ARGS` (which downloads into the cache when needed); its output line.
-fn fetch(args: &[&str]) -> Result<String, String> {
+pub fn fetch(args: &[&str]) -> Result<String, String> {
     let out = Command::new(repo().join("scripts/fetch"))
         .args(args)
         .output()
@@ -150,6 +150,11 @@ pub enum Depmod {
     Build(PathBuf),
     /// kmod 34.2 from this extracted root, run through its own loader.
     Kmod(PathBuf),
+    /// A build of this depmod for another architecture, run by this emulator (qemu-user).
+    Emulated {
+        qemu: PathBuf,
+        binary: PathBuf,
+    },
 }
 
 impl Depmod {
@@ -162,6 +167,11 @@ impl Depmod {
         let mut cmd = match self {
             Depmod::Ours => Command::new(env!("CARGO_BIN_EXE_depmod")),
             Depmod::Build(path) => Command::new(path),
+            Depmod::Emulated { qemu, binary } => {
+                let mut c = Command::new(qemu);
+                c.arg(binary);
+                c
+            }
             Depmod::Kmod(root) => {
                 let lib = root.join("usr/lib/x86_64-linux-gnu");
                 let mut c = Command::new(lib.join("ld-linux-x86-64.so.2"));
@@ -182,6 +192,37 @@ impl Depmod {
     {
         self.command(args).output().expect("depmod runs")
     }
+}
+
+/// Runs `depmod` on a hard-linked copy of `root`'s tree under `work/name`; returns the module
+/// directory of the copy and the normalised stderr.
+pub fn index_copy(
+    depmod: &Depmod,
+    root: &Path,
+    version: &str,
+    work: &Path,
+    name: &str,
+    threads: Option<&str>,
+) -> (PathBuf, String) {
+    let config = work.join("empty-depmod.d");
+    fs::create_dir_all(&config).unwrap();
+    let moddir = format!("lib/modules/{version}");
+    let base = work.join(name);
+    link_tree(&root.join(&moddir), &base.join(&moddir));
+    let mut cmd = depmod.command([
+        "-b".as_ref(),
+        base.as_os_str(),
+        "-C".as_ref(),
+        config.as_os_str(),
+        version.as_ref(),
+    ]);
+    if let Some(t) = threads {
+        cmd.env("DEPMOD_THREADS", t);
+    }
+    let out = cmd.output().expect("depmod runs");
+    let err = String::from_utf8_lossy(&out.stderr).replace(base.to_str().unwrap(), "$BASE");
+    assert!(out.status.success(), "{name} depmod failed: {err}");
+    (base.join(&moddir), err)
 }
 
 /// A fresh scratch directory for one test.

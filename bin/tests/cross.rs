@@ -1,0 +1,201 @@
+//! Conformance on other CPUs: this depmod, built by `scripts/cross` for a board's target, runs
+//! under qemu-user on the real Debian module tree of that architecture, and kmod 34.2 (x86-64,
+//! the reference) indexes a copy of the same tree on the host; all 11 files and stderr must be
+//! identical. s390x is the big-endian host, so a byte-order assumption in reading modules or in
+//! writing the `.bin` indexes shows there; its tree is also recompressed with xz and zstd, whose
+//! decoders have byte-order-specific code. Each architecture's tree recompressed with xz (the one
+//! its boot test indexes) is checked too. The unit tests also run on aarch64 and s390x.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{Depmod, OUTPUTS, compare_dirs, index_copy, kmod34, missing, repo, scratch, which};
+
+/// A board: the Rust target, its qemu-user emulator, Debian's architecture and kernel flavour.
+struct Board {
+    target: &'static str,
+    qemu: &'static str,
+    arch: &'static str,
+    flavour: &'static str,
+}
+
+const AARCH64: Board = Board {
+    target: "aarch64-unknown-linux-musl",
+    qemu: "qemu-aarch64-static",
+    arch: "arm64",
+    flavour: "arm64",
+};
+const ARMV7: Board = Board {
+    target: "armv7-unknown-linux-gnueabihf",
+    qemu: "qemu-arm-static",
+    arch: "armhf",
+    flavour: "armmp",
+};
+const RISCV64: Board = Board {
+    target: "riscv64gc-unknown-linux-gnu",
+    qemu: "qemu-riscv64-static",
+    arch: "riscv64",
+    flavour: "riscv64",
+};
+const S390X: Board = Board {
+    target: "s390x-unknown-linux-gnu",
+    qemu: "qemu-s390x-static",
+    arch: "s390x",
+    flavour: "s390x",
+};
+
+/// `scripts/cross TARGET`: the static binary's path (its last line of output).
+fn cross_build(target: &str) -> Option<PathBuf> {
+    let target_dir =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
+    let out = Command::new(repo().join("scripts/cross"))
+        .arg(target)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            text.lines().last().map(PathBuf::from)
+        }
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            let tail: Vec<&str> = err.lines().rev().take(8).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            missing(&format!(
+                "a static depmod for {target} (scripts/cross {target}):\n{}",
+                tail.join("\n")
+            ));
+            None
+        }
+        Err(e) => {
+            missing(&format!("scripts/cross: {e}"));
+            None
+        }
+    }
+}
+
+/// `scripts/fetch ARGS` printing a tree root, and that tree's kernel release.
+fn fetch_tree(args: &[&str]) -> Option<(PathBuf, String)> {
+    let root = match common::fetch(args) {
+        Ok(r) => PathBuf::from(r),
+        Err(e) => {
+            missing(&format!("a Debian module tree ({e})"));
+            return None;
+        }
+    };
+    let versions: Vec<String> = fs::read_dir(root.join("lib/modules"))
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    match versions.as_slice() {
+        [v] => Some((root, v.clone())),
+        _ => {
+            panic!("{}: expected one kernel under lib/modules, found {versions:?}", root.display())
+        }
+    }
+}
+
+/// The board's depmod under its emulator and kmod 34.2 on copies of each tree `fetch` names.
+fn conform(board: &Board, trees: &[&[&str]]) {
+    let Some(qemu) = which(board.qemu) else {
+        missing(&format!("{} (Debian: qemu-user-static)", board.qemu));
+        return;
+    };
+    let Some(kmod) = kmod34() else { return };
+    let Some(depmod) = cross_build(board.target) else { return };
+    for args in trees {
+        let Some((root, version)) = fetch_tree(args) else { return };
+        let label = format!("{}-{}", board.target, args.join("-"));
+        let work = scratch(&format!("cross-{label}"));
+        let kmod = Depmod::Kmod(kmod.clone());
+        let (theirs, their_err) = index_copy(&kmod, &root, &version, &work, "kmod", None);
+        let ours = Depmod::Emulated { qemu: qemu.clone(), binary: depmod.clone() };
+        let (ours, our_err) = index_copy(&ours, &root, &version, &work, "ours", None);
+        if let Err(diff) = compare_dirs(&theirs, &ours, &OUTPUTS) {
+            panic!(
+                "{label} ({version}): outputs under {} differ from kmod 34.2:\n{diff}",
+                board.qemu
+            );
+        }
+        assert_eq!(their_err, our_err, "{label}: stderr differs from kmod 34.2");
+        let _ = fs::remove_dir_all(&work);
+    }
+}
+
+#[test]
+fn aarch64_musl_on_arm64_trees() {
+    let b = &AARCH64;
+    conform(
+        b,
+        &[&["arch-tree", b.arch, b.flavour], &["arch-recompressed", b.arch, b.flavour, "xz"]],
+    );
+}
+
+#[test]
+fn armv7_on_armmp_trees() {
+    let b = &ARMV7;
+    conform(
+        b,
+        &[&["arch-tree", b.arch, b.flavour], &["arch-recompressed", b.arch, b.flavour, "xz"]],
+    );
+}
+
+/// Debian 13's riscv64 tree ships `.ko.xz`.
+#[test]
+fn riscv64_on_trixie_ko_xz_tree() {
+    let b = &RISCV64;
+    conform(b, &[&["arch-tree", b.arch, b.flavour]]);
+}
+
+#[test]
+fn s390x_big_endian_on_s390x_trees() {
+    let b = &S390X;
+    conform(
+        b,
+        &[
+            &["arch-tree", b.arch, b.flavour],
+            &["arch-recompressed", b.arch, b.flavour, "xz"],
+            &["arch-recompressed", b.arch, b.flavour, "zst"],
+        ],
+    );
+}
+
+/// The unit tests of the library and of the program (the portable `memcpy` among them), built for
+/// a board and run under qemu-user: aarch64 (musl, little-endian) and s390x (big-endian).
+#[test]
+fn unit_tests_on_aarch64_and_s390x() {
+    for board in [&AARCH64, &S390X] {
+        if which(board.qemu).is_none() {
+            missing(&format!("{} (Debian: qemu-user-static)", board.qemu));
+            return;
+        }
+        if cross_build(board.target).is_none() {
+            return;
+        }
+        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| repo().join("target"), PathBuf::from);
+        let out = Command::new(repo().join("scripts/cross"))
+            .args([board.target, "--test", "-p", "depmod-core", "-p", "depmod", "--lib", "--bins"])
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .output()
+            .expect("scripts/cross runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "unit tests for {} under {}: {}\n{text}\n{}",
+            board.target,
+            board.qemu,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let suites = text.lines().filter(|l| l.starts_with("test result: ok.")).count();
+        assert_eq!(
+            suites, 2,
+            "{}: expected the library's and the program's tests:\n{text}",
+            board.target
+        );
+    }
+}
