@@ -67,6 +67,7 @@ esac"#,
         r#"case "$*" in
 "target list --installed") echo x86_64-unknown-linux-musl ;;
 "toolchain list") echo "stable-x86_64-unknown-linux-gnu (default)" ;;
+"target add "*) echo "rustup $*" >>"$STATE/calls" ;;
 *) echo "unexpected rustup $*" >&2; exit 2 ;;
 esac"#,
     ),
