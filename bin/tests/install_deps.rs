@@ -65,7 +65,8 @@ esac"#,
     (
         "rustup",
         r#"case "$*" in
-"target list --installed") echo x86_64-unknown-linux-musl ;;
+"target list --installed") printf '%s\n' x86_64-unknown-linux-musl aarch64-unknown-linux-musl \
+    armv7-unknown-linux-gnueabihf riscv64gc-unknown-linux-gnu s390x-unknown-linux-gnu ;;
 "toolchain list") echo "stable-x86_64-unknown-linux-gnu (default)" ;;
 "target add "*) echo "rustup $*" >>"$STATE/calls" ;;
 *) echo "unexpected rustup $*" >&2; exit 2 ;;
