@@ -73,8 +73,9 @@ pub fn disabled(opts: &Options) -> bool {
 /// time.
 fn settled_before() -> Time {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    let sec = now.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    Time { sec: sec - 1, nsec: 0 }
+    let now = now.unwrap_or_default();
+    let sec = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    Time { sec: sec - 1, nsec: now.subsec_nanos() }
 }
 
 /// The inputs of a run besides the modules and the configuration, stamped before any is read.
@@ -236,14 +237,52 @@ impl<'c> Session<'c> {
     }
 
     /// Whether the indexes in place are what this run would write (see the module's
-    /// documentation): everything but the modules was, and every module file found was
-    /// recalled, in the order recorded, and the cache holds no other.
+    /// documentation): everything but the modules was, and the module files found are those
+    /// recorded, in the order recorded, each recalled or read again with what its record says
+    /// (another build of a module that declares the same: only its stamp changed).
     pub fn unchanged(&self, found: &Found<'_>) -> bool {
         let Some(cache) = self.cache.as_ref().filter(|_| self.current) else { return false };
         cache.len() == found.files.len()
             && found.files.iter().zip(cache.records()).all(|((path, got), record)| {
-                matches!(got, Got::Recalled(_)) && path[..] == *record.path()
+                path[..] == *record.path()
+                    && match got {
+                        Got::Recalled(_) => true,
+                        Got::Read { loaded: Ok(info), .. } => same(info, &record),
+                        Got::Read { .. } => false,
+                    }
             })
+    }
+
+    /// After [`Session::unchanged`]: records the new stamps of the files that were read again,
+    /// so that the next run recalls them (the rest of the cache stays as it is). When one of
+    /// them cannot be recorded yet (it changed within the settling time), the cache is left as
+    /// it is, and the next run reads it again.
+    pub fn refresh(&self, log: &Log, found: &Found<'_>) {
+        let Some(cache) = self.cache.as_ref().filter(|_| self.write) else { return };
+        if found.files.iter().all(|(_, got)| matches!(got, Got::Recalled(_))) {
+            return;
+        }
+        let identity = Identity { program: PROGRAM.as_bytes(), tree: &self.tree };
+        let mut writer = CacheWriter::update(cache, identity, self.inputs.settled);
+        for (path, got) in &found.files {
+            let kept = match got {
+                Got::Recalled(record) => writer.keep(record),
+                Got::Read { loaded: Ok(info), stamp: Some(stamp) } => {
+                    writer.add(path, *stamp, info)
+                }
+                Got::Read { .. } => return,
+            };
+            if kept.is_err() {
+                return;
+            }
+        }
+        writer.set_options(cache.options());
+        for (path, stamp) in cache.files() {
+            if writer.add_file(path, stamp).is_err() {
+                return;
+            }
+        }
+        self.put(log, writer);
     }
 
     /// [`Session::encode`] on a thread of `scope`, when this run writes a cache.
@@ -252,7 +291,7 @@ impl<'c> Session<'c> {
         scope: &'s std::thread::Scope<'s, 'e>,
         entries: &'s Entries<'c>,
         kept: &'s Kept,
-    ) -> Option<std::thread::ScopedJoinHandle<'s, Option<CacheWriter<'c>>>>
+    ) -> Option<std::thread::ScopedJoinHandle<'s, Option<Encoded<'c>>>>
     where
         'c: 's,
     {
@@ -262,7 +301,7 @@ impl<'c> Session<'c> {
     /// Encodes the new cache's records (the cache written at the end, if any): those recalled
     /// as they are, and those read (only a module read without an error or anomaly, stamped
     /// before the run's settling time, is kept).
-    pub fn encode(&self, entries: &Entries<'c>, kept: &Kept) -> Option<CacheWriter<'c>> {
+    pub fn encode(&self, entries: &Entries<'c>, kept: &Kept) -> Option<Encoded<'c>> {
         if !self.write {
             return None;
         }
@@ -288,27 +327,26 @@ impl<'c> Session<'c> {
                 Entry::Nothing => Ok(()),
             };
         }
-        Some(writer)
+        let complete = writer.len() == entries.0.len();
+        Some(Encoded { writer, complete })
     }
 
     /// Writes the cache `writer` encoded, with what decides whether the indexes are current:
     /// the options' summary, the inputs' stamps, the indexes' stamps, and whether the run said
     /// anything while making them (`said`). A cache that cannot be written is reported at
     /// `-v`; the run stays a success.
-    pub fn write(
-        self,
-        log: &Log,
-        writer: Option<CacheWriter<'c>>,
-        installed: &Installed,
-        said: bool,
-    ) {
-        let Some(mut writer) = writer else { return };
-        let mut complete = true;
+    pub fn write(self, log: &Log, encoded: Option<Encoded<'c>>, installed: &Installed, said: bool) {
+        let Some(Encoded { mut writer, mut complete }) = encoded else { return };
         for (path, stamp) in &self.inputs.files {
             complete &= writer.add_file(path, *stamp).is_ok();
         }
         let current = complete && !said;
         writer.set_options(&Recorded::encode(&self.summary, current, installed));
+        self.put(log, writer);
+    }
+
+    /// Writes the cache `writer` makes, unless the file in place holds exactly it.
+    fn put(&self, log: &Log, writer: CacheWriter<'_>) {
         let path = [&self.output[..], b"/", NAME.as_bytes()].concat();
         let bytes = match writer.finish() {
             Ok(bytes) => bytes,
@@ -326,6 +364,13 @@ impl<'c> Session<'c> {
     }
 }
 
+/// A new cache's records, and whether every file the run loaded has one: the indexes can be
+/// found current from a cache only if it holds every module they were made from.
+pub struct Encoded<'c> {
+    writer: CacheWriter<'c>,
+    complete: bool,
+}
+
 /// What the cache writer takes of each file loaded, in the order found.
 pub struct Entries<'c>(Vec<Entry<'c>>);
 
@@ -339,6 +384,17 @@ enum Entry<'c> {
     Other { path: Vec<u8>, stamp: Stamp, info: ModuleInfo },
     /// Nothing to keep: the file could not be read.
     Nothing,
+}
+
+/// Whether a module read without any error or anomaly says what `record` says: the outputs
+/// take nothing else from it.
+fn same(info: &ModuleInfo, record: &Record<'_>) -> bool {
+    info.is_clean()
+        && info.aliases().eq(record.aliases())
+        && info.softdeps().eq(record.softdeps())
+        && info.weakdeps().eq(record.weakdeps())
+        && info.exports().eq(record.exports())
+        && info.imports().map(|i| (i.name, i.crc, i.weak)).eq(record.imports())
 }
 
 /// Records rebuilt per piece of work: enough to make handing it out cheap.

@@ -54,8 +54,11 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
     })?;
     phases.mark("walk and load");
     let unchanged = session.unchanged(&found);
-    if unchanged && !messages {
-        return keep_indexes(log, dirs);
+    if unchanged {
+        session.refresh(log, &found);
+        if !messages {
+            return keep_indexes(log, dirs);
+        }
     }
     let (modules, loaded, entries) = cache::split(found, threads);
     phases.mark("recall");
