@@ -194,7 +194,9 @@ impl<'c> Session<'c> {
         inputs: Inputs,
     ) -> Self {
         let identity = Identity { program: PROGRAM.as_bytes(), tree: &dirs.input };
-        let cache = file.bytes.as_ref().and_then(|bytes| match Cache::parse(bytes, identity) {
+        // An empty file asks for a cache (see the module's documentation): nothing to say.
+        let bytes = file.bytes.as_ref().filter(|b| !b.is_empty());
+        let cache = bytes.and_then(|bytes| match Cache::parse(bytes, identity) {
             Ok(cache) => Some(cache),
             Err(why) => {
                 let path = path(dirs);

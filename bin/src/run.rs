@@ -52,11 +52,17 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
     let found = load::while_finding(threads, session.cache(), |found| {
         find::modules(log, dirs, &config, explicit, found)
     })?;
-    phases.mark("walk and load");
+    if phases.on() {
+        let recalled = found.files.iter().filter(|(_, got)| matches!(got, load::Got::Recalled(_)));
+        let recalled = recalled.count();
+        let read = found.files.len() - recalled;
+        phases.mark(&format!("walk and load ({recalled} files recalled, {read} read)"));
+    }
     let unchanged = session.unchanged(&found);
     if unchanged {
         session.refresh(log, &found);
         if !messages {
+            phases.mark("indexes current");
             return keep_indexes(log, dirs);
         }
     }
@@ -70,6 +76,7 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
     let graph = resolve::dependencies(log, modules, &symbols, infos, options, verbose, threads);
     phases.mark("resolve");
     if unchanged {
+        phases.mark("indexes current");
         return keep_indexes(log, dirs);
     }
     let order = resolve::order(log, modules, &graph)?;
@@ -144,6 +151,10 @@ impl Phases {
     fn start() -> Self {
         let on = std::env::var_os("DEPMOD_TIMING").is_some_and(|v| v == "1");
         Phases { start: on.then(std::time::Instant::now) }
+    }
+
+    fn on(&self) -> bool {
+        self.start.is_some()
     }
 
     fn mark(&self, phase: &str) {
