@@ -581,6 +581,12 @@ fn options_and_configuration_are_applied_with_a_warm_cache() {
     assert!(t.warm.read("modules.alias").contains("alias e e\n"));
 }
 
+/// A change made to an index file.
+type Edit<'a> = &'a dyn Fn(&Path);
+
+/// Extra arguments and environment of a run.
+type Extra<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+
 /// A run on an unchanged tree leaves the indexes as they are (modules.dep touched); an index
 /// edited in place, removed or made a link is made again.
 #[test]
@@ -607,7 +613,7 @@ fn indexes_are_left_only_when_they_are_the_ones_installed() {
     }
     // -A: nothing newer than modules.dep.
     t.run(&["-A", "-b", "$ROOT", "-C", "$ROOT/etc/depmod.d", VERSION]);
-    let edits: [(&str, &dyn Fn(&Path)); 5] = [
+    let edits: [(&str, Edit); 5] = [
         ("modules.alias edited in place", &|p: &Path| {
             let mut text = fs::read(p).unwrap();
             let at = text.iter().position(|&c| c == b'a').unwrap();
@@ -703,7 +709,7 @@ fn where_a_cache_is_written() {
         assert!(!t.warm.cache_path().exists(), "a cache was started in a tree given with -b");
     }
     let garbage = vec![0x5au8; 64];
-    let runs: [(&[&str], &[(&str, &str)]); 5] = [
+    let runs: [Extra; 5] = [
         (&["-n"], &[]),
         (&["$ROOT/lib/modules/4.4.4/kernel/a.ko"], &[]),
         (&["--no-cache"], &[]),
