@@ -238,6 +238,13 @@ impl<'c> Session<'c> {
         self.cache.as_ref()
     }
 
+    /// Whether the records recalled are rebuilt while the walk goes on: not when the indexes
+    /// may turn out current (which needs none), unless `needed` (the dependency pass runs
+    /// anyway, for its messages).
+    pub fn rebuild_early(&self, needed: bool) -> bool {
+        needed || !self.current
+    }
+
     /// Whether the indexes in place are what this run would write (see the module's
     /// documentation): everything but the modules was, and the module files found are those
     /// recorded, in the order recorded, each recalled or read again with what its record says
@@ -248,7 +255,7 @@ impl<'c> Session<'c> {
             && found.files.iter().zip(cache.records()).all(|((path, got), record)| {
                 path[..] == *record.path()
                     && match got {
-                        Got::Recalled(_) => true,
+                        Got::Recalled(..) => true,
                         Got::Read { loaded: Ok(info), .. } => same(info, &record),
                         Got::Read { .. } => false,
                     }
@@ -261,14 +268,14 @@ impl<'c> Session<'c> {
     /// it is, and the next run reads it again.
     pub fn refresh(&self, log: &Log, found: &Found<'_>) {
         let Some(cache) = self.cache.as_ref().filter(|_| self.write) else { return };
-        if found.files.iter().all(|(_, got)| matches!(got, Got::Recalled(_))) {
+        if found.files.iter().all(|(_, got)| matches!(got, Got::Recalled(..))) {
             return;
         }
         let identity = Identity { program: PROGRAM.as_bytes(), tree: &self.tree };
         let mut writer = CacheWriter::update(cache, identity, self.inputs.settled);
         for (path, got) in &found.files {
             let kept = match got {
-                Got::Recalled(record) => writer.keep(record),
+                Got::Recalled(record, _) => writer.keep(record),
                 Got::Read { loaded: Ok(info), stamp: Some(stamp) } => {
                     writer.add(path, *stamp, info)
                 }
@@ -408,29 +415,32 @@ enum Done<'c> {
     Read { loaded: Loaded, stamp: Option<Stamp> },
 }
 
-/// Makes what was loaded into the modules' [`Loaded`] list (rebuilding the recalled records on
-/// `threads` threads), and what the cache writer takes.
+/// Makes what was loaded into the modules' [`Loaded`] list (rebuilding on `threads` threads the
+/// recalled records not rebuilt yet), and what the cache writer takes.
 pub fn split<'c>(found: Found<'c>, threads: usize) -> (Vec<Module>, Vec<Loaded>, Entries<'c>) {
     let Found { modules, slots, files } = found;
     let (paths, gots): (Vec<Vec<u8>>, Vec<Got<'c>>) = files.into_iter().unzip();
-    let runs: Vec<&[Got<'c>]> = gots.chunks(RUN).collect();
+    let pending = gots.iter().any(|g| matches!(g, Got::Recalled(_, None)));
+    let runs: Vec<&[Got<'c>]> = if pending { gots.chunks(RUN).collect() } else { Vec::new() };
     let rebuilt = par::map_slice_with(&runs, threads, Scratch::default, |scratch, _, run| {
         let recall = |g: &Got<'c>| match g {
-            Got::Recalled(record) => record.info(scratch),
-            Got::Read { .. } => None,
+            Got::Recalled(record, None) => record.info(scratch),
+            _ => None,
         };
         run.iter().map(recall).collect::<Vec<_>>()
     });
+    let mut rebuilt = rebuilt.into_iter().flatten();
     let mut done: Vec<Option<Done<'c>>> = gots
         .into_iter()
-        .zip(rebuilt.into_iter().flatten())
         .zip(&paths)
-        .map(|((got, info), path)| {
+        .map(|(got, path)| {
+            let info = if pending { rebuilt.next().flatten() } else { None };
             Some(match (got, info) {
-                (Got::Recalled(record), Some(info)) => Done::Recalled(record, info),
+                (Got::Recalled(record, Some(info)), _)
+                | (Got::Recalled(record, None), Some(info)) => Done::Recalled(record, info),
                 (Got::Read { loaded, stamp }, _) => Done::Read { loaded, stamp },
                 // A record that cannot be rebuilt (it cannot happen to a checked cache) is read.
-                (Got::Recalled(_), None) => {
+                (Got::Recalled(_, None), None) => {
                     let (loaded, stamp) = load::load(&mut Loader::default(), path);
                     Done::Read { loaded, stamp }
                 }

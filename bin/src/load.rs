@@ -57,8 +57,9 @@ struct Opened {
 #[derive(Debug)]
 pub enum Got<'c> {
     /// The cache's record: the file's stamp is the one recorded. Its [`ModuleInfo`] is rebuilt
-    /// only when it is needed (a run that finds nothing changed needs none).
-    Recalled(Record<'c>),
+    /// while the walk goes on, or (`None`) only when it is needed: a run that finds nothing
+    /// changed needs none.
+    Recalled(Record<'c>, Option<ModuleInfo>),
     /// The file was read: what it gave, and its stamp (`fstat` before it was read).
     Read { loaded: Loaded, stamp: Option<Stamp> },
 }
@@ -88,7 +89,7 @@ pub fn recall<'c>(cache: Option<&Cache<'c>>, file: FoundFile<'_>) -> Option<Reco
 /// reading the file gives.
 pub fn load_or_recall<'c>(loader: &mut Loader, cache: Option<&Cache<'c>>, path: &[u8]) -> Got<'c> {
     if let Some(record) = recall(cache, FoundFile { path, at: None }) {
-        return Got::Recalled(record);
+        return Got::Recalled(record, None);
     }
     let (loaded, stamp) = load(loader, path);
     Got::Read { loaded, stamp }
@@ -167,59 +168,105 @@ pub struct Found<'c> {
     pub files: Vec<(Vec<u8>, Got<'c>)>,
 }
 
+/// Records rebuilt per piece of work: enough to make handing it out cheap.
+const RUN: usize = 256;
+
+/// Work for the loading threads.
+enum Job<'c> {
+    /// Reads the file found `n`th, at this path.
+    Read(usize, Vec<u8>),
+    /// Rebuilds these records (of the files found at these places).
+    Rebuild(Vec<(usize, Record<'c>)>),
+}
+
+/// What the loading threads did.
+enum Done<'c> {
+    Read(usize, Vec<u8>, Got<'c>),
+    Rebuilt(Vec<(usize, Option<ModuleInfo>)>),
+}
+
 /// The loading phase: each module file `find` reports is recalled from `cache` on the spot
 /// (its stamp taken where the walk is, which is cheap) or else loaded on `threads` threads
-/// while `find` goes on. A module whose file was not reported, or under another path, is
-/// loaded afterwards.
+/// while `find` goes on. The records recalled are rebuilt on those threads meanwhile when
+/// `rebuild` says so, or from the first file that has to be read on (a run that recalls every
+/// file may need none). A module whose file was not reported, or under another path, is loaded
+/// afterwards.
 pub fn while_finding<'c>(
     threads: usize,
     cache: Option<&Cache<'c>>,
+    rebuild: bool,
     find: impl FnOnce(&dyn Fn(FoundFile<'_>)) -> Result<Vec<Module>, Failed>,
 ) -> Result<Found<'c>, Failed> {
-    // Each file found, in order: its path, and its record if it was recalled.
-    let found: RefCell<Vec<(Vec<u8>, Option<Record<'c>>)>> = RefCell::default();
-    let (modules, read) = par::map_with(
+    // Each file found, in order: its path and record when it was recalled (`None`: handed over
+    // to be read, with its path).
+    let found: RefCell<Vec<Option<(Vec<u8>, Record<'c>)>>> = RefCell::default();
+    // Records recalled and not handed over yet to be rebuilt, and whether they are.
+    let recalled: RefCell<Vec<(usize, Record<'c>)>> = RefCell::default();
+    let rebuild = std::cell::Cell::new(rebuild);
+    let (modules, done) = par::map_with(
         threads,
         Loader::default,
-        |loader, _, (i, path): (usize, Vec<u8>)| (i, load(loader, &path)),
+        |loader, _, job: Job<'c>| match job {
+            Job::Read(i, path) => {
+                let (loaded, stamp) = load(loader, &path);
+                Done::Read(i, path, Got::Read { loaded, stamp })
+            }
+            Job::Rebuild(records) => {
+                let infos = records.into_iter().map(|(i, r)| (i, r.info(&mut loader.scratch)));
+                Done::Rebuilt(infos.collect())
+            }
+        },
         |push| {
-            find(&|file| {
+            let modules = find(&|file| {
                 let mut found = found.borrow_mut();
-                let record = recall(cache, file);
-                if record.is_none() {
-                    push((found.len(), file.path.to_vec()));
+                let n = found.len();
+                match recall(cache, file) {
+                    Some(record) => {
+                        found.push(Some((file.path.to_vec(), record)));
+                        let mut recalled = recalled.borrow_mut();
+                        recalled.push((n, record));
+                        if rebuild.get() && recalled.len() >= RUN {
+                            push(Job::Rebuild(std::mem::take(&mut *recalled)));
+                        }
+                    }
+                    None => {
+                        push(Job::Read(n, file.path.to_vec()));
+                        found.push(None);
+                        rebuild.set(true);
+                    }
                 }
-                found.push((file.path.to_vec(), record));
-            })
+            });
+            let rest = recalled.take();
+            if rebuild.get() && !rest.is_empty() {
+                push(Job::Rebuild(rest));
+            }
+            modules
         },
     );
     let modules = modules?;
-    let mut read: Vec<Option<(Loaded, Option<Stamp>)>> = {
-        let mut slots: Vec<_> =
-            std::iter::repeat_with(|| None).take(found.borrow().len()).collect();
-        for (i, r) in read {
-            if let Some(slot) = slots.get_mut(i) {
-                *slot = Some(r);
-            }
-        }
-        slots
-    };
-    let mut files: Vec<(Vec<u8>, Got<'c>)> = found
+    let mut files: Vec<Option<(Vec<u8>, Got<'c>)>> = found
         .into_inner()
         .into_iter()
-        .zip(&mut read)
-        .map(|((path, record), read)| {
-            let got = match (record, read.take()) {
-                (Some(record), _) => Got::Recalled(record),
-                (None, Some((loaded, stamp))) => Got::Read { loaded, stamp },
-                // Every file not recalled was handed over, and loaded.
-                (None, None) => {
-                    Got::Read { loaded: Err(Failure::Io(io::ErrorKind::Other.into())), stamp: None }
-                }
-            };
-            (path, got)
-        })
+        .map(|f| f.map(|(p, r)| (p, Got::Recalled(r, None))))
         .collect();
+    for d in done {
+        match d {
+            Done::Read(i, path, got) => {
+                if let Some(slot) = files.get_mut(i) {
+                    *slot = Some((path, got));
+                }
+            }
+            Done::Rebuilt(infos) => {
+                for (i, info) in infos {
+                    if let Some(Some((_, Got::Recalled(_, slot)))) = files.get_mut(i) {
+                        *slot = info;
+                    }
+                }
+            }
+        }
+    }
+    // Every file handed over came back.
+    let mut files: Vec<(Vec<u8>, Got<'c>)> = files.into_iter().flatten().collect();
     let mut slots = Vec::with_capacity(modules.len());
     let mut late = Vec::new();
     {
@@ -306,7 +353,7 @@ mod tests {
         let b = dir.write("b.ko", &module(&[], &["b"], &[]));
         let c = dir.write("c.ko", b"not elf");
         let module_of = |p: &std::path::Path| Module::new(p.as_os_str().as_bytes().to_vec(), b"/");
-        let found = while_finding(2, None, |found| {
+        let found = while_finding(2, None, true, |found| {
             found(FoundFile { path: c.as_os_str().as_bytes(), at: None });
             found(FoundFile { path: a.as_os_str().as_bytes(), at: None });
             Ok(vec![module_of(&a), module_of(&b), module_of(&c)])
@@ -328,6 +375,6 @@ mod tests {
             .collect();
         assert_eq!(exports, [b"a".to_vec(), b"b".to_vec(), vec![]]);
         assert!(loaded[2].elf_error.is_some());
-        assert!(while_finding(1, None, |_| Err(Failed)).is_err());
+        assert!(while_finding(1, None, true, |_| Err(Failed)).is_err());
     }
 }

@@ -49,11 +49,12 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
     let verbose = opts.verbose > 0;
     // The dependency pass has messages to print, whatever the cache says.
     let messages = verbose || options.print_unknown;
-    let found = load::while_finding(threads, session.cache(), |found| {
+    let rebuild = session.rebuild_early(messages);
+    let found = load::while_finding(threads, session.cache(), rebuild, |found| {
         find::modules(log, dirs, &config, explicit, found)
     })?;
     if phases.on() {
-        let recalled = found.files.iter().filter(|(_, got)| matches!(got, load::Got::Recalled(_)));
+        let recalled = found.files.iter().filter(|(_, got)| matches!(got, load::Got::Recalled(..)));
         let recalled = recalled.count();
         let read = found.files.len() - recalled;
         phases.mark(&format!("walk and load ({recalled} files recalled, {read} read)"));
