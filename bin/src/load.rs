@@ -179,7 +179,11 @@ enum Job<'c> {
     Rebuild(Vec<(usize, Record<'c>)>),
 }
 
+/// A file found: its path and record when it was recalled (`None`: handed over to be read).
+type FoundSoFar<'c> = Option<(Vec<u8>, Record<'c>)>;
+
 /// What the loading threads did.
+#[allow(clippy::large_enum_variant)] // each moved once: a box would cost an allocation per file
 enum Done<'c> {
     Read(usize, Vec<u8>, Got<'c>),
     Rebuilt(Vec<(usize, Option<ModuleInfo>)>),
@@ -199,7 +203,7 @@ pub fn while_finding<'c>(
 ) -> Result<Found<'c>, Failed> {
     // Each file found, in order: its path and record when it was recalled (`None`: handed over
     // to be read, with its path).
-    let found: RefCell<Vec<Option<(Vec<u8>, Record<'c>)>>> = RefCell::default();
+    let found: RefCell<Vec<FoundSoFar<'c>>> = RefCell::default();
     // Records recalled and not handed over yet to be rebuilt, and whether they are.
     let recalled: RefCell<Vec<(usize, Record<'c>)>> = RefCell::default();
     let rebuild = std::cell::Cell::new(rebuild);
