@@ -40,7 +40,7 @@ use std::sync::Arc;
 
 use depmod_core::ModuleInfo;
 use depmod_core::cache::{Cache, CacheWriter, Identity, Record, Stamp, Time};
-use depmod_core::config::Config;
+use depmod_core::config::{Config, Search};
 use depmod_core::module::Scratch;
 use depmod_core::tree::Module;
 
@@ -482,27 +482,60 @@ pub fn split<'c>(found: Found<'c>, threads: usize) -> (Vec<Module>, Vec<Loaded>,
 /// What decides the outputs besides the files the run reads: the options (but `-n` and the
 /// module files named, whose runs write no cache), the directories, the parsed configuration,
 /// the mode a new index gets and the user (an index of another mode or owner is rewritten).
+/// Each part is put with its length, so that no two summaries of different runs are equal.
 fn summary(opts: &Options, dirs: &Dirs, config: &Config) -> Vec<u8> {
-    let o = opts;
-    let options = format!(
-        "{:?}",
-        (
-            (o.all, o.quick, &o.basedir, &o.moduledir, &o.outdir, &o.config),
-            (&o.symvers, &o.filesyms, o.errsyms, o.verbose, o.symbol_prefix, o.warn),
-        )
-    );
-    let owner = format!("{:o} {}", install::fresh_mode(), rustix::process::geteuid().as_raw());
+    // Taken apart whole, so that a new option or configuration line fails to compile until it
+    // is put here (or said not to matter).
+    let Options {
+        all,
+        quick,
+        basedir,
+        moduledir,
+        outdir,
+        config: config_files,
+        symvers,
+        filesyms,
+        errsyms,
+        verbose,
+        symbol_prefix,
+        warn,
+        dry_run: _,    // a dry run writes no cache
+        no_cache: _,   // nor does a run without the cache
+        positional: _, // the version is in the directories; named files write no cache
+    } = opts;
+    let Config { search, overrides, externals, excludes } = config;
     let mut out = Vec::new();
-    for part in [
-        &dirs.input[..],
-        &dirs.output,
-        options.as_bytes(),
-        format!("{config:?}").as_bytes(),
-        owner.as_bytes(),
-    ] {
+    let mut put = |part: &[u8]| {
         out.extend_from_slice(&(part.len() as u32).to_le_bytes());
         out.extend_from_slice(part);
+    };
+    let maybe = |p: &Option<Vec<u8>>| p.as_ref().map_or(vec![0], |p| [&[1][..], p].concat());
+    put(&dirs.input);
+    put(&dirs.output);
+    for part in [basedir, moduledir, outdir, symvers, filesyms] {
+        put(&maybe(part));
     }
+    for flag in [all, quick, errsyms, warn] {
+        put(&[u8::from(*flag)]);
+    }
+    put(&verbose.to_le_bytes());
+    put(&maybe(&symbol_prefix.map(|c| vec![c])));
+    put(&(config_files.len() as u32).to_le_bytes());
+    config_files.iter().for_each(|c| put(c));
+    put(&(search.len() as u32).to_le_bytes());
+    for entry in search {
+        match entry {
+            Search::BuiltIn => put(b"search built-in"),
+            Search::External => put(b"search external"),
+            Search::Dir(dir) => put(&[&b"search dir "[..], dir].concat()),
+        }
+    }
+    for list in [overrides, externals, excludes] {
+        put(&(list.len() as u32).to_le_bytes());
+        list.iter().for_each(|item| put(item));
+    }
+    put(&install::fresh_mode().to_le_bytes());
+    put(&rustix::process::geteuid().as_raw().to_le_bytes());
     out
 }
 
