@@ -10,6 +10,7 @@
 
 #[cfg(target_env = "musl")]
 mod alloc;
+mod cache;
 mod cli;
 mod config;
 mod decompress;
