@@ -213,7 +213,11 @@ pub fn index_copy(
     fs::create_dir_all(&config).unwrap();
     let moddir = format!("lib/modules/{version}");
     let base = work.join(name);
-    link_tree(&root.join(&moddir), &base.join(&moddir));
+    let warm = warm() && !matches!(depmod, Depmod::Kmod(_));
+    // A warm run holds the links still from its copy to its last run (see `tree_links`).
+    let links = tree_links();
+    link_tree_locked(&root.join(&moddir), &base.join(&moddir));
+    let links = warm.then_some(links);
     let command = || {
         let mut cmd = depmod.command([
             "-b".as_ref(),
@@ -227,7 +231,6 @@ pub fn index_copy(
         }
         cmd
     };
-    let warm = warm() && !matches!(depmod, Depmod::Kmod(_));
     if warm {
         std::thread::sleep(std::time::Duration::from_millis(1100));
         fs::write(base.join(&moddir).join("modules.cache.bin"), b"").unwrap();
@@ -241,6 +244,7 @@ pub fn index_copy(
         cmd.env("DEPMOD_TIMING", "1");
     }
     let out = cmd.output().expect("depmod runs");
+    drop(links);
     let mut err = String::from_utf8_lossy(&out.stderr).replace(base.to_str().unwrap(), "$BASE");
     if warm {
         let (timing, rest): (Vec<&str>, Vec<&str>) =
@@ -263,7 +267,9 @@ pub fn warm() -> bool {
 /// A fresh scratch directory for one test.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scratch").join(name);
+    let links = tree_links();
     let _ = fs::remove_dir_all(&dir);
+    drop(links);
     fs::create_dir_all(&dir).expect("scratch dir");
     dir
 }
@@ -271,13 +277,29 @@ pub fn scratch(name: &str) -> PathBuf {
 /// Copies the tree under `src` into `dst` with hard links (depmod only reads modules and
 /// replaces its outputs by rename, so the cache is never modified through the links).
 pub fn link_tree(src: &Path, dst: &Path) {
+    let _links = tree_links();
+    link_tree_locked(src, dst);
+}
+
+/// Taken while hard links to the cached trees' files are made or removed, and by a warm run
+/// for its whole sequence: a link made or removed changes the change time (ctime) of the file
+/// it names, in every tree linked to it, and the module cache then rightly reads that module
+/// again. Tests running in parallel (and removing the copies of an earlier pass in
+/// [`scratch`]) would otherwise make a warm run read modules it has recorded.
+fn tree_links() -> std::sync::MutexGuard<'static, ()> {
+    static LINKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LINKS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// [`link_tree`], with [`tree_links`] already held.
+fn link_tree_locked(src: &Path, dst: &Path) {
     fs::create_dir_all(dst).expect("mkdir");
     for entry in fs::read_dir(src).expect("read_dir") {
         let entry = entry.expect("entry");
         let (from, to) = (entry.path(), dst.join(entry.file_name()));
         let kind = entry.file_type().expect("file type");
         if kind.is_dir() {
-            link_tree(&from, &to);
+            link_tree_locked(&from, &to);
         } else if kind.is_symlink() {
             std::os::unix::fs::symlink(fs::read_link(&from).expect("readlink"), &to)
                 .expect("symlink");
