@@ -4,7 +4,8 @@
 //! identical. s390x is the big-endian host, so a byte-order assumption in reading modules or in
 //! writing the `.bin` indexes shows there; its tree is also recompressed with xz and zstd, whose
 //! decoders have byte-order-specific code. Each architecture's tree recompressed with xz (the one
-//! its boot test indexes) is checked too. The unit tests also run on aarch64 and s390x.
+//! its boot test indexes) is checked too. The unit tests also run on aarch64 and s390x, and the
+//! smallest builds (`scripts/cross TARGET --small`) of the musl targets are checked the same way.
 
 mod common;
 
@@ -47,12 +48,13 @@ const S390X: Board = Board {
     flavour: "s390x",
 };
 
-/// `scripts/cross TARGET`: the static binary's path (its last line of output).
-fn cross_build(target: &str) -> Option<PathBuf> {
+/// `scripts/cross TARGET ARGS...`: the static binary's path (its last line of output).
+fn cross_build(target: &str, args: &[&str]) -> Option<PathBuf> {
     let target_dir =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
     let out = Command::new(repo().join("scripts/cross"))
         .arg(target)
+        .args(args)
         .env("CARGO_TARGET_DIR", &target_dir)
         .output();
     match out {
@@ -65,7 +67,8 @@ fn cross_build(target: &str) -> Option<PathBuf> {
             let tail: Vec<&str> = err.lines().rev().take(8).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             missing(&format!(
-                "a static depmod for {target} (scripts/cross {target}):\n{}",
+                "a static depmod for {target} (scripts/cross {target} {}):\n{}",
+                args.join(" "),
                 tail.join("\n")
             ));
             None
@@ -100,19 +103,32 @@ fn fetch_tree(args: &[&str]) -> Option<(PathBuf, String)> {
 
 /// The board's depmod under its emulator and kmod 34.2 on copies of each tree `fetch` names.
 fn conform(board: &Board, trees: &[&[&str]]) {
-    let Some(qemu) = which(board.qemu) else {
+    conform_build(board, &[], trees);
+}
+
+/// [`conform`], with the board's depmod built by `scripts/cross TARGET BUILD...` (and run
+/// natively when the target is the host's).
+fn conform_build(board: &Board, build: &[&str], trees: &[&[&str]]) {
+    let native = board.target == "x86_64-unknown-linux-musl";
+    let qemu = which(board.qemu);
+    if qemu.is_none() && !native {
         missing(&format!("{} (Debian: qemu-user-static)", board.qemu));
         return;
-    };
+    }
     let Some(kmod) = kmod34() else { return };
-    let Some(depmod) = cross_build(board.target) else { return };
+    let Some(depmod) = cross_build(board.target, build) else { return };
     for args in trees {
         let Some((root, version)) = fetch_tree(args) else { return };
-        let label = format!("{}-{}", board.target, args.join("-"));
+        let label = format!("{}{}-{}", board.target, build.join(""), args.join("-"));
         let work = scratch(&format!("cross-{label}"));
         let kmod = Depmod::Kmod(kmod.clone());
         let (theirs, their_err) = index_copy(&kmod, &root, &version, &work, "kmod", None);
-        let ours = Depmod::Emulated { qemu: qemu.clone(), binary: depmod.clone() };
+        let ours = match &qemu {
+            Some(qemu) if !native => {
+                Depmod::Emulated { qemu: qemu.clone(), binary: depmod.clone() }
+            }
+            _ => Depmod::Build(depmod.clone()),
+        };
         let (ours, our_err) = index_copy(&ours, &root, &version, &work, "ours", None);
         if let Err(diff) = compare_dirs(&theirs, &ours, &OUTPUTS) {
             panic!(
@@ -140,6 +156,21 @@ fn armv7_on_armmp_trees() {
     conform(
         b,
         &[&["arch-tree", b.arch, b.flavour], &["arch-recompressed", b.arch, b.flavour, "xz"]],
+    );
+}
+
+/// The smallest builds (`scripts/cross TARGET --small`: the standard library rebuilt, panics
+/// aborting at once): x86-64 with every decoder on the amd64 tree, and aarch64 with xz alone
+/// (the size a board that ships `.ko.xz` builds) on arm64's tree recompressed with xz.
+#[test]
+fn small_builds_on_amd64_and_arm64_trees() {
+    let x86_64 = Board { target: "x86_64-unknown-linux-musl", qemu: "", arch: "", flavour: "" };
+    conform_build(&x86_64, &["--small"], &[&["tree", &common::main_tree_name()]]);
+    let b = &AARCH64;
+    conform_build(
+        b,
+        &["--small", "--no-default-features", "--features", "xz"],
+        &[&["arch-recompressed", b.arch, b.flavour, "xz"]],
     );
 }
 
@@ -172,7 +203,7 @@ fn unit_tests_on_aarch64_and_s390x() {
             missing(&format!("{} (Debian: qemu-user-static)", board.qemu));
             return;
         }
-        if cross_build(board.target).is_none() {
+        if cross_build(board.target, &[]).is_none() {
             return;
         }
         let target_dir = std::env::var_os("CARGO_TARGET_DIR")
