@@ -20,7 +20,7 @@ mod xz;
 #[cfg(feature = "zstd")]
 mod zstd;
 
-use depmod_core::read_plan::RangeSet;
+use depmod_core::read_plan::{RangeSet, StreamPlan};
 
 /// A module file's format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +122,76 @@ const CHUNK: usize = 256 * 1024;
 
 /// Modules announcing more than this are decoded by [`Decoders::decode_sparse`].
 pub const SPARSE: usize = 16 << 20;
+
+/// A symbol table's local part this big or more is scanned as it streams past rather than kept,
+/// in a module decoded by [`Decoders::decode_sparse`] (at the cost of one more pass when local
+/// symbols are named `__crc_*`).
+pub const SCAN_LOCALS: usize = 4 << 20;
+
+/// Passes [`Decoders::decode_sparse`] makes at most: the first, one keeping the parts the
+/// parser reads (scanning the local symbols), one scanning them again with their names, one
+/// for the sections CRC symbols point into, and one keeping the symbol table whole when a scan
+/// failed.
+const MAX_PASSES: usize = 6;
+
+/// What [`Decoders::decode_sparse`] keeps of a stream, decided after each pass.
+pub trait Plan {
+    /// After a pass: sets `keep` to the ranges the next pass must keep, given the output so
+    /// far (`out`, zero where nothing was kept; `kept` says what was), and returns the range
+    /// whose bytes the next pass must show [`Plan::watch`] as they stream past. Nothing new to
+    /// keep and nothing to watch ends the decode.
+    fn next(
+        &mut self,
+        out: &[u8],
+        kept: &dyn Fn(&Range) -> bool,
+        keep: &mut Vec<Range>,
+    ) -> Option<Range>;
+
+    /// `piece`, the output at offset `at`, streaming past (`out`: the output so far).
+    fn watch(&mut self, at: usize, piece: &[u8], out: &[u8]);
+}
+
+/// core's plan for a module decoded in passes.
+impl Plan for StreamPlan {
+    fn next(
+        &mut self,
+        out: &[u8],
+        kept: &dyn Fn(&Range) -> bool,
+        keep: &mut Vec<Range>,
+    ) -> Option<Range> {
+        StreamPlan::next(self, out, kept, keep)
+    }
+
+    fn watch(&mut self, at: usize, piece: &[u8], out: &[u8]) {
+        self.feed(at, piece, out);
+    }
+}
+
+/// A plan that keeps what a function of the output asks for, and watches nothing.
+impl<F: FnMut(&[u8]) -> Vec<Range>> Plan for F {
+    fn next(
+        &mut self,
+        out: &[u8],
+        _: &dyn Fn(&Range) -> bool,
+        keep: &mut Vec<Range>,
+    ) -> Option<Range> {
+        *keep = self(out);
+        None
+    }
+
+    fn watch(&mut self, _: usize, _: &[u8], _: &[u8]) {}
+}
+
+/// A module decoded by [`Decoders::decode_sparse`].
+#[derive(Debug)]
+pub struct Sparse {
+    /// The decompressed file, zero where nothing was kept.
+    pub data: Vec<u8>,
+    /// How many times the stream was decoded (in full or in part).
+    pub passes: usize,
+    /// How many bytes of `data` were kept.
+    pub kept: usize,
+}
 
 /// A byte range of the decompressed file.
 pub type Range = std::ops::Range<usize>;
@@ -271,23 +341,25 @@ impl Decoders {
 
     /// Decodes a big module keeping only what depmod reads: the stream is decoded in passes,
     /// each keeping the ranges `plan` asks for (given what is known so far) in a buffer of the
-    /// announced `size` that is zero elsewhere, until `plan` asks for nothing new. The zero
-    /// pages are never touched, so memory stays near the size of the kept parts.
+    /// announced `size` that is zero elsewhere, and showing `plan` the range it watches as it
+    /// streams past, until `plan` asks for nothing new. The zero pages are never touched, so
+    /// memory stays near the size of the kept parts.
     pub fn decode_sparse(
         &mut self,
         format: Format,
         input: &[u8],
         size: usize,
-        plan: &mut dyn FnMut(&[u8]) -> Vec<Range>,
-    ) -> Result<Vec<u8>, DecodeError> {
+        plan: &mut dyn Plan,
+    ) -> Result<Sparse, DecodeError> {
         let err = |detail: String| DecodeError::Corrupt { format, detail };
         let mut out = vec![0u8; size];
         let mut keep = RangeSet::default();
         let mut fresh = vec![0..size.min(4096), size.saturating_sub(64 * 1024)..size];
+        let mut watch: Option<Range> = None;
         // The first pass decodes everything (and checks the stream's integrity); later ones stop
-        // once the new ranges are filled.
+        // once the new ranges are filled and the watched one seen.
         let mut stop_at = usize::MAX;
-        for pass in 0..4 {
+        for pass in 0..MAX_PASSES {
             fresh.iter().for_each(|r| keep.insert(r.clone()));
             let total = self.pass(format, input, stop_at, &mut |at, piece| {
                 for r in &fresh {
@@ -301,21 +373,24 @@ impl Decoders {
                         dst.copy_from_slice(src);
                     }
                 }
+                if watch.as_ref().is_some_and(|w| w.start < at + piece.len() && at < w.end) {
+                    plan.watch(at, piece, &out);
+                }
             })?;
             if pass == 0 && total != size {
                 return Err(err(format!("announces {size} bytes but holds {total}")));
             }
-            fresh = plan(&out)
-                .into_iter()
-                .map(|r| r.start.min(size)..r.end.min(size))
-                .filter(|r| !keep.covers(r))
-                .collect();
-            if fresh.is_empty() {
-                return Ok(out);
+            let clip = |r: &Range| r.start.min(size)..r.end.min(size);
+            watch = plan.next(&out, &|r| keep.covers(&clip(r)), &mut fresh).map(|r| clip(&r));
+            fresh.iter_mut().for_each(|r| *r = clip(r));
+            fresh.retain(|r| !keep.covers(r));
+            if fresh.is_empty() && watch.is_none() {
+                let kept = keep.ranges().iter().map(|r| r.len()).sum();
+                return Ok(Sparse { data: out, passes: pass + 1, kept });
             }
-            stop_at = fresh.iter().map(|r| r.end).max().unwrap_or(size);
+            stop_at = fresh.iter().chain(&watch).map(|r| r.end).max().unwrap_or(size);
         }
-        Err(err("the parts to keep were still changing after 4 passes".into()))
+        Err(err(format!("the parts to keep were still changing after {MAX_PASSES} passes")))
     }
 
     /// One pass of the sparse reader: decodes `input`, handing each piece to `sink` with its
@@ -482,13 +557,15 @@ mod tests {
         for format in built_in() {
             let input = compress(format, &data);
             let mut passes = 0;
-            let out = d
-                .decode_sparse(format, &input, data.len(), &mut |_| {
+            let sparse = d
+                .decode_sparse(format, &input, data.len(), &mut |_: &[u8]| {
                     passes += 1;
                     vec![300_000..300_100, 500_000..700_000]
                 })
                 .unwrap();
-            assert_eq!(passes, 2);
+            assert_eq!((passes, sparse.passes), (2, 2));
+            assert_eq!(sparse.kept, 4096 + 100 + 200_000 + 64 * 1024);
+            let out = sparse.data;
             assert_eq!(out.len(), data.len());
             assert_eq!(&out[..4096], &data[..4096]);
             assert_eq!(&out[300_000..300_100], &data[300_000..300_100]);
@@ -497,7 +574,7 @@ mod tests {
             let tail = data.len() - 64 * 1024;
             assert_eq!(&out[tail..], &data[tail..]);
             // A wrong announced size is an error, not a silent mismatch.
-            let wrong = d.decode_sparse(format, &input, data.len() + 1, &mut |_| vec![]);
+            let wrong = d.decode_sparse(format, &input, data.len() + 1, &mut |_: &[u8]| vec![]);
             assert!(wrong.is_err(), "{format:?}");
         }
     }
