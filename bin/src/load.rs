@@ -92,10 +92,10 @@ fn read_and_parse(loader: &mut Loader, file: &Opened) -> Loaded {
 /// Decompresses (when its magic says so) and parses a whole module file.
 fn parse(data: &[u8], decoders: &mut Decoders, scratch: &mut Scratch) -> Loaded {
     let format = Format::detect(data);
-    if let Some(size) = Decoders::sparse_size(format, data) {
+    if let Some(size) = decoders.sparse_size(format, data) {
         // Only a stream the passes could not agree on is decoded in full below; a corrupt one
         // fails the same way there.
-        let mut plan = StreamPlan::new(crate::decompress::SCAN_LOCALS);
+        let mut plan = StreamPlan::new(decoders.limits().scan_locals);
         if let Ok(sparse) = decoders.decode_sparse(format, data, size, &mut plan) {
             let info = match plan.locals() {
                 Some(locals) => ModuleInfo::parse_lean(&sparse.data, locals, scratch),
@@ -232,7 +232,7 @@ mod tests {
         m.plain_locals = 100_000;
         m.local_imports = vec![b"needed_locally".to_vec()];
         let plain = m.build();
-        let mut decoders = Decoders::default();
+        let mut decoders = Decoders::with_limits(crate::decompress::Limits::DEFAULT);
         let mut plan = StreamPlan::new(1 << 20);
         let sparse = decoders.decode_sparse(Format::Xz, &xz(&plain), plain.len(), &mut plan);
         let sparse = sparse.unwrap();

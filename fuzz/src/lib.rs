@@ -166,7 +166,7 @@ fn plan(out: &[u8]) -> Vec<Range<usize>> {
 pub fn decoder_target(format: Format, data: &[u8]) {
     DECODERS.with_borrow_mut(|d| {
         let _ = Format::detect(data);
-        let announced = Decoders::sparse_size(format, data);
+        let announced = d.sparse_size(format, data);
         let full = d.decode(format, data).map(<[u8]>::to_vec);
         let size = match (&full, announced) {
             (Ok(out), _) => out.len(),

@@ -15,12 +15,15 @@ use std::fmt;
 
 #[cfg(feature = "gzip")]
 mod gzip;
+mod limits;
 #[cfg(feature = "xz")]
 mod xz;
 #[cfg(feature = "zstd")]
 mod zstd;
 
 use depmod_core::read_plan::{RangeSet, StreamPlan};
+
+pub use limits::Limits;
 
 /// A module file's format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,10 +110,6 @@ pub struct Step {
 /// small bomb must not take the machine's memory.
 const MAX_OUTPUT: usize = 1 << 30;
 
-/// Modules that decompress to more than this (amdgpu: 28 MiB) are decoded one at a time, and the
-/// buffer that held one is given back afterwards, so peak memory stays near one big module.
-const BIG: usize = 8 << 20;
-
 /// Output buffers larger than this are given back once the module they held is parsed.
 const KEEP: usize = 1 << 20;
 
@@ -119,14 +118,6 @@ static BIG_DECODE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Size of the pieces the sparse reader decodes into.
 const CHUNK: usize = 256 * 1024;
-
-/// Modules announcing more than this are decoded by [`Decoders::decode_sparse`].
-pub const SPARSE: usize = 16 << 20;
-
-/// A symbol table's local part this big or more is scanned as it streams past rather than kept,
-/// in a module decoded by [`Decoders::decode_sparse`] (at the cost of one more pass when local
-/// symbols are named `__crc_*`).
-pub const SCAN_LOCALS: usize = 4 << 20;
 
 /// Passes [`Decoders::decode_sparse`] makes at most: the first, one keeping the parts the
 /// parser reads (scanning the local symbols), one scanning them again with their names, one
@@ -270,8 +261,9 @@ impl Steppers {
 }
 
 /// Per-thread decoder state and output buffer.
-#[derive(Default)]
 pub struct Decoders {
+    /// Which modules are decoded one at a time, or in passes.
+    limits: Limits,
     steppers: Steppers,
     /// Output, zero-filled as far as decoders wrote into it; `used` says how much holds the file.
     out: Vec<u8>,
@@ -280,7 +272,30 @@ pub struct Decoders {
     chunk: Vec<u8>,
 }
 
+impl Default for Decoders {
+    /// Decoders with this machine's [`Limits`].
+    fn default() -> Self {
+        Decoders::with_limits(Limits::here())
+    }
+}
+
 impl Decoders {
+    /// Decoders with the given [`Limits`].
+    pub fn with_limits(limits: Limits) -> Self {
+        Decoders {
+            limits,
+            steppers: Steppers::default(),
+            out: Vec::new(),
+            used: 0,
+            chunk: Vec::new(),
+        }
+    }
+
+    /// Which modules are decoded one at a time, or in passes.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     /// Decompresses `input` (in `format`) into this thread's buffer and returns it.
     pub fn decode<'a>(
         &'a mut self,
@@ -301,7 +316,9 @@ impl Decoders {
         self.used = 0;
         let hint = size_hint(format, input);
         let _turn = match hint {
-            Some(size) if size > BIG => Some(BIG_DECODE.lock().unwrap_or_else(|e| e.into_inner())),
+            Some(size) if size > self.limits.one_at_a_time => {
+                Some(BIG_DECODE.lock().unwrap_or_else(|e| e.into_inner()))
+            }
             _ => None,
         };
         let corrupt = |detail| DecodeError::Corrupt { format, detail };
@@ -331,12 +348,12 @@ impl Decoders {
     /// The size `input` announces, if it is large enough for [`Decoders::decode_sparse`]. A zstd
     /// file of more than one frame is left to [`Decoders::decode`]: streamed, its frames would
     /// not be checked as kmod's one call checks them (against their recorded sizes).
-    pub fn sparse_size(format: Format, input: &[u8]) -> Option<usize> {
+    pub fn sparse_size(&self, format: Format, input: &[u8]) -> Option<usize> {
         #[cfg(feature = "zstd")]
         if format == Format::Zstd && !zstd::is_one_frame(input) {
             return None;
         }
-        size_hint(format, input).filter(|&s| s > SPARSE)
+        size_hint(format, input).filter(|&s| s > self.limits.sparse)
     }
 
     /// Decodes a big module keeping only what depmod reads: the stream is decoded in passes,
@@ -635,7 +652,7 @@ mod tests {
             \x20\0\0\0\x01\0\0\x28\xb5\x2f\xfd\xa0\x0e\x5a\x02\x01\x20\0\0\0\0\xa0\x0e\x5a\x02\
             \x01\x20\0\0\0\x01\0\0";
         assert!(d.decode(Format::Zstd, wrong_sizes).is_err());
-        assert_eq!(Decoders::sparse_size(Format::Zstd, wrong_sizes), None);
+        assert_eq!(d.sparse_size(Format::Zstd, wrong_sizes), None);
         // Without a recorded size (as `zstd` writes from a pipe).
         let mut e = ::zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
         e.write_all(b"module").unwrap();
