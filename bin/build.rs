@@ -1,8 +1,14 @@
 //! Builds `native/memcpy.c`: on x86-64, a faster `memcpy` that replaces musl's in the static build
 //! (see the file); on every target, its portable copy, exported under its own name so that the
-//! tests can check it.
+//! tests can check it. And computes the build identity the module cache records
+//! (`build/identity.rs`).
+
+#[path = "build/identity.rs"]
+mod identity;
 
 fn main() {
+    identity::emit();
+    println!("cargo:rerun-if-changed=build/identity.rs");
     println!("cargo:rerun-if-changed=native/memcpy.c");
     let env = |name: &str| std::env::var(name).unwrap_or_default();
     let mut build = cc::Build::new();

@@ -10,7 +10,10 @@ use crate::getopt::{self, HasArg, LongOpt};
 /// kmod 34.2's short options.
 const SHORTS: &str = "aAb:m:o:C:E:F:evnP:wVh";
 
-/// kmod 34.2's long options.
+/// The value of `--no-cache` (an option of this depmod alone: no short option has it).
+const NO_CACHE: char = '\u{80}';
+
+/// kmod 34.2's long options, and `--no-cache`.
 const LONGS: &[LongOpt] = &[
     LongOpt { name: "all", has_arg: HasArg::No, val: 'a' },
     LongOpt { name: "quick", has_arg: HasArg::No, val: 'A' },
@@ -28,6 +31,7 @@ const LONGS: &[LongOpt] = &[
     LongOpt { name: "warn", has_arg: HasArg::No, val: 'w' },
     LongOpt { name: "version", has_arg: HasArg::No, val: 'V' },
     LongOpt { name: "help", has_arg: HasArg::No, val: 'h' },
+    LongOpt { name: "no-cache", has_arg: HasArg::No, val: NO_CACHE },
 ];
 
 /// Parsed options, before any file is touched.
@@ -49,6 +53,8 @@ pub struct Options {
     pub dry_run: bool,
     pub symbol_prefix: Option<u8>,
     pub warn: bool,
+    /// `--no-cache`: the module cache is neither read nor written.
+    pub no_cache: bool,
     /// Positional arguments: the version, then module files.
     pub positional: Vec<Vec<u8>>,
 }
@@ -129,6 +135,7 @@ pub fn parse(prog: &[u8], args: &[OsString]) -> Command {
                 o.symbol_prefix = arg.first().copied();
             }
             'w' => o.warn = true,
+            NO_CACHE => o.no_cache = true,
             'V' => return Command::Version,
             'h' => return Command::Help,
             _ => {}
@@ -261,6 +268,12 @@ Differences from kmod 34.2's depmod (this is depmod-rs, a reimplementation):\n\
 \t- -vvv prints no DEBUG trace (kmod's shows its memory addresses).\n\
 \t- -V adds a line naming depmod-rs; -h adds this list.\n\
 \t- Modules are read on all cores; the output does not depend on it.\n\
+\t- A module cache, modules.cache.bin beside the indexes, keeps what was\n\
+\t  read of each module file: a file whose stamp (device, inode, size,\n\
+\t  modification and change times) is unchanged is not read again. It is\n\
+\t  started in the system's own module directory (no -b) once that has\n\
+\t  indexes, and kept up to date wherever it is; -n writes none.\n\
+\t      --no-cache       Neither read nor write it (so does DEPMOD_NO_CACHE=1).\n\
 \n\
 See depmod(8).\n";
 

@@ -10,7 +10,7 @@ use depmod_core::tree::{self, Module, ModuleSet};
 
 use crate::cli::{self, Dirs};
 use crate::log::{Errno, Failed, Log, log};
-use crate::walk::Walk;
+use crate::walk::{Found, FoundFile, Walk};
 
 /// The modules to index (all of them, or the `explicit` files), telling `found` each file as it
 /// is found so that it can be read meanwhile.
@@ -19,7 +19,7 @@ pub fn modules(
     dirs: &Dirs,
     config: &Config,
     explicit: Option<&[Vec<u8>]>,
-    found: &dyn Fn(&[u8]),
+    found: Found<'_>,
 ) -> Result<Vec<Module>, Failed> {
     let mut set = ModuleSet::new(&dirs.input, config);
     set.set_cwd(cli::current_dir_name());
@@ -39,7 +39,7 @@ fn walk_all(
     dirs: &Dirs,
     config: &Config,
     set: &mut ModuleSet<'_>,
-    found: &dyn Fn(&[u8]),
+    found: Found<'_>,
 ) -> Result<(), Failed> {
     let mut walk = Walk::new(log, &config.excludes, set);
     walk.found = Some(found);
@@ -63,7 +63,7 @@ fn add_files(
     log: &Log,
     files: &[Vec<u8>],
     set: &mut ModuleSet<'_>,
-    found: &dyn Fn(&[u8]),
+    found: Found<'_>,
 ) -> Result<(), Failed> {
     for path in files {
         if path.first() != Some(&b'/') {
@@ -77,7 +77,7 @@ fn add_files(
         // libkmod refuses a second path for a module name, depmod the same path twice.
         const EEXIST: Errno = Errno(17);
         match set.add_unique(path.clone()) {
-            Ok(()) => found(path),
+            Ok(()) => found(FoundFile { path, at: None }),
             Err((name, old)) if old == *path => {
                 log!(log, Error, "hash_add_unique ", name, ": ", EEXIST);
                 log!(log, Fatal, "could not add module ", &path[..], ": ", EEXIST);

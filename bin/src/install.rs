@@ -13,6 +13,12 @@
 //! What survives a power cut: before the renames, the old indexes; after depmod returns, the new
 //! ones. A cut during the renames (a few milliseconds) can leave some files old and some new,
 //! each one complete.
+//!
+//! After the renames, each index's stamp is taken ([`Installed`]), for the module cache: only
+//! an index that is still the file this run wrote or found equal gets one.
+//!
+//! [`write_unflushed`] writes the module cache the same way, without the flush: a cache cut
+//! short by a crash fails its own checks and is not used.
 
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
@@ -21,6 +27,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use depmod_core::cache::{Stamp, Time};
+
+use crate::load;
 use crate::log::{Failed, Log, log};
 use crate::par;
 
@@ -65,13 +74,36 @@ impl<'l> Sink<'l> {
         }
     }
 
-    /// Installs the files (nothing to do for stdout).
-    pub fn finish(self) -> Result<(), Failed> {
+    /// Takes outputs known to equal the files in place, without their contents (a run that
+    /// found nothing changed): as if each had been put with the same bytes.
+    pub fn unchanged(&mut self, names: &[&'static str]) {
+        if let Sink::Files(installer) = self {
+            for &name in names {
+                let target = installer.dir.join(name);
+                let stamp = identity(&target);
+                installer.pending.push(Pending { name, tmp: None, identity: stamp });
+            }
+        }
+    }
+
+    /// Installs the files (nothing to do for stdout); what was installed.
+    pub fn finish(self) -> Result<Installed, Failed> {
         match self {
-            Sink::Stdout(_) | Sink::Closed => Ok(()),
+            Sink::Stdout(_) | Sink::Closed => Ok(Installed::default()),
             Sink::Files(installer) => installer.commit(),
         }
     }
+}
+
+/// The indexes as installed, for the module cache.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Installed {
+    /// Each index and its stamp after the renames, when it is still the file this run wrote or
+    /// found equal to its output (`None`: another process replaced it meanwhile, or it could
+    /// not be looked at).
+    pub stamps: Vec<(&'static str, Option<Stamp>)>,
+    /// The CRC-32 of `modules.dep`'s contents.
+    pub dep_crc: Option<u32>,
 }
 
 /// Creates `dir` and its parents (mode 0755), as kmod's `mkdir_p`.
@@ -85,6 +117,8 @@ struct Pending {
     /// The temporary file (written, not yet flushed), or `None` when the existing file already
     /// has these contents.
     tmp: Option<(PathBuf, File)>,
+    /// The stamp of the file with these contents (the temporary file, or the one in place).
+    identity: Option<Stamp>,
 }
 
 /// Collects outputs in temporary files, then installs them all at once.
@@ -96,6 +130,7 @@ pub struct Installer<'l> {
     counter: u32,
     /// The mode a new index gets: 0644 less the umask.
     fresh_mode: u32,
+    dep_crc: Option<u32>,
 }
 
 impl<'l> Installer<'l> {
@@ -108,7 +143,8 @@ impl<'l> Installer<'l> {
             dir_bytes: dir.to_vec(),
             pending: Vec::new(),
             counter: 0,
-            fresh_mode: 0o644 & !current_umask(),
+            fresh_mode: fresh_mode(),
+            dep_crc: None,
         };
         installer.remove_stale();
         installer
@@ -117,13 +153,17 @@ impl<'l> Installer<'l> {
     /// Writes `data` as the new `name`, unless the current file already holds exactly it.
     fn add(&mut self, name: &'static str, data: &[u8]) -> Result<(), Failed> {
         let target = self.dir.join(name);
-        if same_contents(&target, data, self.fresh_mode) {
-            self.pending.push(Pending { name, tmp: None });
+        if name == "modules.dep" {
+            self.dep_crc = Some(crc32fast::hash(data));
+        }
+        if let Some(identity) = same_contents(&target, data, self.fresh_mode) {
+            self.pending.push(Pending { name, tmp: None, identity: Some(identity) });
             return Ok(());
         }
         match self.write_tmp(name, data) {
             Ok(tmp) => {
-                self.pending.push(Pending { name, tmp: Some(tmp) });
+                let identity = tmp.1.metadata().ok().map(|m| stamp_of(&m));
+                self.pending.push(Pending { name, tmp: Some(tmp), identity });
                 Ok(())
             }
             Err((tmp, e)) => {
@@ -146,28 +186,12 @@ impl<'l> Installer<'l> {
         name: &str,
         data: &[u8],
     ) -> Result<(PathBuf, File), (Option<PathBuf>, io::Error)> {
-        let pid = std::process::id();
-        loop {
-            self.counter += 1;
-            let tmp = self.dir.join(format!(".{name}.{pid}.{}{TMP_SUFFIX}", self.counter));
-            let file = OpenOptions::new().write(true).create_new(true).mode(0o644).open(&tmp);
-            let mut file = match file {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && self.counter < 1000 => {
-                    continue;
-                }
-                Err(e) => return Err((None, e)),
-            };
-            return match file.write_all(data) {
-                Ok(()) => Ok((tmp, file)),
-                Err(e) => Err((Some(tmp), e)),
-            };
-        }
+        write_tmp(&self.dir, name, &mut self.counter, data)
     }
 
     /// Flushes every written output to disk, then renames each into place, in the order they
-    /// were added, then syncs the directory.
-    fn commit(mut self) -> Result<(), Failed> {
+    /// were added, then syncs the directory. Returns each index's stamp after the renames.
+    fn commit(mut self) -> Result<Installed, Failed> {
         self.flush()?;
         let pending = std::mem::take(&mut self.pending);
         for (i, p) in pending.iter().enumerate() {
@@ -217,10 +241,25 @@ impl<'l> Installer<'l> {
                 return Err(Failed);
             }
         }
-        if let Ok(d) = File::open(&self.dir) {
-            let _ = d.sync_all();
+        // The renames made durable (a run that renamed nothing has nothing to sync).
+        if pending.iter().any(|p| p.tmp.is_some()) {
+            if let Ok(d) = File::open(&self.dir) {
+                let _ = d.sync_all();
+            }
         }
-        Ok(())
+        let stamps = pending.iter().map(|p| (p.name, self.installed(p))).collect();
+        Ok(Installed { stamps, dep_crc: self.dep_crc })
+    }
+
+    /// The stamp of `p`'s index now, if it is still the file written or found equal: the same
+    /// file, size and modification time (only `modules.dep`'s time was just set).
+    fn installed(&self, p: &Pending) -> Option<Stamp> {
+        let now = identity(&self.dir.join(p.name))?;
+        let then = p.identity?;
+        let time = |s: &Stamp| if p.name == "modules.dep" { Time::default() } else { s.mtime };
+        let same = (now.dev, now.ino, now.size, time(&now))
+            == (then.dev, then.ino, then.size, time(&then));
+        same.then_some(now)
     }
 
     /// `fdatasync` on every temporary file, all at once: one journal commit can then carry them
@@ -279,6 +318,71 @@ fn libc_o_nofollow() -> i32 {
     rustix::fs::OFlags::NOFOLLOW.bits() as i32
 }
 
+/// Creates a fresh temporary file for `name` in `dir` (numbered from `counter`) and writes
+/// `data` through it (not flushed).
+fn write_tmp(
+    dir: &Path,
+    name: &str,
+    counter: &mut u32,
+    data: &[u8],
+) -> Result<(PathBuf, File), (Option<PathBuf>, io::Error)> {
+    let pid = std::process::id();
+    loop {
+        *counter += 1;
+        let tmp = dir.join(format!(".{name}.{pid}.{counter}{TMP_SUFFIX}"));
+        let file = OpenOptions::new().write(true).create_new(true).mode(0o644).open(&tmp);
+        let mut file = match file {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && *counter < 1000 => continue,
+            Err(e) => return Err((None, e)),
+        };
+        return match file.write_all(data) {
+            Ok(()) => Ok((tmp, file)),
+            Err(e) => Err((Some(tmp), e)),
+        };
+    }
+}
+
+/// Writes `data` as `dir/name` through a temporary file renamed over it, without flushing it
+/// (the module cache: a file cut short by a crash is detected when it is read). Nothing is
+/// left behind on failure.
+pub fn write_unflushed(dir: &[u8], name: &str, data: &[u8]) -> io::Result<()> {
+    let dir = Path::new(OsStr::from_bytes(dir));
+    let (tmp, file) = write_tmp(dir, name, &mut 0, data).map_err(|(tmp, e)| {
+        if let Some(tmp) = tmp {
+            let _ = fs::remove_file(tmp);
+        }
+        e
+    })?;
+    drop(file);
+    fs::rename(&tmp, dir.join(name)).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
+}
+
+/// The stamp of the file at `path` itself (a symbolic link is not followed).
+fn identity(path: &Path) -> Option<Stamp> {
+    let st = rustix::fs::lstat(path).ok()?;
+    Some(load::stamp(&st))
+}
+
+/// A stamp from `std`'s metadata.
+fn stamp_of(m: &fs::Metadata) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    Stamp {
+        dev: m.dev(),
+        ino: m.ino(),
+        size: m.size(),
+        mtime: Time { sec: m.mtime(), nsec: m.mtime_nsec() as u32 },
+        ctime: Time { sec: m.ctime(), nsec: m.ctime_nsec() as u32 },
+    }
+}
+
+/// The mode a new index gets: 0644 less the umask.
+pub fn fresh_mode() -> u32 {
+    0o644 & !current_umask()
+}
+
 /// The process's umask (read by setting it, then setting it back: no other thread creates
 /// files meanwhile).
 fn current_umask() -> u32 {
@@ -289,24 +393,22 @@ fn current_umask() -> u32 {
 
 /// Whether the file at `path` is exactly what writing `data` would leave there: a regular file
 /// (not a symbolic link) of this user with the mode a new one gets, holding the same bytes (same
-/// length, same CRC-32, same contents).
-fn same_contents(path: &Path, data: &[u8], mode: u32) -> bool {
+/// length, same CRC-32, same contents). If so, its stamp (taken before it was read).
+fn same_contents(path: &Path, data: &[u8], mode: u32) -> Option<Stamp> {
     use std::os::unix::fs::MetadataExt;
     let opened = File::options().read(true).custom_flags(libc_o_nofollow()).open(path);
-    let Ok(mut file) = opened else { return false };
-    match file.metadata() {
-        Ok(m)
-            if m.is_file()
-                && m.len() == data.len() as u64
-                && m.mode() & 0o7777 == mode
-                && m.uid() == rustix::process::geteuid().as_raw() => {}
-        _ => return false,
+    let mut file = opened.ok()?;
+    let m = file.metadata().ok()?;
+    let fits = m.is_file()
+        && m.len() == data.len() as u64
+        && m.mode() & 0o7777 == mode
+        && m.uid() == rustix::process::geteuid().as_raw();
+    if !fits {
+        return None;
     }
     let mut old = Vec::with_capacity(data.len());
-    if file.read_to_end(&mut old).is_err() {
-        return false;
-    }
-    crc32fast::hash(&old) == crc32fast::hash(data) && old == data
+    file.read_to_end(&mut old).ok()?;
+    (crc32fast::hash(&old) == crc32fast::hash(data) && old == data).then(|| stamp_of(&m))
 }
 
 #[cfg(test)]

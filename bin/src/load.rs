@@ -1,16 +1,19 @@
 //! Loading: a module file's path to its [`ModuleInfo`], or why the file cannot be used. One
 //! function, [`load`], does it for one file with its thread's [`Loader`]; [`while_finding`]
-//! runs it on every thread for each file as the walk finds it.
+//! runs it on every thread for each file as the walk finds it, unless [`recall`] finds the
+//! module cache's record of the file still good.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{AtFlags, Mode, OFlags};
 
 use depmod_core::ModuleInfo;
+use depmod_core::cache::{Cache, Record, Stamp, Time};
 use depmod_core::elf::LocalSymbols;
 use depmod_core::module::Scratch;
 use depmod_core::read_plan::StreamPlan;
@@ -20,6 +23,7 @@ use crate::decompress::{DecodeError, Decoders, Format, Sparse};
 use crate::log::Failed;
 use crate::par;
 use crate::read::{self, MAP, READ_WHOLE};
+use crate::walk::FoundFile;
 
 /// What loading made of one module file.
 pub type Loaded = Result<ModuleInfo, Failure>;
@@ -47,17 +51,61 @@ pub struct Loader {
 struct Opened {
     fd: OwnedFd,
     len: usize,
+    stamp: Stamp,
+}
+
+/// What a module file gave this run: the cache's record, or what reading it gave.
+#[derive(Debug)]
+pub enum Got<'c> {
+    /// The cache's record: the file's stamp is the one recorded. Its [`ModuleInfo`] is rebuilt
+    /// while the walk goes on, or (`None`) only when it is needed: a run that finds nothing
+    /// changed needs none.
+    Recalled(Record<'c>, Option<ModuleInfo>),
+    /// The file was read: what it gave, and its stamp (`fstat` before it was read).
+    Read { loaded: Loaded, stamp: Option<Stamp> },
 }
 
 /// Reads the module file at `path`: opens it, reads it (only the parts the parser reads, when
-/// it is large and uncompressed), decompresses it when its magic says so, and parses it.
-///
-/// Before anything is read, [`open`] has the path and the file's `fstat` (device, inode, size,
-/// times): a cache of parsed modules would answer between the two steps, from the thread's
-/// `Loader`.
-pub fn load(loader: &mut Loader, path: &[u8]) -> Loaded {
-    let file = open(path).map_err(Failure::Io)?;
-    read_and_parse(loader, &file)
+/// it is large and uncompressed), decompresses it when its magic says so, and parses it. With
+/// the file's stamp (`fstat` before it was read).
+pub fn load(loader: &mut Loader, path: &[u8]) -> (Loaded, Option<Stamp>) {
+    match open(path) {
+        Ok(file) => (read_and_parse(loader, &file), Some(file.stamp)),
+        Err(e) => (Err(Failure::Io(e)), None),
+    }
+}
+
+/// The record `cache` holds for `file` when the file's stamp (`stat`, before anything is read)
+/// is the one recorded.
+pub fn recall<'c>(cache: Option<&Cache<'c>>, file: FoundFile<'_>) -> Option<Record<'c>> {
+    let record = cache?.get(file.path)?;
+    let now = match file.at {
+        Some((dir, name)) => rustix::fs::statat(dir, name, AtFlags::empty()),
+        None => rustix::fs::stat(OsStr::from_bytes(file.path)),
+    };
+    (now.ok().map(|st| stamp(&st)) == Some(record.stamp())).then_some(record)
+}
+
+/// The record `cache` holds for `path` if it is still good (see [`recall`]), otherwise what
+/// reading the file gives.
+pub fn load_or_recall<'c>(loader: &mut Loader, cache: Option<&Cache<'c>>, path: &[u8]) -> Got<'c> {
+    if let Some(record) = recall(cache, FoundFile { path, at: None }) {
+        return Got::Recalled(record, None);
+    }
+    let (loaded, stamp) = load(loader, path);
+    Got::Read { loaded, stamp }
+}
+
+/// The module cache's stamp of a file: device, inode, size, modification and change times.
+#[allow(clippy::unnecessary_cast)] // the field types differ between targets
+pub fn stamp(st: &rustix::fs::Stat) -> Stamp {
+    Stamp {
+        dev: st.st_dev as u64,
+        ino: st.st_ino as u64,
+        size: st.st_size as u64,
+        mtime: Time { sec: st.st_mtime as i64, nsec: st.st_mtime_nsec as u32 },
+        ctime: Time { sec: st.st_ctime as i64, nsec: st.st_ctime_nsec as u32 },
+    }
 }
 
 /// Opens `path` for reading (one system call: musl's open adds an fcntl for `O_CLOEXEC`).
@@ -66,7 +114,7 @@ fn open(path: &[u8]) -> io::Result<Opened> {
     let fd = rustix::fs::open(OsStr::from_bytes(path), flags, Mode::empty())?;
     let st = rustix::fs::fstat(&fd)?;
     let len = usize::try_from(st.st_size).map_err(|_| io::ErrorKind::FileTooLarge)?;
-    Ok(Opened { fd, len })
+    Ok(Opened { fd, len, stamp: stamp(&st) })
 }
 
 fn read_and_parse(loader: &mut Loader, file: &Opened) -> Loaded {
@@ -130,34 +178,143 @@ fn report_sparse(sparse: &Sparse, locals: Option<&LocalSymbols>) {
     }
 }
 
-/// The loading phase: every module file `find` reports is loaded on `threads` threads while
-/// `find` goes on. Returns `find`'s modules with what loading made of each, in their order (a
-/// module whose file was not reported, or under another path, is loaded now).
-pub fn while_finding(
+/// What the loading phase found: the modules to index, and every file it loaded.
+#[derive(Debug)]
+pub struct Found<'c> {
+    /// The modules, in kmod's array order.
+    pub modules: Vec<Module>,
+    /// Each module's file in `files`.
+    pub slots: Vec<usize>,
+    /// Every file loaded, with what it gave: in the order the walk found them, then the
+    /// modules whose file it did not report (or under another path), loaded after it. A file
+    /// no module has lost to another of the same name.
+    pub files: Vec<(Vec<u8>, Got<'c>)>,
+}
+
+/// Records rebuilt per piece of work: enough to make handing it out cheap.
+const RUN: usize = 256;
+
+/// Work for the loading threads.
+enum Job<'c> {
+    /// Reads the file found `n`th, at this path.
+    Read(usize, Vec<u8>),
+    /// Rebuilds these records (of the files found at these places).
+    Rebuild(Vec<(usize, Record<'c>)>),
+}
+
+/// A file found: its path and record when it was recalled (`None`: handed over to be read).
+type FoundSoFar<'c> = Option<(Vec<u8>, Record<'c>)>;
+
+/// What the loading threads did.
+#[allow(clippy::large_enum_variant)] // each moved once: a box would cost an allocation per file
+enum Done<'c> {
+    Read(usize, Vec<u8>, Got<'c>),
+    Rebuilt(Vec<(usize, Option<ModuleInfo>)>),
+}
+
+/// The loading phase: each module file `find` reports is recalled from `cache` on the spot
+/// (its stamp taken where the walk is, which is cheap) or else loaded on `threads` threads
+/// while `find` goes on. The records recalled are rebuilt on those threads meanwhile when
+/// `rebuild` says so, or from the first file that has to be read on (a run that recalls every
+/// file may need none). A module whose file was not reported, or under another path, is loaded
+/// afterwards.
+pub fn while_finding<'c>(
     threads: usize,
-    find: impl FnOnce(&dyn Fn(&[u8])) -> Result<Vec<Module>, Failed>,
-) -> Result<(Vec<Module>, Vec<Loaded>), Failed> {
-    let (found, loaded) = par::map_with(
+    cache: Option<&Cache<'c>>,
+    rebuild: bool,
+    find: impl FnOnce(&dyn Fn(FoundFile<'_>)) -> Result<Vec<Module>, Failed>,
+) -> Result<Found<'c>, Failed> {
+    // Each file found, in order: its path and record when it was recalled (`None`: handed over
+    // to be read, with its path).
+    let found: RefCell<Vec<FoundSoFar<'c>>> = RefCell::default();
+    // Records recalled and not handed over yet to be rebuilt, and whether they are.
+    let recalled: RefCell<Vec<(usize, Record<'c>)>> = RefCell::default();
+    let rebuild = std::cell::Cell::new(rebuild);
+    let (modules, done) = par::map_with(
         threads,
         Loader::default,
-        |loader, _, path: Vec<u8>| {
-            let loaded = load(loader, &path);
-            (path, loaded)
+        |loader, _, job: Job<'c>| match job {
+            Job::Read(i, path) => {
+                let (loaded, stamp) = load(loader, &path);
+                Done::Read(i, path, Got::Read { loaded, stamp })
+            }
+            Job::Rebuild(records) => {
+                let infos = records.into_iter().map(|(i, r)| (i, r.info(&mut loader.scratch)));
+                Done::Rebuilt(infos.collect())
+            }
         },
-        |push| find(&|path| push(path.to_vec())),
+        |push| {
+            let modules = find(&|file| {
+                let mut found = found.borrow_mut();
+                let n = found.len();
+                match recall(cache, file) {
+                    Some(record) => {
+                        found.push(Some((file.path.to_vec(), record)));
+                        let mut recalled = recalled.borrow_mut();
+                        recalled.push((n, record));
+                        if rebuild.get() && recalled.len() >= RUN {
+                            push(Job::Rebuild(std::mem::take(&mut *recalled)));
+                        }
+                    }
+                    None => {
+                        push(Job::Read(n, file.path.to_vec()));
+                        found.push(None);
+                        rebuild.set(true);
+                    }
+                }
+            });
+            let rest = recalled.take();
+            if rebuild.get() && !rest.is_empty() {
+                push(Job::Rebuild(rest));
+            }
+            modules
+        },
     );
-    let modules = found?;
-    let mut by_path: HashMap<Vec<u8>, Loaded> = loaded.into_iter().collect();
-    let mut late = None;
-    let loaded = modules
-        .iter()
-        .map(|m| {
-            by_path
-                .remove(m.path())
-                .unwrap_or_else(|| load(late.get_or_insert_with(Loader::default), m.path()))
-        })
+    let modules = modules?;
+    let mut files: Vec<Option<(Vec<u8>, Got<'c>)>> = found
+        .into_inner()
+        .into_iter()
+        .map(|f| f.map(|(p, r)| (p, Got::Recalled(r, None))))
         .collect();
-    Ok((modules, loaded))
+    for d in done {
+        match d {
+            Done::Read(i, path, got) => {
+                if let Some(slot) = files.get_mut(i) {
+                    *slot = Some((path, got));
+                }
+            }
+            Done::Rebuilt(infos) => {
+                for (i, info) in infos {
+                    if let Some(Some((_, Got::Recalled(_, slot)))) = files.get_mut(i) {
+                        *slot = info;
+                    }
+                }
+            }
+        }
+    }
+    // Every file handed over came back.
+    let mut files: Vec<(Vec<u8>, Got<'c>)> = files.into_iter().flatten().collect();
+    let mut slots = Vec::with_capacity(modules.len());
+    let mut late = Vec::new();
+    {
+        let by_path: HashMap<&[u8], usize> =
+            files.iter().enumerate().map(|(i, (path, _))| (&path[..], i)).collect();
+        for m in &modules {
+            match by_path.get(m.path()) {
+                Some(&i) => slots.push(i),
+                None => {
+                    slots.push(files.len() + late.len());
+                    late.push(m.path().to_vec());
+                }
+            }
+        }
+    }
+    let mut loader = Loader::default();
+    for path in late {
+        let got = load_or_recall(&mut loader, cache, &path);
+        files.push((path, got));
+    }
+    Ok(Found { modules, slots, files })
 }
 
 #[cfg(test)]
@@ -202,7 +359,7 @@ mod tests {
             let path = dir.write(name, &file);
             let path = path.as_os_str().as_bytes();
             let whole = ModuleInfo::parse(&plain);
-            match load(&mut loader, path) {
+            match load(&mut loader, path).0 {
                 Ok(info) => assert!(same(&info, &whole), "{name}"),
                 Err(Failure::Decode(DecodeError::NotBuiltIn(Format::Xz))) => {
                     assert!(!Format::Xz.is_built_in());
@@ -210,7 +367,7 @@ mod tests {
                 Err(e) => panic!("{name}: {e:?}"),
             }
         }
-        let missing = load(&mut loader, b"/nonexistent/x.ko");
+        let missing = load(&mut loader, b"/nonexistent/x.ko").0;
         assert!(matches!(missing, Err(Failure::Io(e)) if e.kind() == io::ErrorKind::NotFound));
     }
 
@@ -251,30 +408,37 @@ mod tests {
         assert_eq!(whole.imports().next().map(|i| i.name), Some(&b"needed_locally"[..]));
     }
 
-    /// The results follow the modules' order, whatever order the files were found in, and a
-    /// module whose file was not reported is loaded too.
+    /// Each module finds its file, whatever order the files were found in, and a module whose
+    /// file was not reported is loaded too.
     #[test]
-    fn results_in_module_order() {
+    fn every_module_finds_its_file() {
         let dir = TempDir::new("while-finding");
         let a = dir.write("a.ko", &module(&[], &["a"], &[]));
         let b = dir.write("b.ko", &module(&[], &["b"], &[]));
         let c = dir.write("c.ko", b"not elf");
         let module_of = |p: &std::path::Path| Module::new(p.as_os_str().as_bytes().to_vec(), b"/");
-        let (modules, loaded) = while_finding(2, |found| {
-            found(c.as_os_str().as_bytes());
-            found(a.as_os_str().as_bytes());
+        let found = while_finding(2, None, true, |found| {
+            found(FoundFile { path: c.as_os_str().as_bytes(), at: None });
+            found(FoundFile { path: a.as_os_str().as_bytes(), at: None });
             Ok(vec![module_of(&a), module_of(&b), module_of(&c)])
         })
         .unwrap();
-        assert_eq!(modules.len(), 3);
-        let exports: Vec<Vec<u8>> = loaded
+        assert_eq!(found.modules.len(), 3);
+        assert_eq!(found.slots, [1, 2, 0]);
+        let loaded: Vec<&ModuleInfo> = found
+            .slots
             .iter()
-            .map(|l| {
-                l.as_ref().unwrap().exports().map(|(n, _)| n.to_vec()).collect::<Vec<_>>().concat()
+            .map(|&i| match &found.files[i].1 {
+                Got::Read { loaded: Ok(info), stamp: Some(_) } => info,
+                other => panic!("{other:?}"),
             })
             .collect();
+        let exports: Vec<Vec<u8>> = loaded
+            .iter()
+            .map(|l| l.exports().map(|(n, _)| n.to_vec()).collect::<Vec<_>>().concat())
+            .collect();
         assert_eq!(exports, [b"a".to_vec(), b"b".to_vec(), vec![]]);
-        assert!(loaded[2].as_ref().unwrap().elf_error.is_some());
-        assert!(while_finding(1, |_| Err(Failed)).is_err());
+        assert!(loaded[2].elf_error.is_some());
+        assert!(while_finding(1, None, true, |_| Err(Failed)).is_err());
     }
 }

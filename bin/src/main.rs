@@ -9,6 +9,7 @@
 //! alone turns into the exit status.
 
 mod alloc;
+mod cache;
 mod cli;
 mod config;
 mod decompress;

@@ -44,6 +44,11 @@ const ALL: [Kind; 11] = [
     Kind::Devname,
 ];
 
+/// The names of the outputs, in kmod's order.
+pub fn names() -> [&'static str; 11] {
+    ALL.map(Kind::name)
+}
+
 impl Kind {
     fn name(self) -> &'static str {
         match self {
@@ -157,7 +162,7 @@ fn make<'a>(kind: Kind, index: &Index<'a>, inputs: &'a Inputs) -> Made<'a> {
 
 /// Generates every output (the text ones only, for `-n`) on up to `threads` threads, then
 /// reports and hands them to `sink` in kmod's order. Fails when an output could not be made or
-/// written.
+/// written; otherwise says whether anything was reported (shown or not at this verbosity).
 pub fn build(
     log: &Log,
     dirs: &Dirs,
@@ -165,7 +170,7 @@ pub fn build(
     dry_run: bool,
     threads: usize,
     sink: &mut Sink<'_>,
-) -> Result<(), Failed> {
+) -> Result<bool, Failed> {
     let kinds: Vec<Kind> = ALL.into_iter().filter(|k| !dry_run || k.is_text()).collect();
     let inputs = if dry_run {
         Inputs { builtin: Ok(Vec::new()), modinfo: Ok(Vec::new()) }
@@ -174,9 +179,10 @@ pub fn build(
     };
     let made_all =
         par::map_slice_with(&kinds, threads, || (), |_, _, &kind| make(kind, index, &inputs));
+    let mut said = false;
     for (kind, made) in kinds.iter().zip(made_all) {
         for m in made.messages {
-            report(log, dirs, index.warn_duplicates, m);
+            said |= report(log, dirs, index.warn_duplicates, m);
         }
         if let Some(e) = made.error {
             report_bin_error(log, &e);
@@ -184,10 +190,11 @@ pub fn build(
         }
         sink.put(kind.name(), &made.data)?;
     }
-    Ok(())
+    Ok(said)
 }
 
-fn report(log: &Log, dirs: &Dirs, warn_dups: bool, message: Message<'_>) {
+/// Reports one message; whether it is one (a duplicate is one only with `-w`).
+fn report(log: &Log, dirs: &Dirs, warn_dups: bool, message: Message<'_>) -> bool {
     match message {
         Message::Notice(Notice::UnmatchedBracket(alias)) => {
             log!(log, Warning, "Unmatched bracket in ", alias);
@@ -195,7 +202,7 @@ fn report(log: &Log, dirs: &Dirs, warn_dups: bool, message: Message<'_>) {
         Message::Notice(Notice::Duplicate { kind, text }) if warn_dups => {
             log!(log, Warning, "duplicate module ", kind, ":\n", text);
         }
-        Message::Notice(Notice::Duplicate { .. }) => {}
+        Message::Notice(Notice::Duplicate { .. }) => return false,
         Message::Notice(Notice::InvalidBuiltinLine(line)) => {
             log!(log, Error, "Invalid modules.builtin line: ", line);
         }
@@ -212,6 +219,7 @@ fn report(log: &Log, dirs: &Dirs, warn_dups: bool, message: Message<'_>) {
             ") but lacks major and minor information. Ignoring."
         ),
     }
+    true
 }
 
 fn report_bin_error(log: &Log, e: &BinError) {

@@ -8,7 +8,7 @@ use crate::cli::{Dirs, Options};
 use crate::install::Sink;
 use crate::kernel_symbols;
 use crate::log::{Failed, Log, log};
-use crate::{config, find, load, outputs, par, quick, resolve, usable};
+use crate::{cache, config, find, load, outputs, par, quick, resolve, usable};
 
 /// Runs depmod with parsed options.
 pub fn run(log: &mut Log, opts: &Options) -> Result<(), Failed> {
@@ -27,10 +27,13 @@ pub fn run(log: &mut Log, opts: &Options) -> Result<(), Failed> {
     index(log, opts, &dirs, &version)
 }
 
-/// Finds, reads and indexes the modules (all of them, or the files named after the version).
+/// Finds, reads and indexes the modules (all of them, or the files named after the version),
+/// with the module cache: files whose stamps it records are not read, and when nothing that
+/// decides the indexes changed, those in place are left as they are.
 fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), Failed> {
     let phases = Phases::start();
     let threads = par::thread_count();
+    let inputs = cache::Inputs::stamp(opts, dirs);
     let kernel = kernel_symbols::load(log, opts, &dirs.input)?;
     let options = resolve::options(log, opts.errsyms, &kernel);
     let explicit = opts.module_files();
@@ -38,20 +41,49 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
         None => config::load(log, &opts.config, version),
         Some(_) => Config::default(),
     };
-    let (modules, loaded) =
-        load::while_finding(threads, |found| find::modules(log, dirs, &config, explicit, found))?;
-    phases.mark("walk and load");
-    let (modules, infos) = usable::keep(log, modules, loaded);
-    phases.mark("keep");
-    let symbols = resolve::symbols(&kernel, &infos, opts.symbol_prefix);
-    phases.mark("exports");
+    phases.mark("config");
+    let file = cache::File::read(log, opts, dirs);
+    phases.mark("cache read");
+    let session = cache::Session::new(log, opts, dirs, &config, &file, inputs);
+    phases.mark("cache check");
     let verbose = opts.verbose > 0;
-    let graph = resolve::dependencies(log, &modules, &symbols, &infos, options, verbose, threads);
+    // The dependency pass has messages to print, whatever the cache says.
+    let messages = verbose || options.print_unknown;
+    let rebuild = session.rebuild_early(messages);
+    let found = load::while_finding(threads, session.cache(), rebuild, |found| {
+        find::modules(log, dirs, &config, explicit, found)
+    })?;
+    if phases.on() {
+        let recalled = found.files.iter().filter(|(_, got)| matches!(got, load::Got::Recalled(..)));
+        let recalled = recalled.count();
+        let read = found.files.len() - recalled;
+        phases.mark(&format!("walk and load ({recalled} files recalled, {read} read)"));
+    }
+    let unchanged = session.unchanged(&found);
+    if unchanged {
+        session.refresh(log, &found);
+        if !messages {
+            phases.mark("indexes current");
+            return keep_indexes(log, dirs);
+        }
+    }
+    let (modules, loaded, entries) = cache::split(found, threads);
+    phases.mark("recall");
+    let kept = usable::keep(log, modules, loaded);
+    phases.mark("keep");
+    let (modules, infos) = (&kept.modules, &kept.infos);
+    let symbols = resolve::symbols(&kernel, infos, opts.symbol_prefix);
+    phases.mark("exports");
+    let graph = resolve::dependencies(log, modules, &symbols, infos, options, verbose, threads);
     phases.mark("resolve");
-    let order = resolve::order(log, &modules, &graph)?;
+    if unchanged {
+        phases.mark("indexes current");
+        return keep_indexes(log, dirs);
+    }
+    let order = resolve::order(log, modules, &graph)?;
     let index = Index {
-        modules: &modules,
-        infos: &infos,
+        modules,
+        infos,
         symbols: &symbols,
         graph: &graph,
         order: &order,
@@ -59,11 +91,27 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
     };
     let mut sink = Sink::open(log, opts.dry_run, &dirs.output)?;
     phases.mark("sort");
-    outputs::build(log, dirs, &index, opts.dry_run, threads, &mut sink)?;
-    phases.mark("outputs");
-    sink.finish()?;
-    phases.mark("install");
+    // The new cache is encoded beside the outputs, and written after the indexes.
+    let (built, writer) = std::thread::scope(|s| {
+        let writer = session.encode_beside(s, &entries, &kept);
+        let built = outputs::build(log, dirs, &index, opts.dry_run, threads, &mut sink);
+        phases.mark("outputs");
+        let built = built.and_then(|said| Ok((said, sink.finish()?)));
+        phases.mark("install");
+        (built, writer.map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))))
+    });
+    let (said, installed) = built?;
+    session.write(log, writer.flatten(), &installed, said);
+    phases.mark("cache written");
     Ok(())
+}
+
+/// Ends a run that found the indexes in place current, as a run whose outputs all equal the
+/// files in place ends: `modules.dep` is touched, so that `-A` sees them current.
+fn keep_indexes(log: &Log, dirs: &Dirs) -> Result<(), Failed> {
+    let mut sink = Sink::open(log, false, &dirs.output)?;
+    sink.unchanged(&outputs::names());
+    sink.finish().map(drop)
 }
 
 /// libkmod's INFO messages about its context, printed at `-vv` when it is created and released.
@@ -104,6 +152,10 @@ impl Phases {
     fn start() -> Self {
         let on = std::env::var_os("DEPMOD_TIMING").is_some_and(|v| v == "1");
         Phases { start: on.then(std::time::Instant::now) }
+    }
+
+    fn on(&self) -> bool {
+        self.start.is_some()
     }
 
     fn mark(&self, phase: &str) {

@@ -10,34 +10,47 @@ use depmod_core::tree::Module;
 use crate::load::{Failure, Loaded};
 use crate::log::{Log, log};
 
+/// The usable modules with their metadata, and where each module went.
+pub struct Kept {
+    pub modules: Vec<Module>,
+    pub infos: Vec<ModuleInfo>,
+    /// For each module given, its place in `modules` (`None`: left out).
+    pub places: Vec<Option<usize>>,
+}
+
 /// Reports what loading found wrong, in array order, and keeps the usable modules with their
 /// metadata.
-pub fn keep(
-    log: &Log,
-    modules: Vec<Module>,
-    loaded: Vec<Loaded>,
-) -> (Vec<Module>, Vec<ModuleInfo>) {
-    let mut kept = (Vec::with_capacity(modules.len()), Vec::with_capacity(modules.len()));
+pub fn keep(log: &Log, modules: Vec<Module>, loaded: Vec<Loaded>) -> Kept {
+    let n = modules.len();
+    let mut kept = Kept {
+        modules: Vec::with_capacity(n),
+        infos: Vec::with_capacity(n),
+        places: Vec::with_capacity(n),
+    };
     for (m, l) in modules.into_iter().zip(loaded) {
         let path = m.path();
         let info = match l {
             Err(Failure::Io(e)) => {
                 log!(log, Error, path, ": cannot be read: ", e, "; the module is not indexed");
+                kept.places.push(None);
                 continue;
             }
             Err(Failure::Decode(e)) => {
                 log!(log, Error, path, ": ", e.to_string(), "; the module is not indexed");
+                kept.places.push(None);
                 continue;
             }
             Ok(info) => info,
         };
         if let Some(e) = info.elf_error {
             log!(log, Error, path, ": ", e.to_string(), "; the module is not indexed");
+            kept.places.push(None);
             continue;
         }
         report_defects(log, path, &info);
-        kept.0.push(m);
-        kept.1.push(info);
+        kept.places.push(Some(kept.modules.len()));
+        kept.modules.push(m);
+        kept.infos.push(info);
     }
     kept
 }
@@ -93,10 +106,11 @@ mod tests {
             Ok(ModuleInfo::parse(&bad_strings)),
         ];
         let log = Log::capturing();
-        let (kept, infos) = keep(&log, modules, loaded);
-        let names: Vec<&[u8]> = kept.iter().map(|m| m.name()).collect();
+        let kept = keep(&log, modules, loaded);
+        let names: Vec<&[u8]> = kept.modules.iter().map(|m| m.name()).collect();
         assert_eq!(names, [&b"good"[..], b"strings"]);
-        assert_eq!(infos.len(), 2);
+        assert_eq!(kept.infos.len(), 2);
+        assert_eq!(kept.places, [Some(0), None, None, None, Some(1)]);
         assert_eq!(
             log.take(),
             format!(

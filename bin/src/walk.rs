@@ -4,7 +4,7 @@ use std::ffi::CStr;
 use std::io;
 
 use depmod_core::tree::ModuleSet;
-use rustix::fd::{AsFd, AsRawFd, OwnedFd};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags};
 
 use crate::log::{Errno, Log, Octal, log};
@@ -19,8 +19,16 @@ pub fn is_module_name(name: &[u8]) -> bool {
     EXTENSIONS.iter().any(|ext| name.len() > ext.len() && name.ends_with(ext))
 }
 
+/// A module file found: its path, and where the walk found it (its directory, open, and its
+/// name there), which makes `fstatat` on it cheaper than `stat` on its path.
+#[derive(Clone, Copy, Debug)]
+pub struct FoundFile<'a> {
+    pub path: &'a [u8],
+    pub at: Option<(BorrowedFd<'a>, &'a CStr)>,
+}
+
 /// What the walk tells of each module file it finds.
-pub type Found<'a> = &'a dyn Fn(&[u8]);
+pub type Found<'a> = &'a dyn Fn(FoundFile<'_>);
 
 /// Walks one directory tree, adding module files to a [`ModuleSet`].
 pub struct Walk<'a, 'c> {
@@ -129,7 +137,8 @@ impl<'a, 'c> Walk<'a, 'c> {
                 self.subdir(&dir, entry.file_name(), dfd, path);
             } else if is_module_name(name) {
                 if let Some(found) = self.found {
-                    found(path);
+                    let at = dir.fd().ok().map(|fd| (fd, entry.file_name()));
+                    found(FoundFile { path, at });
                 }
                 self.set.add(path.clone());
             }

@@ -4,6 +4,10 @@
 //! (uncompressed), its 6.12 kernel (`.ko.xz`), and the cloud tree recompressed with `zstd -19`.
 //! For a gzip recompression, which Debian's kmod cannot read, the expectation is the uncompressed
 //! tree's outputs with `.ko` paths turned into `.ko.gz`.
+//!
+//! `DEPMOD_RS_WARM=1` runs each of ours with a warm module cache: on the same copy, once its
+//! modules are settled, a first run writes the cache (an empty `modules.cache.bin` asks for one
+//! under `-b`), its indexes are removed, and the run compared recalls every module from it.
 
 mod common;
 
@@ -15,6 +19,9 @@ use common::{
     recompressed, scratch, tree,
 };
 use depmod_core::index::reader::Index;
+
+/// The module cache's name.
+const CACHE: &str = "modules.cache.bin";
 
 /// Both depmods on copies of a tree; everything must be identical.
 fn conform(label: &str, tree: Option<(PathBuf, String)>) {
@@ -32,6 +39,7 @@ fn conform_with(depmod: &Depmod, label: &str, tree: Option<(PathBuf, String)>) {
         panic!("{label} ({version}): outputs differ from kmod 34.2:\n{diff}");
     }
     assert_eq!(their_err, our_err, "{label}: stderr differs from kmod 34.2");
+    assert!(!theirs.join(CACHE).exists(), "{label}: a module cache in kmod's tree");
     let _ = fs::remove_dir_all(&work);
 }
 

@@ -1,6 +1,9 @@
 //! Faults: depmod killed at random moments, a full filesystem, a read-only output directory,
 //! runs racing on one tree, and repeated runs on an unchanged tree. Every index must always be
 //! the complete old file or the complete new one, and a failure must say so and exit non-zero.
+//! The module cache (`modules.cache.bin`, asked for by an empty file: the tree is given with
+//! `-b`) is always a valid cache or absent; one that cannot be written never fails a run whose
+//! indexes were.
 //!
 //! The tree is a hard-linked copy of Debian 12's cloud-amd64 modules (1,100 files). "Old"
 //! indexes are those of the tree without one module; "new" ones, of the whole tree.
@@ -8,12 +11,32 @@
 mod common;
 
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Depmod, OUTPUTS, is_root, link_tree, scratch, tree};
+use depmod_core::cache::{Cache, Identity};
+
+/// The module cache's name, and the identity this build records (bin/src/cache.rs).
+const CACHE: &str = "modules.cache.bin";
+const PROGRAM: &str =
+    concat!("depmod-rs ", env!("CARGO_PKG_VERSION"), " build ", env!("DEPMOD_BUILD_ID"));
+
+/// The cache in `dir` (written for the module directory `tree`), checked: `Ok(None)` when
+/// there is none, or only the empty file that asks for one; how many modules it holds.
+fn cache_in(dir: &Path, tree: &Path) -> Result<Option<usize>, String> {
+    let Ok(bytes) = fs::read(dir.join(CACHE)) else { return Ok(None) };
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    let bytes: Arc<[u8]> = bytes.into();
+    let identity = Identity { program: PROGRAM.as_bytes(), tree: tree.as_os_str().as_bytes() };
+    Cache::parse(&bytes, identity).map(|c| Some(c.len())).map_err(|e| e.to_string())
+}
 
 /// The module left out of the "old" state: it exports symbols others use, so most indexes change.
 const LEFT_OUT: &str = "kernel/drivers/virtio/virtio_ring.ko";
@@ -38,6 +61,10 @@ impl Fixture {
         for name in OUTPUTS {
             let _ = fs::remove_file(f.moddir().join(name));
         }
+        // A cache here too (the hard links just made are not settled: it holds them once the
+        // runs below are a second later).
+        fs::write(f.moddir().join(CACHE), b"").unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
         let left_out = f.moddir().join(LEFT_OUT);
         let aside = f.work.join("left-out.ko");
         fs::rename(&left_out, &aside).unwrap();
@@ -119,6 +146,11 @@ impl Fixture {
     }
 }
 
+/// Checks that the cache in `dir` is valid or absent.
+fn cache_valid_or_none(dir: &Path, tree: &Path, context: &str) -> Option<usize> {
+    cache_in(dir, tree).unwrap_or_else(|e| panic!("{context}: the cache is not valid: {e}"))
+}
+
 /// Temporary files depmod left in `dir`.
 fn leftovers(dir: &Path) -> Vec<String> {
     fs::read_dir(dir)
@@ -163,7 +195,7 @@ fn kill_at_random_moments_leaves_old_or_new_indexes() {
     assert!(f.depmod(&[]).status.success());
     let span = start.elapsed().as_micros() as u64;
     let mut rng = Rng::from_env();
-    let (mut all_old, mut all_new, mut mixed, mut finished) = (0, 0, 0, 0);
+    let (mut all_old, mut all_new, mut mixed, mut finished, mut caches) = (0, 0, 0, 0, 0);
     for i in 0..100 {
         f.install_old(&moddir);
         let delay = rng.next() % span.max(1);
@@ -177,21 +209,25 @@ fn kill_at_random_moments_leaves_old_or_new_indexes() {
         let _ = child.kill();
         let status = child.wait().unwrap();
         finished += usize::from(status.success());
-        match f.old_or_new(&moddir, &format!("kill {i} after {delay} µs")) {
+        let context = format!("kill {i} after {delay} µs");
+        match f.old_or_new(&moddir, &context) {
             0 => all_old += 1,
             n if n == f.changed() => all_new += 1,
             _ => mixed += 1,
         }
+        caches += usize::from(cache_valid_or_none(&moddir, &moddir, &context).is_some());
     }
     eprintln!(
         "faults: 100 kills over {span} µs: {all_old} left the old set, {all_new} the new set, \
-         {mixed} a mix of complete files ({finished} runs had finished)"
+         {mixed} a mix of complete files ({finished} runs had finished); a valid cache after \
+         {caches}, none after the others"
     );
     // The next run removes what killed runs left behind, and completes.
     let out = f.depmod(&[]);
     assert!(out.status.success());
     assert_eq!(f.old_or_new(&moddir, "after the kills"), f.changed());
     assert!(leftovers(&moddir).is_empty(), "left behind: {:?}", leftovers(&moddir));
+    assert!(cache_valid_or_none(&moddir, &moddir, "after the kills").is_some());
     let _ = fs::remove_dir_all(&f.work);
 }
 
@@ -301,7 +337,46 @@ fn concurrent_runs_leave_complete_indexes() {
         }
         assert_eq!(f.old_or_new(&moddir, &format!("round {round}")), f.changed());
         assert!(leftovers(&moddir).is_empty(), "left behind: {:?}", leftovers(&moddir));
+        let cache = cache_valid_or_none(&moddir, &moddir, &format!("round {round}"));
+        assert!(cache.is_some(), "round {round}: no cache");
     }
+}
+
+/// A cache that cannot be written (the file system fills up after the indexes) is reported at
+/// `-v`; the run, whose indexes are written, succeeds, and nothing is left behind.
+#[test]
+fn a_cache_that_cannot_be_written_never_fails_the_run() {
+    let Some(f) = Fixture::new("faults-cache-full") else { return };
+    let moddir = f.moddir();
+    let cache_size = fs::metadata(moddir.join(CACHE)).unwrap().len();
+    assert!(cache_size > 0, "the fixture's runs wrote a cache");
+    let out_root = f.work.join("out");
+    let Some(_mount) = Mount::tmpfs(&out_root, "size=8m") else { return };
+    let outdir = out_root.join("lib/modules").join(&f.version);
+    fs::create_dir_all(&outdir).unwrap();
+    fs::write(outdir.join(CACHE), b"").unwrap();
+    // Room for the indexes (each rounded up to pages), not for the cache as well.
+    let indexes: u64 = f.new.iter().map(|(_, d)| (d.len() as u64).div_ceil(4096) * 4096).sum();
+    let st = rustix::fs::statvfs(&out_root).unwrap();
+    let free = st.f_bavail * st.f_frsize;
+    let filler = free - indexes - 8 * 4096 - cache_size / 2;
+    fs::write(out_root.join("filler"), vec![0xa5u8; filler as usize]).unwrap();
+    let out = f.depmod(&["-v", "-o", out_root.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the run failed: {stderr}");
+    let message = format!(
+        "depmod: NOTICE: could not write {}/{CACHE}: No space left on device (the indexes are \
+         written)\n",
+        outdir.display()
+    );
+    assert!(stderr.contains(&message), "message: {stderr}");
+    assert_eq!(f.old_or_new(&outdir, "cache on a full disk"), f.changed());
+    assert!(leftovers(&outdir).is_empty(), "left behind: {:?}", leftovers(&outdir));
+    assert_eq!(fs::read(outdir.join(CACHE)).unwrap(), b"", "the old cache was replaced");
+    // With room again, it is written.
+    fs::remove_file(out_root.join("filler")).unwrap();
+    assert!(f.depmod(&["-o", out_root.to_str().unwrap()]).status.success());
+    assert!(cache_valid_or_none(&outdir, &moddir, "with room again").is_some());
 }
 
 /// (inode, modification time in ns) of each index.

@@ -7,6 +7,11 @@
 //! kmod's run; where the scenario says `kmod skip` or `kmod differs`, `expected/` comes from our
 //! run and must be reviewed by hand (and `expected-kmod/` from kmod's).
 //!
+//! `DEPMOD_RS_WARM=1` runs ours with a warm module cache: once the tree is settled, the same run
+//! first writes a cache (asked for by an empty `modules.cache.bin`: the runs give `-b`), its
+//! indexes are removed, and the run compared recalls the modules from it. The cache is left
+//! in the tree, and checked: valid, or (a run that fails) still the empty file.
+//!
 //! Scenario syntax (paths relative to the scenario root; `$MOD` is `lib/modules/VERSION`):
 //! ```text
 //! # comment
@@ -109,15 +114,34 @@ fn normalise(text: &[u8], root: &Path) -> Vec<u8> {
 }
 
 fn run(s: &Scenario, depmod: &Depmod, root: &Path) -> Results {
+    run_timed(s, depmod, root, &mut Vec::new())
+}
+
+/// [`run`], with `DEPMOD_TIMING`'s lines (ours alone prints them) taken out of stderr into
+/// `timing` when it is not empty.
+fn run_timed(s: &Scenario, depmod: &Depmod, root: &Path, timing: &mut Vec<String>) -> Results {
     let args =
         s.args.clone().unwrap_or_else(|| format!("-b $ROOT -C $ROOT/etc/depmod.d {}", s.version));
     let args: Vec<String> =
         args.split_whitespace().map(|a| a.replace("$ROOT", root.to_str().unwrap())).collect();
-    let out = depmod.run(&args);
+    let mut cmd = depmod.command(&args);
+    let timed = !timing.is_empty();
+    if timed {
+        timing.clear();
+        cmd.env("DEPMOD_TIMING", "1");
+    }
+    let out = cmd.output().expect("depmod runs");
+    let mut stderr = Vec::new();
+    for line in out.stderr.split_inclusive(|&c| c == b'\n') {
+        match line.strip_prefix(b"depmod: timing: ").filter(|_| timed) {
+            Some(t) => timing.push(String::from_utf8_lossy(t).into_owned()),
+            None => stderr.extend_from_slice(line),
+        }
+    }
     let mut files = vec![
         ("exit".to_string(), format!("{}\n", out.status.code().unwrap_or(-1)).into_bytes()),
         ("stdout".to_string(), normalise(&out.stdout, root)),
-        ("stderr".to_string(), normalise(&out.stderr, root)),
+        ("stderr".to_string(), normalise(&stderr, root)),
     ];
     let dir = root.join(format!("lib/modules/{}", s.version));
     for name in OUTPUTS {
@@ -126,6 +150,30 @@ fn run(s: &Scenario, depmod: &Depmod, root: &Path) -> Results {
         }
     }
     Results { files }
+}
+
+/// The module cache's name.
+const CACHE: &str = "modules.cache.bin";
+/// The identity this build records (bin/src/cache.rs).
+const PROGRAM: &str =
+    concat!("depmod-rs ", env!("CARGO_PKG_VERSION"), " build ", env!("DEPMOD_BUILD_ID"));
+
+/// The cache in the module directory `dir`, if any, is the empty file that asks for one or a
+/// valid cache of this build for `dir`.
+fn check_cache(dir: &Path) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(data) = fs::read(dir.join(CACHE)) else { return Ok(()) };
+    if data.is_empty() {
+        return Ok(());
+    }
+    let data: std::sync::Arc<[u8]> = data.into();
+    let identity = depmod_core::cache::Identity {
+        program: PROGRAM.as_bytes(),
+        tree: dir.as_os_str().as_bytes(),
+    };
+    depmod_core::cache::Cache::parse(&data, identity)
+        .map(drop)
+        .map_err(|e| format!("{}: {e}", dir.join(CACHE).display()))
 }
 
 fn read_expected(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -168,6 +216,8 @@ fn golden_scenarios() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let kmod = kmod34();
     let only = std::env::var("GOLDEN_ONLY").ok();
+    let warm = std::env::var_os("DEPMOD_RS_WARM").is_some_and(|v| !v.is_empty() && v != "0");
+    let mut recalled = 0;
     let mut failures = Vec::new();
     let mut count = 0;
     for dir in scenario_dirs("golden") {
@@ -182,7 +232,27 @@ fn golden_scenarios() {
 
         let ours_root = work.join("ours");
         build(&s, &ours_root);
-        let ours = run(&s, &Depmod::Ours, &ours_root);
+        let moddir = ours_root.join(format!("lib/modules/{}", s.version));
+        let ours = if warm {
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+            fs::write(moddir.join(CACHE), b"").unwrap();
+            run(&s, &Depmod::Ours, &ours_root);
+            for name in OUTPUTS {
+                let _ = fs::remove_file(moddir.join(name));
+            }
+            let mut timing = vec![String::new()];
+            let ours = run_timed(&s, &Depmod::Ours, &ours_root, &mut timing);
+            let walk = timing.iter().find(|l| l.contains("files recalled"));
+            let n =
+                walk.and_then(|l| l.split('(').nth(1)?.split(' ').next()?.parse::<usize>().ok());
+            recalled += n.unwrap_or(0);
+            ours
+        } else {
+            run(&s, &Depmod::Ours, &ours_root)
+        };
+        if let Err(e) = check_cache(&moddir) {
+            failures.push(format!("[{name}] {e}"));
+        }
 
         let kmod_results = match (&kmod, &s.kmod) {
             (Some(k), KmodRole::Compare | KmodRole::Differs) => {
@@ -224,6 +294,10 @@ fn golden_scenarios() {
         }
     }
     assert!(count > 0, "no scenario matched");
+    if warm {
+        eprintln!("golden: ours with a warm cache recalled {recalled} module files");
+        assert!(recalled > 0, "no warm run recalled any module from the cache");
+    }
     if !failures.is_empty() {
         panic!(
             "{} problem(s) in {count} scenarios (UPDATE_GOLDEN=1 rewrites expected/ from \

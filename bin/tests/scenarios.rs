@@ -20,6 +20,10 @@
 //! which change with every Debian kernel update. `SCENARIO_ONLY=text` runs the scenarios whose
 //! name contains `text`; `DEPMOD_RS_TREE` picks the real tree (see `common::main_tree`).
 //!
+//! `DEPMOD_RS_WARM=1` runs every run of ours with a warm module cache (`scenario_runner/warm.rs`).
+//! In either mode the cache file is checked (never in kmod's tree; in ours, empty or valid) and
+//! then left out of what is compared.
+//!
 //! Syntax, one step per line (`#` comments; `$ROOT`, `$VERSION` and `$MOD` =
 //! `lib/modules/$VERSION` are replaced in arguments, paths and file contents):
 //! ```text
@@ -67,6 +71,8 @@ mod outcome;
 mod sandbox;
 #[path = "scenario_runner/trees.rs"]
 mod trees;
+#[path = "scenario_runner/warm.rs"]
+mod warm;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -385,6 +391,7 @@ fn execute(
     version: &str,
     work: &Path,
     host: Option<&HostConfig>,
+    timing: bool,
 ) -> Outcome {
     let args: Vec<String> = run.args.iter().map(|a| subst(a, root, version)).collect();
     // Ours runs as plain `depmod` found in PATH, as kmod runs with `--argv0 depmod`: getopt's
@@ -448,6 +455,9 @@ fn execute(
         run.cwd.as_deref().map_or_else(|| work.to_path_buf(), |c| subst(c, root, version).into()),
     );
     cmd.env("PATH", path);
+    if timing {
+        cmd.env("DEPMOD_TIMING", "1");
+    }
     for (k, v) in &run.env {
         cmd.env(k, v);
     }
@@ -501,6 +511,9 @@ struct Context {
     real: Option<(PathBuf, String)>,
     host: Option<Option<HostConfig>>,
     update: bool,
+    warm: bool,
+    /// What the warm runs took from the cache.
+    cache_use: warm::Use,
 }
 
 /// Runs one scenario; its problems.
@@ -531,11 +544,14 @@ fn run_scenario(dir: &Path, ctx: &mut Context) -> Vec<String> {
     }
     let mut problems = Vec::new();
     let mut runs = 0;
+    // When our copy last changed, for a warm run (its files must have settled).
+    let mut changed = Instant::now();
     for action in &s.actions {
         let Action::Run(run) = action else {
             for (_, root) in &copies {
                 apply(action, root, &run_root, &s.version);
             }
+            changed = Instant::now();
             continue;
         };
         runs += 1;
@@ -554,17 +570,38 @@ fn run_scenario(dir: &Path, ctx: &mut Context) -> Vec<String> {
                 _ => Depmod::Ours,
             };
             fs::rename(root, &run_root).unwrap();
-            let before = snapshot(&run_root);
+            let host = ctx.host.as_ref().and_then(Option::as_ref);
+            if ctx.warm && *who == "ours" {
+                // The same run first, for the cache it writes; then everything else back.
+                let saved = warm::Snapshot::take(&run_root);
+                warm::settle_since(changed);
+                warm::ask_for_cache(&run_root, &s.version);
+                execute(&depmod, run, &run_root, &s.version, &work, host, false);
+                saved.restore(&run_root);
+            }
+            let mut before = snapshot(&run_root);
             let without = if *who == "kmod" { &run.kmod_without[..] } else { &[] };
             let aside = work.join("aside");
             move_files(without, &run_root, &aside);
-            let host = ctx.host.as_ref().and_then(Option::as_ref);
-            let mut o = execute(&depmod, run, &run_root, &s.version, &work, host);
+            let warm = ctx.warm && *who == "ours";
+            let mut o = execute(&depmod, run, &run_root, &s.version, &work, host, warm);
+            if warm {
+                // Only the timing lines asked for here: what the cache gave.
+                o.stderr = ctx.cache_use.take_timing(&o.stderr);
+            }
             if !without.is_empty() {
                 move_files(without, &aside, &run_root);
                 o.files = snapshot(&run_root);
             }
             fs::rename(&run_root, root).unwrap();
+            // The cache is ours alone, and is not compared.
+            for files in [&mut before, &mut o.files] {
+                match (warm::take_caches(files), *who) {
+                    (Ok(0), _) | (Ok(_), "ours") => {}
+                    (Ok(n), _) => problems.push(format!("{label} {who}: {n} module caches")),
+                    (Err(e), _) => problems.push(format!("{label} {who}: a bad cache: {e}")),
+                }
+            }
             for p in check_expectations(run, &o, &run_root, &s.version, who) {
                 problems.push(format!("{label} {p}"));
             }
@@ -636,6 +673,8 @@ fn scenarios() {
         real: common::main_tree(),
         host: None,
         update: std::env::var_os("UPDATE_SCENARIOS").is_some(),
+        warm: warm::enabled(),
+        cache_use: warm::Use::default(),
     };
     let only = std::env::var("SCENARIO_ONLY").ok();
     let mut failures = Vec::new();
@@ -649,7 +688,15 @@ fn scenarios() {
         eprintln!("scenario {name}");
         failures.extend(run_scenario(&dir, &mut ctx));
     }
-    eprintln!("{count} scenarios in {:.1} s", start.elapsed().as_secs_f64());
+    let mode = if ctx.warm {
+        format!(", ours with a warm cache: {}", ctx.cache_use)
+    } else {
+        String::new()
+    };
+    eprintln!("{count} scenarios in {:.1} s{mode}", start.elapsed().as_secs_f64());
+    if ctx.warm && ctx.cache_use.recalled == 0 {
+        failures.push("no warm run recalled any module from the cache".into());
+    }
     assert!(count > 0, "no scenario matched");
     if !failures.is_empty() {
         panic!(

@@ -196,6 +196,11 @@ impl Depmod {
 
 /// Runs `depmod` on a hard-linked copy of `root`'s tree under `work/name`; returns the module
 /// directory of the copy and the normalised stderr.
+///
+/// With `DEPMOD_RS_WARM=1`, a build of ours runs from a warm module cache: on the same copy,
+/// once its modules are settled, a first run writes the cache (an empty `modules.cache.bin`
+/// asks for one under `-b`), its indexes are removed, and the run returned recalls every module
+/// from it (checked with its `DEPMOD_TIMING` line, taken out of stderr).
 pub fn index_copy(
     depmod: &Depmod,
     root: &Path,
@@ -209,20 +214,50 @@ pub fn index_copy(
     let moddir = format!("lib/modules/{version}");
     let base = work.join(name);
     link_tree(&root.join(&moddir), &base.join(&moddir));
-    let mut cmd = depmod.command([
-        "-b".as_ref(),
-        base.as_os_str(),
-        "-C".as_ref(),
-        config.as_os_str(),
-        version.as_ref(),
-    ]);
-    if let Some(t) = threads {
-        cmd.env("DEPMOD_THREADS", t);
+    let command = || {
+        let mut cmd = depmod.command([
+            "-b".as_ref(),
+            base.as_os_str(),
+            "-C".as_ref(),
+            config.as_os_str(),
+            version.as_ref(),
+        ]);
+        if let Some(t) = threads {
+            cmd.env("DEPMOD_THREADS", t);
+        }
+        cmd
+    };
+    let warm = warm() && !matches!(depmod, Depmod::Kmod(_));
+    if warm {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        fs::write(base.join(&moddir).join("modules.cache.bin"), b"").unwrap();
+        assert!(command().status().expect("depmod runs").success());
+        for name in OUTPUTS {
+            fs::remove_file(base.join(&moddir).join(name)).unwrap();
+        }
+    }
+    let mut cmd = command();
+    if warm {
+        cmd.env("DEPMOD_TIMING", "1");
     }
     let out = cmd.output().expect("depmod runs");
-    let err = String::from_utf8_lossy(&out.stderr).replace(base.to_str().unwrap(), "$BASE");
+    let mut err = String::from_utf8_lossy(&out.stderr).replace(base.to_str().unwrap(), "$BASE");
+    if warm {
+        let (timing, rest): (Vec<&str>, Vec<&str>) =
+            err.split_inclusive('\n').partition(|l| l.starts_with("depmod: timing: "));
+        // Every module recalled (the trees' modules all read without a defect).
+        let walk = timing.iter().find(|l| l.contains("walk and load")).expect("a timing line");
+        assert!(walk.contains(" 0 read)"), "{name}: not every module was recalled: {walk}");
+        eprint!("{name} ({version}), warm: {walk}");
+        err = rest.concat();
+    }
     assert!(out.status.success(), "{name} depmod failed: {err}");
     (base.join(&moddir), err)
+}
+
+/// Whether runs of ours are made from a warm module cache (`DEPMOD_RS_WARM=1`).
+pub fn warm() -> bool {
+    std::env::var_os("DEPMOD_RS_WARM").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 /// A fresh scratch directory for one test.

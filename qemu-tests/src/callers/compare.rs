@@ -4,7 +4,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::Run;
+use super::{Depmod, Run};
+
+/// Our module cache's file name, and its first bytes.
+pub const CACHE: &str = "modules.cache.bin";
+const CACHE_MAGIC: &[u8] = b"DMRSCACH";
+/// The one place a module cache belongs: the installed tree, after its second run with ours.
+pub const CACHE_PLACE: &str = "root after depmod -a";
 
 /// What in a caller's messages is inherently variable between two runs, replaced by a fixed
 /// text; nothing else is touched:
@@ -113,11 +119,36 @@ pub(super) fn module_files(dir: &Path) -> Vec<String> {
     files
 }
 
+/// Where a run's module caches are wrong: ours must have one (a cache, by its magic) in the
+/// installed tree after its second run and nowhere else (in no initramfs image, no staged
+/// root); kmod's none at all.
+fn cache_problems(run: &Run) -> Vec<String> {
+    let name = run.depmod.name();
+    let mut problems = Vec::new();
+    let expected = match run.depmod {
+        Depmod::Ours => Some(format!("{CACHE_PLACE}: {CACHE}")),
+        Depmod::Kmod34 => None,
+    };
+    for (key, bytes) in run.indexes.iter().filter(|(k, _)| k.ends_with(&format!(": {CACHE}"))) {
+        if Some(key) != expected.as_ref() {
+            problems.push(format!("{key}: a module cache in {name}'s run, where none belongs"));
+        } else if !bytes.starts_with(CACHE_MAGIC) {
+            problems.push(format!("{key}: not a module cache ({} bytes)", bytes.len()));
+        }
+    }
+    if let Some(key) = expected.filter(|k| !run.indexes.contains_key(k)) {
+        problems.push(format!("{key}: missing (ours starts its cache on the second run)"));
+    }
+    problems
+}
+
 /// Every way run `b` differs from run `a`: a caller's exit status or messages, an index missing
-/// from one or with other bytes, an image with other module files. Differing indexes are written
-/// to `out/differences/` for inspection.
+/// from one or with other bytes, an image with other module files; and a module cache where
+/// none belongs, or missing where ours starts one (see [`cache_problems`]), which is otherwise
+/// not compared. Differing indexes are written to `out/differences/` for inspection.
 pub fn differences(a: &Run, b: &Run, out: &Path) -> Vec<String> {
-    let mut diffs = Vec::new();
+    let mut diffs = cache_problems(a);
+    diffs.extend(cache_problems(b));
     let (an, bn) = (a.depmod.name(), b.depmod.name());
     if a.calls.len() != b.calls.len() {
         diffs.push(format!("{an} ran {} callers, {bn} {}", a.calls.len(), b.calls.len()));
@@ -133,7 +164,8 @@ pub fn differences(a: &Run, b: &Run, out: &Path) -> Vec<String> {
         }
     }
     let dir = out.join("differences");
-    for key in a.indexes.keys().chain(b.indexes.keys()) {
+    let is_cache = |k: &&String| k.ends_with(&format!(": {CACHE}"));
+    for key in a.indexes.keys().chain(b.indexes.keys()).filter(|k| !is_cache(k)) {
         match (a.indexes.get(key), b.indexes.get(key)) {
             (Some(x), Some(y)) if x == y => {}
             (Some(x), Some(y)) => {
@@ -163,6 +195,58 @@ pub fn differences(a: &Run, b: &Run, out: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run(depmod: Depmod, caches: &[(&str, &[u8])]) -> Run {
+        let mut indexes = BTreeMap::from([(format!("{CACHE_PLACE}: modules.dep"), vec![])]);
+        for (place, bytes) in caches {
+            indexes.insert(format!("{place}: {CACHE}"), bytes.to_vec());
+        }
+        Run {
+            depmod,
+            version: String::new(),
+            calls: Vec::new(),
+            indexes,
+            image_modules: BTreeMap::new(),
+            log: Vec::new(),
+            removal: None,
+            install_script: None,
+            kernel: PathBuf::new(),
+            images: BTreeMap::new(),
+            disk: PathBuf::new(),
+        }
+    }
+
+    /// Ours' cache belongs in the installed tree after its second run, nowhere else; kmod's
+    /// runs have none. It is never compared as an index.
+    #[test]
+    fn the_module_cache_is_where_it_belongs() {
+        let cache = b"DMRSCACH and the rest";
+        let good = run(Depmod::Ours, &[(CACHE_PLACE, cache)]);
+        let kmod = run(Depmod::Kmod34, &[]);
+        let out = std::env::temp_dir();
+        assert_eq!(differences(&kmod, &good, &out), Vec::<String>::new());
+        let missing = run(Depmod::Ours, &[]);
+        assert_eq!(
+            differences(&kmod, &missing, &out),
+            [format!("{CACHE_PLACE}: {CACHE}: missing (ours starts its cache on the second run)")]
+        );
+        let image = "image of dracut: lib/modules/6.1";
+        let in_image = run(Depmod::Ours, &[(CACHE_PLACE, cache), (image, cache)]);
+        assert_eq!(
+            differences(&kmod, &in_image, &out),
+            [format!("{image}: {CACHE}: a module cache in ours's run, where none belongs")]
+        );
+        let in_kmod = run(Depmod::Kmod34, &[(CACHE_PLACE, cache)]);
+        assert_eq!(
+            differences(&in_kmod, &good, &out),
+            [format!("{CACHE_PLACE}: {CACHE}: a module cache in kmod34's run, where none belongs")]
+        );
+        let garbage = run(Depmod::Ours, &[(CACHE_PLACE, b"garbage")]);
+        assert_eq!(
+            differences(&kmod, &garbage, &out),
+            [format!("{CACHE_PLACE}: {CACHE}: not a module cache (7 bytes)")]
+        );
+    }
 
     #[test]
     fn only_what_varies_is_normalised() {

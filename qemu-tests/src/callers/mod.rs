@@ -2,7 +2,8 @@
 //! (`dpkg -i linux-image-*`), `mkinitramfs`, `dracut`, and a build system's
 //! `depmod -a -b ROOTFS -F System.map VERSION` on a staged root.
 //!
-//! The same steps run twice, each in a fresh copy of the root: once with kmod 34.2's depmod in
+//! The same steps run twice, each in a fresh copy of the root (the kernel package's install,
+//! then a second `depmod -a VERSION` on the installed tree, as DKMS makes, then the images): once with kmod 34.2's depmod in
 //! the place of the system's (`/sbin/depmod` diverted, a wrapper running kmod 34.2 through its own
 //! loader put there), once with ours, installed from the Debian package `scripts/deb` builds. A
 //! [`Run`] keeps what each caller said and every index it left, in the root and inside each image,
@@ -14,7 +15,7 @@
 mod compare;
 mod in_place;
 
-pub use compare::{differences, normalise};
+pub use compare::{CACHE, CACHE_PLACE, differences, normalise};
 pub use in_place::{DRACUT_PATH, MKINITRAMFS_PATH, SYSTEM_DEPMOD};
 
 use compare::{module_dirs, module_files, snapshot};
@@ -151,6 +152,11 @@ pub fn run(depmod: Depmod, inputs: &Inputs) -> Result<Run, String> {
     call(&root, &mut calls, &["dpkg", "-i", "/tmp/linux-image.deb"])?;
     snapshot(&root.path(&moddir), "root after dpkg -i", &mut indexes)?;
     step.lap("dpkg -i", &mut log);
+    // A second run on the installed tree, as DKMS makes after building a module: ours then
+    // starts its module cache there (the images made next must not take it).
+    call(&root, &mut calls, &["depmod", "-a", &version])?;
+    snapshot(&root.path(&moddir), "root after depmod -a", &mut indexes)?;
+    step.lap("depmod -a", &mut log);
     call(&root, &mut calls, &["mkinitramfs", "-o", "/boot/initrd.img-mkinitramfs", &version])?;
     step.lap("mkinitramfs", &mut log);
     call(&root, &mut calls, &["dracut", "/boot/initrd.img-dracut", &version])?;
