@@ -54,14 +54,15 @@ pub const ARMV7: Board = Board {
     deps_module: DEPS_MODULE,
 };
 /// Debian 13's riscv64 kernel (`.ko.xz`), the riscv64 static glibc build. With 128 MiB this
-/// kernel keeps 78 MiB for itself (a 32 MiB sparse memory map, a 30 MiB image) and leaves 24-25
-/// MiB available to /init. riscv64 modules keep their local symbols: amdgpu's symbol table is
-/// 42 MB of its 60, and a dozen modules decompress to 8-16 MiB. depmod scales the sizes it
-/// decodes whole to the memory available (`bin/src/decompress/limits.rs`: modules over 2 MiB are
-/// decoded in passes here) and scans local symbols rather than keeping them; its peak is then
-/// about 18 MiB. Loading btrfs (15.6 MB decompressed) is more than this kernel can do in 128 MiB
-/// (`execmem: unable to allocate memory` in `load_module`, whoever wrote the indexes): raid456,
-/// with nine dependencies, is loaded instead.
+/// kernel keeps 78 MiB for itself (a 32 MiB sparse memory map, a 30 MiB image) and leaves 20-26
+/// MiB available when the guest indexes the tree. riscv64 modules keep their local symbols:
+/// amdgpu's symbol table is 42 MB of its 60, and a dozen modules decompress to 8-16 MiB. depmod
+/// scales the sizes it decodes whole to the memory available (`bin/src/decompress/limits.rs`:
+/// modules over 2 MiB are decoded in passes here) and scans local symbols rather than keeping
+/// them; its peak RSS is then 19-21 MB. Loading btrfs (15.6 MB decompressed) is more than this
+/// kernel can do in 128 MiB, after depmod has exited and whoever wrote the indexes (its
+/// dependencies load, then `execmem: unable to allocate memory` and the OOM killer ends
+/// modprobe, exit 137): raid456, with nine dependencies, is loaded instead.
 pub const RISCV64: Board = Board {
     arch: Arch::Riscv64,
     target: "riscv64gc-unknown-linux-gnu",
