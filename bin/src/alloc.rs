@@ -1,4 +1,5 @@
-//! The global allocator of the static (musl) build.
+//! The allocators: glibc's malloc tuned ([`tune`]), and the global allocator of the static
+//! (musl) build ([`Split`]).
 //!
 //! musl's malloc returns every group of small blocks to the kernel as soon as it empties and
 //! takes one global lock, so a run that allocates and frees per module spends a fifth of its time
@@ -7,15 +8,45 @@
 //! musl: it maps them fresh, so a zeroed buffer whose pages are never written costs no memory
 //! (sparse decoding of big compressed modules relies on that), and it gives them back when freed.
 
+/// glibc builds (the static armv7, riscv64 and s390x ones among them): a fixed `mmap` threshold.
+/// glibc maps blocks of 128 KiB and more, but raises that threshold to the size of each mapped
+/// block freed (up to 32 MiB on 64-bit targets), and from then on keeps such blocks in its heaps
+/// when they are freed, and clears a zeroed one by writing it: decode buffers of several MiB
+/// then stay resident after their module, and a sparse decode's zero pages cost memory. Setting
+/// the threshold turns the raising off. Over riscv64's tree (x86-64 glibc build, host) the peak
+/// RSS went from 54-78 MB to 39 MB, and from 42-44 to 36-38 MB over Debian 12's 6.12 `.ko.xz`
+/// tree, in the same time; a 128 MiB board has 25 MiB to give.
+#[cfg(target_env = "gnu")]
+pub fn tune() {
+    const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
+    unsafe extern "C" {
+        fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+    }
+    // SAFETY: mallopt only sets one of malloc's parameters; it is called before any thread.
+    unsafe {
+        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+/// Other C libraries: musl's malloc maps big blocks and gives them back (see [`Split`]).
+#[cfg(not(target_env = "gnu"))]
+pub fn tune() {}
+
+#[cfg(target_env = "musl")]
 use std::alloc::{GlobalAlloc, Layout, System};
 
 /// Blocks of at least this many bytes come from musl's malloc.
+#[cfg(target_env = "musl")]
 const BIG: usize = 128 * 1024;
 
+/// The static build's allocator: small blocks from dlmalloc, big ones from musl.
+#[cfg(target_env = "musl")]
 pub struct Split;
 
+#[cfg(target_env = "musl")]
 static SMALL: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 
+#[cfg(target_env = "musl")]
 // SAFETY: every block is freed (or resized) by the allocator that made it, since the choice
 // depends only on the block's size, which the caller passes back unchanged; a resize across the
 // boundary allocates from the other side, copies, and frees the old block.

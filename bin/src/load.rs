@@ -14,11 +14,12 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 
 use depmod_core::ModuleInfo;
 use depmod_core::cache::{Cache, Record, Stamp, Time};
+use depmod_core::elf::LocalSymbols;
 use depmod_core::module::Scratch;
-use depmod_core::read_plan;
+use depmod_core::read_plan::StreamPlan;
 use depmod_core::tree::Module;
 
-use crate::decompress::{DecodeError, Decoders, Format};
+use crate::decompress::{DecodeError, Decoders, Format, Sparse};
 use crate::log::Failed;
 use crate::par;
 use crate::read::{self, MAP, READ_WHOLE};
@@ -139,20 +140,42 @@ fn read_and_parse(loader: &mut Loader, file: &Opened) -> Loaded {
 /// Decompresses (when its magic says so) and parses a whole module file.
 fn parse(data: &[u8], decoders: &mut Decoders, scratch: &mut Scratch) -> Loaded {
     let format = Format::detect(data);
-    if let Some(size) = Decoders::sparse_size(format, data) {
+    if let Some(size) = decoders.sparse_size(format, data) {
         // Only a stream the passes could not agree on is decoded in full below; a corrupt one
         // fails the same way there.
-        let mut plan = |d: &[u8]| {
-            let mut want = Vec::new();
-            read_plan::wanted_ranges(d, &|_| true, &mut want);
-            want
-        };
+        let mut plan = StreamPlan::new(decoders.limits().scan_locals);
         if let Ok(sparse) = decoders.decode_sparse(format, data, size, &mut plan) {
-            return Ok(ModuleInfo::parse_with(&sparse, scratch));
+            let info = match plan.locals() {
+                Some(locals) => ModuleInfo::parse_lean(&sparse.data, locals, scratch),
+                None => Some(ModuleInfo::parse_with(&sparse.data, scratch)),
+            };
+            if let Some(info) = info {
+                report_sparse(&sparse, plan.locals());
+                return Ok(info);
+            }
         }
     }
     let data = decoders.decode(format, data).map_err(Failure::Decode)?;
     Ok(ModuleInfo::parse_with(data, scratch))
+}
+
+/// `DEPMOD_TIMING=1`: what a sparse decode kept, on stderr (not a kmod message).
+fn report_sparse(sparse: &Sparse, locals: Option<&LocalSymbols>) {
+    if std::env::var_os("DEPMOD_TIMING").is_some_and(|v| v == "1") {
+        let symbols = match locals {
+            Some(l) => {
+                format!("scanned, not kept ({} bytes; {} entries read)", l.range().len(), l.kept())
+            }
+            None => "kept".into(),
+        };
+        eprintln!(
+            "depmod: timing: sparse decode of a {}-byte module: {} passes, {} bytes kept; \
+             local symbols {symbols}",
+            sparse.data.len(),
+            sparse.passes,
+            sparse.kept,
+        );
+    }
 }
 
 /// What the loading phase found: the modules to index, and every file it loaded.
@@ -346,6 +369,43 @@ mod tests {
         }
         let missing = load(&mut loader, b"/nonexistent/x.ko").0;
         assert!(matches!(missing, Err(Failure::Io(e)) if e.kind() == io::ErrorKind::NotFound));
+    }
+
+    /// A big module decoded in passes whose symbol table has a large local part: its local
+    /// entries are scanned as they stream past, the `__crc_` ones found by a third pass (its
+    /// `.strtab` is not in the tail the first pass keeps), and none of the part is kept (but
+    /// what the first pass keeps, the last 64 KiB); the buffer parses with the scan's summary
+    /// as the whole file does.
+    #[test]
+    fn sparse_decoding_scans_the_local_symbols() {
+        if !Format::Xz.is_built_in() {
+            return;
+        }
+        let mut m = ModuleSpec::new();
+        m.modinfo = vec![b"alias=big".to_vec()];
+        m.exports = (0..3000).map(|i| format!("exported_function_{i:05}").into()).collect();
+        m.crcs = Some((0..3000).collect());
+        m.imports = vec![(b"printk".to_vec(), false)];
+        m.plain_locals = 100_000;
+        m.local_imports = vec![b"needed_locally".to_vec()];
+        let plain = m.build();
+        let mut decoders = Decoders::with_limits(crate::decompress::Limits::DEFAULT);
+        let mut plan = StreamPlan::new(1 << 20);
+        let sparse = decoders.decode_sparse(Format::Xz, &xz(&plain), plain.len(), &mut plan);
+        let sparse = sparse.unwrap();
+        assert_eq!(sparse.passes, 3);
+        let locals = plan.locals().expect("scanned");
+        assert_eq!(locals.kept(), 3001);
+        let part = locals.range();
+        assert!(part.len() > 100_000 * 24);
+        assert!(sparse.kept <= plain.len() - part.len() + 64 * 1024);
+        let tail = plain.len() - 64 * 1024;
+        assert!(sparse.data[part.start..part.end.min(tail)].iter().all(|&b| b == 0));
+        let lean = ModuleInfo::parse_lean(&sparse.data, locals, &mut Scratch::default()).unwrap();
+        let whole = ModuleInfo::parse(&plain);
+        assert!(same(&lean, &whole));
+        assert_eq!(whole.exports().len(), 3000);
+        assert_eq!(whole.imports().next().map(|i| i.name), Some(&b"needed_locally"[..]));
     }
 
     /// Each module finds its file, whatever order the files were found in, and a module whose

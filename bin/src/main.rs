@@ -8,7 +8,6 @@
 //! a failure is printed where it is found and ends the run with [`log::Failed`], which `main`
 //! alone turns into the exit status.
 
-#[cfg(target_env = "musl")]
 mod alloc;
 mod cache;
 mod cli;
@@ -44,6 +43,7 @@ use std::process::ExitCode;
 use log::Failed;
 
 fn main() -> ExitCode {
+    alloc::tune();
     let mut args = std::env::args_os();
     let argv0 = args.next().unwrap_or_else(|| OsString::from("depmod"));
     let rest: Vec<OsString> = args.collect();

@@ -28,6 +28,9 @@
 //!                                    the named section (negative: from its end), or to the file
 //!                                    when SECTION is `file`; applied before compression
 //!   truncate LENGTH                  cut the built file to LENGTH bytes
+//!   locals COUNT                     COUNT unnamed local functions in the symbol table
+//!   local-need NAME[*COPIES]...      undefined symbols bound STB_LOCAL, amid those locals
+//!   named-locals COUNT               COUNT local functions named local_fn_N, amid those locals
 //! file PATH / file-noeol PATH        a text file; its lines follow, indented by two spaces
 //! symlink PATH TARGET / dir PATH
 //! ```

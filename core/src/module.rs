@@ -5,7 +5,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ops::Range;
 
-use crate::elf::{self, Elf, Import, ImportScratch};
+use crate::elf::{Elf, Import, ImportScratch, LocalSymbols, Symbols};
 use crate::error::{Anomaly, Error};
 use crate::modinfo;
 
@@ -249,19 +249,37 @@ impl ModuleInfo {
 
     /// [`ModuleInfo::parse`] with reusable working space.
     pub fn parse_with(data: &[u8], scratch: &mut Scratch) -> ModuleInfo {
+        match Elf::parse(data) {
+            Ok(elf) => Self::read(&elf, scratch),
+            Err(e) => ModuleInfo { elf_error: Some(e), ..ModuleInfo::default() },
+        }
+    }
+
+    /// [`ModuleInfo::parse_with`] on a buffer that need not hold the local part of `.symtab`
+    /// (a sparse decode leaves zeros there), whose entries that matter are `locals`, from a
+    /// [`LocalScan`](crate::elf::LocalScan) of the same file: the result is the whole file's.
+    /// `None` when the file is not ELF or `locals` was made from another file's table.
+    pub fn parse_lean(
+        data: &[u8],
+        locals: &LocalSymbols,
+        scratch: &mut Scratch,
+    ) -> Option<ModuleInfo> {
+        let elf = Elf::parse(data).ok()?.with_locals(locals)?;
+        Some(Self::read(&elf, scratch))
+    }
+
+    /// Reads what depmod uses of a checked file.
+    fn read(elf: &Elf<'_>, scratch: &mut Scratch) -> ModuleInfo {
         let mut info = ModuleInfo::default();
-        let elf = match Elf::parse(data) {
-            Ok(elf) => elf,
-            Err(e) => {
-                info.elf_error = Some(e);
-                return info;
-            }
-        };
         scratch.clear();
         info.anomaly = elf.anomaly();
-        info.exports_error = read_exports(&elf, scratch).err();
-        read_modinfo(&elf, scratch);
-        info.imports_error = read_imports(&elf, scratch).err();
+        // The symbol table is read once, for both lists.
+        let mut symbols_scratch = core::mem::take(&mut scratch.imports);
+        let mut symbols = Symbols::read(elf, &mut symbols_scratch);
+        info.exports_error = read_exports(&symbols, scratch).err();
+        read_modinfo(elf, scratch);
+        info.imports_error = read_imports(&mut symbols, scratch).err();
+        scratch.imports = symbols_scratch;
         scratch.fill(&mut info, None);
         info
     }
@@ -332,9 +350,9 @@ impl ModuleInfo {
     }
 }
 
-fn read_exports(elf: &Elf<'_>, scratch: &mut Scratch) -> Result<(), Error> {
+fn read_exports(symbols: &Symbols<'_, '_>, scratch: &mut Scratch) -> Result<(), Error> {
     let mark = scratch.strings.len();
-    let result = elf::exports(elf, |e| scratch.push(List::Exports, e.name, e.crc, false));
+    let result = symbols.exports(|e| scratch.push(List::Exports, e.name, e.crc, false));
     if result.is_err() {
         // The readers validate before they emit, but never keep half a list.
         scratch.truncate(List::Exports, mark);
@@ -355,17 +373,37 @@ fn read_modinfo(elf: &Elf<'_>, scratch: &mut Scratch) {
     }
 }
 
-fn read_imports(elf: &Elf<'_>, scratch: &mut Scratch) -> Result<(), Error> {
+fn read_imports(symbols: &mut Symbols<'_, '_>, scratch: &mut Scratch) -> Result<(), Error> {
     let mark = scratch.strings.len();
-    let mut imports = core::mem::take(&mut scratch.imports);
-    let result = elf::imports_with(elf, &mut imports, |i| {
-        scratch.push(List::Imports, i.name, i.crc, i.weak);
-    });
-    scratch.imports = imports;
+    let result = symbols.imports(|i| scratch.push(List::Imports, i.name, i.crc, i.weak));
     if result.is_err() {
         scratch.truncate(List::Imports, mark);
     }
     result
+}
+
+/// Every field of a record, in a form tests compare.
+#[cfg(test)]
+pub(crate) type Fields<'a> = (
+    [Vec<&'a [u8]>; 3],
+    Vec<(&'a [u8], u64)>,
+    Vec<Import<'a>>,
+    [Option<Error>; 3],
+    Option<Anomaly>,
+);
+
+#[cfg(test)]
+impl ModuleInfo {
+    /// Every field, for tests to compare two records.
+    pub(crate) fn fields(&self) -> Fields<'_> {
+        (
+            [self.aliases().collect(), self.softdeps().collect(), self.weakdeps().collect()],
+            self.exports().collect(),
+            self.imports().collect(),
+            [self.elf_error, self.exports_error, self.imports_error],
+            self.anomaly,
+        )
+    }
 }
 
 #[cfg(test)]

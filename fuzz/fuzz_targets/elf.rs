@@ -1,7 +1,8 @@
 //! The ELF reader and the whole per-module parse of the binary (core/src/elf, module.rs) on
 //! arbitrary bytes: `ModuleInfo::parse_with` with working space kept from one input to the next,
 //! every section and symbol reader, and the two partial reads the binary does (large files read
-//! in part, large compressed ones decoded sparsely), which must parse as the whole file does.
+//! in part, large compressed ones decoded sparsely, their symbol tables' local parts kept or
+//! scanned), which must parse as the whole file does.
 #![no_main]
 
 use std::cell::RefCell;
@@ -59,8 +60,21 @@ fuzz_target!(|data: &[u8]| {
     // A large file read in part (the rest holding another file's bytes)...
     let junk = data.last().map_or(0xa5, |b| b ^ 0x5a);
     assert_eq!(summary(&ModuleInfo::parse(&read_sparse(data, junk))), whole, "partial read");
-    // ...and a large compressed one decoded sparsely parse as the whole file.
-    if let Some(sparse) = decode_sparse(data) {
-        assert_eq!(summary(&ModuleInfo::parse(&sparse)), whole, "sparse decode");
+    // ...and a large compressed one decoded sparsely parse as the whole file: keeping the
+    // symbol table, or scanning its local part (in pieces of any size) and parsing with the
+    // scan's summary.
+    let piece = 1 + data.first().map_or(0, |&b| usize::from(b)) * 64;
+    for min_scan in [usize::MAX, 0] {
+        let Some((sparse, locals)) = decode_sparse(data, min_scan, piece) else { continue };
+        let info = match &locals {
+            Some(locals) => ModuleInfo::parse_lean(&sparse, locals, &mut Scratch::default())
+                .expect("a summary fits the file it was made from"),
+            None => ModuleInfo::parse(&sparse),
+        };
+        assert_eq!(
+            summary(&info),
+            whole,
+            "sparse decode, local parts from {min_scan} bytes scanned"
+        );
     }
 });

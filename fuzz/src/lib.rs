@@ -10,8 +10,9 @@ use std::cell::RefCell;
 use std::ops::Range;
 
 use depmod_core::ModuleInfo;
-use depmod_core::read_plan;
+use depmod_core::elf::LocalSymbols;
 use depmod_core::error::Error;
+use depmod_core::read_plan::{self, StreamPlan};
 
 #[allow(dead_code, clippy::all)]
 #[path = "../../bin/src/decompress/mod.rs"]
@@ -95,29 +96,50 @@ pub fn read_sparse(data: &[u8], junk: u8) -> Vec<u8> {
     data.to_vec()
 }
 
-/// What `Decoders::decode_sparse` (with the binary's plan) leaves for a file whose decoded
-/// bytes are `data`: head and tail, then the planned ranges, zeros elsewhere; `None` when the
-/// plan was still changing after four passes (the binary then decodes the whole file).
-pub fn decode_sparse(data: &[u8]) -> Option<Vec<u8>> {
+/// What `Decoders::decode_sparse` leaves, with the binary's plan (core's `StreamPlan`, scanning
+/// local parts of `min_scan` bytes or more), for a file whose decoded bytes are `data`: head
+/// and tail, then the planned ranges, zeros elsewhere, the watched range shown to the plan in
+/// pieces of `piece` bytes as the passes stream past; and the plan's summary of the local
+/// symbols when it scanned them. `None` when the plan was still changing after six passes (the
+/// binary then decodes the whole file).
+pub fn decode_sparse(
+    data: &[u8],
+    min_scan: usize,
+    piece: usize,
+) -> Option<(Vec<u8>, Option<LocalSymbols>)> {
     let size = data.len();
+    let clip = |r: &Range<usize>| r.start.min(size)..r.end.min(size);
+    let mut plan = StreamPlan::new(min_scan);
     let mut out = vec![0u8; size];
-    let mut keep: Vec<Range<usize>> = vec![0..size.min(4096), size.saturating_sub(64 * 1024)..size];
-    let mut fresh = keep.clone();
-    for _ in 0..4 {
+    let mut known = Known(vec![false; size]);
+    let mut fresh: Vec<Range<usize>> =
+        vec![0..size.min(4096), size.saturating_sub(64 * 1024)..size];
+    let mut watch: Option<Range<usize>> = None;
+    for _ in 0..6 {
         for r in &fresh {
-            if let (Some(dst), Some(src)) = (out.get_mut(r.clone()), data.get(r.clone())) {
-                dst.copy_from_slice(src);
+            if let Some(k) = known.0.get_mut(clip(r)) {
+                k.fill(true);
             }
         }
-        fresh = wanted_ranges(&out, &|_| true)
-            .into_iter()
-            .map(|r| r.start.min(size)..r.end.min(size))
-            .filter(|r| !keep.iter().any(|k| k.start <= r.start && r.end <= k.end))
-            .collect();
-        if fresh.is_empty() {
-            return Some(out);
+        for at in (0..size).step_by(piece.max(1)) {
+            let end = (at + piece.max(1)).min(size);
+            for r in &fresh {
+                let (lo, hi) = (r.start.max(at), r.end.min(end));
+                if let (Some(dst), Some(src)) = (out.get_mut(lo..hi), data.get(lo..hi)) {
+                    dst.copy_from_slice(src);
+                }
+            }
+            if watch.as_ref().is_some_and(|w| w.start < end && at < w.end) {
+                plan.feed(at, &data[at..end], &out);
+            }
         }
-        keep.extend(fresh.iter().cloned());
+        let mut want = Vec::new();
+        watch = plan.next(&out, &|r| known.covers(r), &mut want);
+        fresh = want.iter().map(clip).filter(|r| !known.covers(r)).collect();
+        if fresh.is_empty() && watch.is_none() {
+            let locals = plan.locals().cloned();
+            return Some((out, locals));
+        }
     }
     None
 }
@@ -144,7 +166,7 @@ fn plan(out: &[u8]) -> Vec<Range<usize>> {
 pub fn decoder_target(format: Format, data: &[u8]) {
     DECODERS.with_borrow_mut(|d| {
         let _ = Format::detect(data);
-        let announced = Decoders::sparse_size(format, data);
+        let announced = d.sparse_size(format, data);
         let full = d.decode(format, data).map(<[u8]>::to_vec);
         let size = match (&full, announced) {
             (Ok(out), _) => out.len(),
@@ -160,11 +182,13 @@ pub fn decoder_target(format: Format, data: &[u8]) {
         }
         let mut asked: Vec<Range<usize>> =
             vec![0..size.min(4096), size.saturating_sub(64 * 1024)..size];
-        let sparse = d.decode_sparse(format, data, size, &mut |out: &[u8]| {
-            let p = plan(out);
-            asked.extend(p.iter().cloned());
-            p
-        });
+        let sparse = d
+            .decode_sparse(format, data, size, &mut |out: &[u8]| {
+                let p = plan(out);
+                asked.extend(p.iter().cloned());
+                p
+            })
+            .map(|s| s.data);
         let Ok(full) = full else {
             // Sparse decoding reads the stream through a different path; it must not accept
             // what the full decoder refused.

@@ -15,12 +15,15 @@ use std::fmt;
 
 #[cfg(feature = "gzip")]
 mod gzip;
+mod limits;
 #[cfg(feature = "xz")]
 mod xz;
 #[cfg(feature = "zstd")]
 mod zstd;
 
-use depmod_core::read_plan::RangeSet;
+use depmod_core::read_plan::{RangeSet, StreamPlan};
+
+pub use limits::Limits;
 
 /// A module file's format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,10 +110,6 @@ pub struct Step {
 /// small bomb must not take the machine's memory.
 const MAX_OUTPUT: usize = 1 << 30;
 
-/// Modules that decompress to more than this (amdgpu: 28 MiB) are decoded one at a time, and the
-/// buffer that held one is given back afterwards, so peak memory stays near one big module.
-const BIG: usize = 8 << 20;
-
 /// Output buffers larger than this are given back once the module they held is parsed.
 const KEEP: usize = 1 << 20;
 
@@ -120,8 +119,70 @@ static BIG_DECODE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Size of the pieces the sparse reader decodes into.
 const CHUNK: usize = 256 * 1024;
 
-/// Modules announcing more than this are decoded by [`Decoders::decode_sparse`].
-pub const SPARSE: usize = 16 << 20;
+/// Passes [`Decoders::decode_sparse`] makes at most: the first, one keeping the parts the
+/// parser reads (scanning the local symbols), one scanning them again with their names, one
+/// for the sections CRC symbols point into, and one keeping the symbol table whole when a scan
+/// failed.
+const MAX_PASSES: usize = 6;
+
+/// What [`Decoders::decode_sparse`] keeps of a stream, decided after each pass.
+pub trait Plan {
+    /// After a pass: sets `keep` to the ranges the next pass must keep, given the output so
+    /// far (`out`, zero where nothing was kept; `kept` says what was), and returns the range
+    /// whose bytes the next pass must show [`Plan::watch`] as they stream past. Nothing new to
+    /// keep and nothing to watch ends the decode.
+    fn next(
+        &mut self,
+        out: &[u8],
+        kept: &dyn Fn(&Range) -> bool,
+        keep: &mut Vec<Range>,
+    ) -> Option<Range>;
+
+    /// `piece`, the output at offset `at`, streaming past (`out`: the output so far).
+    fn watch(&mut self, at: usize, piece: &[u8], out: &[u8]);
+}
+
+/// core's plan for a module decoded in passes.
+impl Plan for StreamPlan {
+    fn next(
+        &mut self,
+        out: &[u8],
+        kept: &dyn Fn(&Range) -> bool,
+        keep: &mut Vec<Range>,
+    ) -> Option<Range> {
+        StreamPlan::next(self, out, kept, keep)
+    }
+
+    fn watch(&mut self, at: usize, piece: &[u8], out: &[u8]) {
+        self.feed(at, piece, out);
+    }
+}
+
+/// A plan that keeps what a function of the output asks for, and watches nothing.
+impl<F: FnMut(&[u8]) -> Vec<Range>> Plan for F {
+    fn next(
+        &mut self,
+        out: &[u8],
+        _: &dyn Fn(&Range) -> bool,
+        keep: &mut Vec<Range>,
+    ) -> Option<Range> {
+        *keep = self(out);
+        None
+    }
+
+    fn watch(&mut self, _: usize, _: &[u8], _: &[u8]) {}
+}
+
+/// A module decoded by [`Decoders::decode_sparse`].
+#[derive(Debug)]
+pub struct Sparse {
+    /// The decompressed file, zero where nothing was kept.
+    pub data: Vec<u8>,
+    /// How many times the stream was decoded (in full or in part).
+    pub passes: usize,
+    /// How many bytes of `data` were kept.
+    pub kept: usize,
+}
 
 /// A byte range of the decompressed file.
 pub type Range = std::ops::Range<usize>;
@@ -200,8 +261,9 @@ impl Steppers {
 }
 
 /// Per-thread decoder state and output buffer.
-#[derive(Default)]
 pub struct Decoders {
+    /// Which modules are decoded one at a time, or in passes.
+    limits: Limits,
     steppers: Steppers,
     /// Output, zero-filled as far as decoders wrote into it; `used` says how much holds the file.
     out: Vec<u8>,
@@ -210,7 +272,30 @@ pub struct Decoders {
     chunk: Vec<u8>,
 }
 
+impl Default for Decoders {
+    /// Decoders with this machine's [`Limits`].
+    fn default() -> Self {
+        Decoders::with_limits(Limits::here())
+    }
+}
+
 impl Decoders {
+    /// Decoders with the given [`Limits`].
+    pub fn with_limits(limits: Limits) -> Self {
+        Decoders {
+            limits,
+            steppers: Steppers::default(),
+            out: Vec::new(),
+            used: 0,
+            chunk: Vec::new(),
+        }
+    }
+
+    /// Which modules are decoded one at a time, or in passes.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     /// Decompresses `input` (in `format`) into this thread's buffer and returns it.
     pub fn decode<'a>(
         &'a mut self,
@@ -231,7 +316,9 @@ impl Decoders {
         self.used = 0;
         let hint = size_hint(format, input);
         let _turn = match hint {
-            Some(size) if size > BIG => Some(BIG_DECODE.lock().unwrap_or_else(|e| e.into_inner())),
+            Some(size) if size > self.limits.one_at_a_time => {
+                Some(BIG_DECODE.lock().unwrap_or_else(|e| e.into_inner()))
+            }
             _ => None,
         };
         let corrupt = |detail| DecodeError::Corrupt { format, detail };
@@ -261,33 +348,35 @@ impl Decoders {
     /// The size `input` announces, if it is large enough for [`Decoders::decode_sparse`]. A zstd
     /// file of more than one frame is left to [`Decoders::decode`]: streamed, its frames would
     /// not be checked as kmod's one call checks them (against their recorded sizes).
-    pub fn sparse_size(format: Format, input: &[u8]) -> Option<usize> {
+    pub fn sparse_size(&self, format: Format, input: &[u8]) -> Option<usize> {
         #[cfg(feature = "zstd")]
         if format == Format::Zstd && !zstd::is_one_frame(input) {
             return None;
         }
-        size_hint(format, input).filter(|&s| s > SPARSE)
+        size_hint(format, input).filter(|&s| s > self.limits.sparse)
     }
 
     /// Decodes a big module keeping only what depmod reads: the stream is decoded in passes,
     /// each keeping the ranges `plan` asks for (given what is known so far) in a buffer of the
-    /// announced `size` that is zero elsewhere, until `plan` asks for nothing new. The zero
-    /// pages are never touched, so memory stays near the size of the kept parts.
+    /// announced `size` that is zero elsewhere, and showing `plan` the range it watches as it
+    /// streams past, until `plan` asks for nothing new. The zero pages are never touched, so
+    /// memory stays near the size of the kept parts.
     pub fn decode_sparse(
         &mut self,
         format: Format,
         input: &[u8],
         size: usize,
-        plan: &mut dyn FnMut(&[u8]) -> Vec<Range>,
-    ) -> Result<Vec<u8>, DecodeError> {
+        plan: &mut dyn Plan,
+    ) -> Result<Sparse, DecodeError> {
         let err = |detail: String| DecodeError::Corrupt { format, detail };
         let mut out = vec![0u8; size];
         let mut keep = RangeSet::default();
         let mut fresh = vec![0..size.min(4096), size.saturating_sub(64 * 1024)..size];
+        let mut watch: Option<Range> = None;
         // The first pass decodes everything (and checks the stream's integrity); later ones stop
-        // once the new ranges are filled.
+        // once the new ranges are filled and the watched one seen.
         let mut stop_at = usize::MAX;
-        for pass in 0..4 {
+        for pass in 0..MAX_PASSES {
             fresh.iter().for_each(|r| keep.insert(r.clone()));
             let total = self.pass(format, input, stop_at, &mut |at, piece| {
                 for r in &fresh {
@@ -301,21 +390,24 @@ impl Decoders {
                         dst.copy_from_slice(src);
                     }
                 }
+                if watch.as_ref().is_some_and(|w| w.start < at + piece.len() && at < w.end) {
+                    plan.watch(at, piece, &out);
+                }
             })?;
             if pass == 0 && total != size {
                 return Err(err(format!("announces {size} bytes but holds {total}")));
             }
-            fresh = plan(&out)
-                .into_iter()
-                .map(|r| r.start.min(size)..r.end.min(size))
-                .filter(|r| !keep.covers(r))
-                .collect();
-            if fresh.is_empty() {
-                return Ok(out);
+            let clip = |r: &Range| r.start.min(size)..r.end.min(size);
+            watch = plan.next(&out, &|r| keep.covers(&clip(r)), &mut fresh).map(|r| clip(&r));
+            fresh.iter_mut().for_each(|r| *r = clip(r));
+            fresh.retain(|r| !keep.covers(r));
+            if fresh.is_empty() && watch.is_none() {
+                let kept = keep.ranges().iter().map(|r| r.len()).sum();
+                return Ok(Sparse { data: out, passes: pass + 1, kept });
             }
-            stop_at = fresh.iter().map(|r| r.end).max().unwrap_or(size);
+            stop_at = fresh.iter().chain(&watch).map(|r| r.end).max().unwrap_or(size);
         }
-        Err(err("the parts to keep were still changing after 4 passes".into()))
+        Err(err(format!("the parts to keep were still changing after {MAX_PASSES} passes")))
     }
 
     /// One pass of the sparse reader: decodes `input`, handing each piece to `sink` with its
@@ -482,13 +574,15 @@ mod tests {
         for format in built_in() {
             let input = compress(format, &data);
             let mut passes = 0;
-            let out = d
-                .decode_sparse(format, &input, data.len(), &mut |_| {
+            let sparse = d
+                .decode_sparse(format, &input, data.len(), &mut |_: &[u8]| {
                     passes += 1;
                     vec![300_000..300_100, 500_000..700_000]
                 })
                 .unwrap();
-            assert_eq!(passes, 2);
+            assert_eq!((passes, sparse.passes), (2, 2));
+            assert_eq!(sparse.kept, 4096 + 100 + 200_000 + 64 * 1024);
+            let out = sparse.data;
             assert_eq!(out.len(), data.len());
             assert_eq!(&out[..4096], &data[..4096]);
             assert_eq!(&out[300_000..300_100], &data[300_000..300_100]);
@@ -497,7 +591,7 @@ mod tests {
             let tail = data.len() - 64 * 1024;
             assert_eq!(&out[tail..], &data[tail..]);
             // A wrong announced size is an error, not a silent mismatch.
-            let wrong = d.decode_sparse(format, &input, data.len() + 1, &mut |_| vec![]);
+            let wrong = d.decode_sparse(format, &input, data.len() + 1, &mut |_: &[u8]| vec![]);
             assert!(wrong.is_err(), "{format:?}");
         }
     }
@@ -558,7 +652,7 @@ mod tests {
             \x20\0\0\0\x01\0\0\x28\xb5\x2f\xfd\xa0\x0e\x5a\x02\x01\x20\0\0\0\0\xa0\x0e\x5a\x02\
             \x01\x20\0\0\0\x01\0\0";
         assert!(d.decode(Format::Zstd, wrong_sizes).is_err());
-        assert_eq!(Decoders::sparse_size(Format::Zstd, wrong_sizes), None);
+        assert_eq!(d.sparse_size(Format::Zstd, wrong_sizes), None);
         // Without a recorded size (as `zstd` writes from a pipe).
         let mut e = ::zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
         e.write_all(b"module").unwrap();

@@ -11,6 +11,9 @@
 //!                                    the named section (negative: from its end), or to the file
 //!                                    when SECTION is `file`; applied before compression
 //!   truncate LENGTH                  cut the built file to LENGTH bytes
+//!   locals COUNT                     COUNT unnamed local functions in the symbol table
+//!   local-need NAME[*COPIES]...      undefined symbols bound STB_LOCAL, amid those locals
+//!   named-locals COUNT               COUNT local functions named local_fn_N, amid those locals
 //! file PATH / file-noeol PATH        a text file; its lines follow, indented by two spaces
 //! symlink PATH TARGET / dir PATH
 //! ```
@@ -32,7 +35,7 @@ pub enum Patch {
 
 /// One build step.
 pub enum Step {
-    Module { path: String, spec: ModuleSpec, compress: Option<String>, patches: Vec<Patch> },
+    Module { path: String, spec: Box<ModuleSpec>, compress: Option<String>, patches: Vec<Patch> },
     File { path: String, data: Vec<u8> },
     Symlink { path: String, target: String },
     Dir { path: String },
@@ -137,6 +140,17 @@ pub fn parse_step<'a, I: Iterator<Item = &'a str>>(
                         spec.extra_sections.push((n.to_string(), unescape(data)));
                     }
                     "truncate" => patches.push(Patch::Truncate(args.trim().parse().unwrap())),
+                    "locals" => spec.plain_locals = args.trim().parse().unwrap(),
+                    "named-locals" => spec.named_locals = args.trim().parse().unwrap(),
+                    "local-need" => {
+                        for name in args.split_whitespace() {
+                            let (name, copies) = match name.split_once('*') {
+                                Some((n, c)) => (n, c.parse().unwrap()),
+                                None => (name, 1),
+                            };
+                            spec.local_imports.extend(std::iter::repeat_n(unescape(name), copies));
+                        }
+                    }
                     _ => panic!("{scenario}: unknown module line {line}"),
                 }
             }
@@ -144,7 +158,7 @@ pub fn parse_step<'a, I: Iterator<Item = &'a str>>(
                 let n = spec.exports.len() as u32;
                 spec.crcs = Some((0..n).map(|i| 0x1000_0000 + i).collect());
             }
-            Step::Module { path, spec, compress, patches }
+            Step::Module { path, spec: Box::new(spec), compress, patches }
         }
         "file" | "file-noeol" => {
             let path = path_of(rest.trim());

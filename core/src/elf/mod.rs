@@ -4,13 +4,18 @@
 //! errno, and a file they accept is read the same way. Width and byte order come from `e_ident`.
 
 mod header;
+mod locals;
 pub mod raw;
 mod symbols;
+mod symtab;
 #[cfg(any(test, feature = "elf-writer"))]
 pub mod writer;
 
 pub use header::{names_table_range, section_table_range};
-pub use symbols::{Export, Import, ImportScratch, crc_sections, exports, imports, imports_with};
+pub use locals::{LocalScan, LocalSymbols, MAX_KEPT, Unproven, local_part};
+pub use symbols::{
+    Export, Import, ImportScratch, Symbols, crc_sections, exports, imports, imports_with,
+};
 
 use crate::bytes::{Endian, cstr_at, to_usize};
 use crate::error::{Anomaly, Error};
@@ -37,6 +42,8 @@ pub struct Elf<'a> {
     known: [Option<Section<'a>>; READ_SECTIONS.len()],
     /// The first thing wrong that libkmod reads past.
     anomaly: Option<Anomaly>,
+    /// The local part of `.symtab`, when it is read from here rather than from `data`.
+    locals: Option<&'a LocalSymbols>,
 }
 
 /// One section's location and contents.
@@ -67,11 +74,25 @@ impl<'a> Elf<'a> {
             names_index: 0,
             known: [None; READ_SECTIONS.len()],
             anomaly: None,
+            locals: None,
         };
         elf.read_names(header.shstrndx)?;
         elf.scan_sections();
         elf.check_read_parts();
         Ok(elf)
+    }
+
+    /// The same file read from a buffer that need not hold the local part of `.symtab`, whose
+    /// entries that matter are `locals` (a [`LocalScan`] of this file's table); `None` if
+    /// `locals` was made from another table. Every reader then gives what it gives on the whole
+    /// file.
+    pub fn with_locals(self, locals: &'a LocalSymbols) -> Option<Self> {
+        locals.fits(&self).then_some(Elf { locals: Some(locals), ..self })
+    }
+
+    /// The summary of `.symtab`'s local part given by [`Elf::with_locals`].
+    pub fn locals(&self) -> Option<&'a LocalSymbols> {
+        self.locals
     }
 
     /// Checks and keeps the section name table, section `shstrndx`.

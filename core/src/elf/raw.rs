@@ -59,8 +59,9 @@ pub struct Layout {
     pub sh_type: usize,
     pub sh_offset: usize,
     pub sh_size: usize,
-    /// Offsets of `sh_link` and `sh_entsize`.
+    /// Offsets of `sh_link`, `sh_info` and `sh_entsize`.
     pub sh_link: usize,
+    pub sh_info: usize,
     pub sh_entsize: usize,
     /// `sizeof(ElfN_Sym)` and the offsets of `st_name`, `st_value`, `st_info`, `st_shndx`.
     pub sym_size: usize,
@@ -91,6 +92,7 @@ pub const LAYOUT32: Layout = Layout {
     sh_offset: 16,
     sh_size: 20,
     sh_link: 24,
+    sh_info: 28,
     sh_entsize: 36,
     sym_size: 16,
     st_name: 0,
@@ -115,6 +117,7 @@ pub const LAYOUT64: Layout = Layout {
     sh_offset: 24,
     sh_size: 32,
     sh_link: 40,
+    sh_info: 44,
     sh_entsize: 56,
     sym_size: 24,
     st_name: 0,

@@ -1,9 +1,11 @@
 //! A module's exported and needed symbols, read as libkmod reads them.
 
-use super::{Elf, raw};
 use alloc::vec::Vec;
 
-use crate::bytes::{cstr_at, eq, memchr0, to_usize};
+use super::Elf;
+use super::raw;
+use super::symtab::{CRC_PREFIX, Kinds, Names, Sym, SymbolTable};
+use crate::bytes::{eq, memchr0, to_usize};
 use crate::error::Error;
 
 /// A symbol the module exports, with its CRC (0 when the module has no `__crc_` symbols).
@@ -26,138 +28,163 @@ pub struct Import<'a> {
     pub weak: bool,
 }
 
-/// One `.symtab` entry.
-struct Sym {
-    name: u32,
-    value: u64,
-    info: u8,
-    shndx: u16,
+/// A module's symbol table, read once: the entries its lists depend on, collected into
+/// reusable working space, for [`Symbols::exports`] and [`Symbols::imports`].
+pub struct Symbols<'a, 's> {
+    elf: Elf<'a>,
+    /// The table's names, or why the table cannot be read.
+    names: Result<Names<'a>, Error>,
+    scratch: &'s mut ImportScratch,
 }
 
-/// `.symtab` with its `.strtab`.
-struct SymbolTable<'e, 'a> {
-    elf: &'e Elf<'a>,
-    symtab: &'a [u8],
-    /// Length of `.strtab`: name offsets must lie below it.
-    strtab_len: usize,
-    /// The file from `.strtab` on: libkmod reads a name to its NUL even past the table's end.
-    names: &'a [u8],
-    count: usize,
+/// The entries of `kinds` among `entries` (those that matter), with their indexes.
+fn of_kind<'e, 'a: 'e>(
+    entries: &'e [(u32, Sym)],
+    names: Names<'a>,
+    kinds: Kinds,
+) -> impl Iterator<Item = (usize, Sym)> + 'e {
+    let wanted = move |(_, s): &&(u32, Sym)| names.is(kinds, s.shndx, s.name, |n| names.is_crc(n));
+    entries.iter().filter(wanted).map(|&(i, sym)| (i as usize, sym))
 }
 
-impl<'e, 'a> SymbolTable<'e, 'a> {
-    /// Finds `.strtab` and `.symtab` and checks the table's size.
-    fn new(elf: &'e Elf<'a>) -> Result<Self, Error> {
-        let strtab = elf.section_by_name(".strtab").ok_or(Error::MissingSection(".strtab"))?;
-        let symtab = elf.section_by_name(".symtab").ok_or(Error::MissingSection(".symtab"))?;
-        let entry = elf.layout().sym_size;
-        if symtab.data.len() % entry != 0 {
-            return Err(Error::SymtabSize { size: symtab.data.len() as u64, entry: entry as u8 });
+impl<'a, 's> Symbols<'a, 's> {
+    /// Reads `elf`'s symbol table into `scratch`.
+    pub fn read(elf: &Elf<'a>, scratch: &'s mut ImportScratch) -> Self {
+        let table = SymbolTable::new(elf);
+        match &table {
+            Ok(table) => table.collect(&mut scratch.entries),
+            Err(_) => scratch.entries.clear(),
         }
-        let names = to_usize(strtab.offset).and_then(|o| elf.data().get(o..));
-        Ok(SymbolTable {
-            elf,
-            symtab: symtab.data,
-            strtab_len: strtab.data.len(),
-            names: names.unwrap_or(strtab.data),
-            count: symtab.data.len() / entry,
-        })
+        Symbols { elf: *elf, names: table.map(|t| t.names), scratch }
     }
 
-    /// Entry `i` (1 ≤ i < count).
-    fn get(&self, i: usize) -> Sym {
-        let l = self.elf.layout();
-        let e = self.elf.endian();
-        let base = i * l.sym_size;
-        let s = self.symtab;
-        Sym {
-            name: e.u32(s, base + l.st_name).unwrap_or(0),
-            value: e.word(s, base + l.st_value, l.wide).unwrap_or(0),
-            info: s.get(base + l.st_info).copied().unwrap_or(0),
-            shndx: e.u16(s, base + l.st_shndx).unwrap_or(0),
+    /// Calls `f` for each symbol the module exports, in table order.
+    ///
+    /// The `__crc_*` symbols of `.symtab` are the exports when there is at least one and every
+    /// name offset is in range; otherwise the strings of `__ksymtab_strings` are (all with CRC
+    /// 0), which includes namespace strings. No section at all means no exports.
+    pub fn exports(&self, mut f: impl FnMut(Export<'a>)) -> Result<(), Error> {
+        if let Ok(names) = self.names {
+            let entries = &self.scratch.entries;
+            let mut found = 0usize;
+            let mut in_range = true;
+            for (i, sym) in of_kind(entries, names, Kinds::CRC_OR_MISNAMED) {
+                if names.check(i, &sym).is_err() {
+                    in_range = false;
+                    break;
+                }
+                if names.is_crc(sym.name) {
+                    // A CRC name must end inside the table (kmod would read past it).
+                    names.name(i, &sym)?;
+                    found += 1;
+                }
+            }
+            if in_range && found > 0 {
+                for (i, sym) in of_kind(entries, names, Kinds::CRC) {
+                    let name = names.name(i, &sym)?.get(CRC_PREFIX.len()..).unwrap_or_default();
+                    f(Export { name, crc: resolve_crc(&self.elf, sym.value, sym.shndx) });
+                }
+                return Ok(());
+            }
         }
+        ksymtab_strings(&self.elf, f)
     }
 
-    /// Whether entry `i`'s name offset lies inside `.strtab`.
-    fn name_in_range(&self, i: usize, sym: &Sym) -> Result<(), Error> {
-        if u64::from(sym.name) >= self.strtab_len as u64 {
-            return Err(Error::NameOutOfRange {
-                symbol: i as u32,
-                name: sym.name,
-                strtab: self.strtab_len as u64,
-            });
+    /// The sections `__crc_` symbols point into (where their CRCs are read), in table order;
+    /// empty when the export list does not come from CRC symbols.
+    pub fn crc_sections(&self) -> Vec<u16> {
+        let mut found = Vec::new();
+        let Ok(names) = self.names else { return found };
+        for (_, sym) in of_kind(&self.scratch.entries, names, Kinds::CRC) {
+            let in_section = sym.shndx != raw::SHN_ABS && sym.shndx != raw::SHN_UNDEF;
+            if in_section && !found.contains(&sym.shndx) {
+                found.push(sym.shndx);
+            }
+        }
+        found
+    }
+
+    /// Calls `f` for each symbol the module needs: the named undefined entries of `.symtab`
+    /// (weak ones included) in table order, each with its `__versions` CRC, then the
+    /// `__versions` records no entry matched. Fails without `.symtab`/`.strtab`, on a bad name
+    /// offset, or on a `__versions` record whose name is not NUL-terminated (kmod 34.2 then
+    /// drops the whole list).
+    pub fn imports(&mut self, mut f: impl FnMut(Import<'a>)) -> Result<(), Error> {
+        let names = self.names?;
+        let elf = &self.elf;
+        let sparc = matches!(elf.machine(), raw::EM_SPARC | raw::EM_SPARCV9);
+        let register = |sym: &Sym| sparc && sym.info & 0xf == raw::STT_REGISTER;
+        let ImportScratch { entries, versions, slots, matched } = &mut *self.scratch;
+        // Validate first: a bad entry anywhere means no list at all.
+        for (i, sym) in of_kind(entries, names, Kinds::UNDEFINED) {
+            if !register(&sym) {
+                names.name(i, &sym)?;
+            }
+        }
+        let section = version_section(elf);
+        let crc_size = elf.layout().version_crc_size;
+        let (endian, wide) = (elf.endian(), elf.layout().wide);
+        versions.clear();
+        for (record, chunk) in section.chunks_exact(raw::VERSION_RECORD_SIZE).enumerate() {
+            let field = chunk.get(crc_size..).unwrap_or_default();
+            let len =
+                memchr0(field).ok_or(Error::VersionNotTerminated { record: record as u32 })?;
+            let name = (record * raw::VERSION_RECORD_SIZE + crc_size) as u32;
+            let crc = endian.word(chunk, 0, wide).unwrap_or(0);
+            versions.push(Version { name, len: len as u32, crc });
+        }
+        let index = VersionIndex::build(section, versions, slots);
+        matched.clear();
+        matched.resize(versions.len(), false);
+        for (i, sym) in of_kind(entries, names, Kinds::UNDEFINED) {
+            if register(&sym) {
+                continue;
+            }
+            let name = names.name(i, &sym)?;
+            if name.is_empty() {
+                continue;
+            }
+            let mut crc = 0;
+            if let Some(r) = index.find(name) {
+                if let Some(flag) = matched.get_mut(r) {
+                    *flag = true;
+                }
+                crc = versions.get(r).map_or(0, |v| v.crc);
+            }
+            let weak = sym.info >> 4 == raw::STB_WEAK;
+            f(Import { name, crc, weak });
+        }
+        for (v, seen) in versions.iter().zip(matched.iter()) {
+            if !seen {
+                f(Import { name: name_of(section, v), crc: v.crc, weak: false });
+            }
         }
         Ok(())
     }
-
-    /// Whether entry `i`'s name starts with `__crc_` (looked at in place, as kmod's `strncmp`,
-    /// without finding the end of the name).
-    fn is_crc(&self, sym: &Sym) -> bool {
-        let at = sym.name as usize;
-        self.names.get(at..at + CRC_PREFIX.len()).is_some_and(|head| eq(head, CRC_PREFIX))
-    }
-
-    /// Entry `i`'s name: up to its NUL, which libkmod looks for past the end of `.strtab` (the
-    /// file's end counts as one, as the zero fill of libkmod's mapping of the file does).
-    fn name(&self, i: usize, sym: &Sym) -> Result<&'a [u8], Error> {
-        self.name_in_range(i, sym)?;
-        let off = to_usize(u64::from(sym.name)).unwrap_or(usize::MAX);
-        Ok(cstr_at(self.names, off).or_else(|| self.names.get(off..)).unwrap_or_default())
-    }
 }
 
-const CRC_PREFIX: &[u8] = b"__crc_";
-
-/// Calls `f` for each symbol the module exports, in table order.
-///
-/// The `__crc_*` symbols of `.symtab` are the exports when there is at least one and every name
-/// offset is in range; otherwise the strings of `__ksymtab_strings` are (all with CRC 0), which
-/// includes namespace strings. No section at all means no exports.
-pub fn exports<'a>(elf: &Elf<'a>, mut f: impl FnMut(Export<'a>)) -> Result<(), Error> {
-    if let Ok(table) = SymbolTable::new(elf) {
-        let mut found = 0usize;
-        let mut in_range = true;
-        for i in 1..table.count {
-            let sym = table.get(i);
-            if table.name_in_range(i, &sym).is_err() {
-                in_range = false;
-                break;
-            }
-            if table.is_crc(&sym) {
-                // A CRC name must end inside the table (kmod would read past it).
-                table.name(i, &sym)?;
-                found += 1;
-            }
-        }
-        if in_range && found > 0 {
-            for i in 1..table.count {
-                let sym = table.get(i);
-                if !table.is_crc(&sym) {
-                    continue;
-                }
-                let name = table.name(i, &sym)?.get(CRC_PREFIX.len()..).unwrap_or_default();
-                f(Export { name, crc: resolve_crc(elf, sym.value, sym.shndx) });
-            }
-            return Ok(());
-        }
-    }
-    ksymtab_strings(elf, f)
+/// [`Symbols::exports`] of `elf`.
+pub fn exports<'a>(elf: &Elf<'a>, f: impl FnMut(Export<'a>)) -> Result<(), Error> {
+    Symbols::read(elf, &mut ImportScratch::default()).exports(f)
 }
 
-/// The sections `__crc_` symbols point into (where their CRCs are read), in table order; empty
-/// when the export list does not come from CRC symbols.
+/// [`Symbols::crc_sections`] of `elf`.
 pub fn crc_sections(elf: &Elf<'_>) -> Vec<u16> {
-    let mut found = Vec::new();
-    let Ok(table) = SymbolTable::new(elf) else { return found };
-    for i in 1..table.count {
-        let sym = table.get(i);
-        let is_crc = table.is_crc(&sym);
-        let in_section = sym.shndx != raw::SHN_ABS && sym.shndx != raw::SHN_UNDEF;
-        if is_crc && in_section && !found.contains(&sym.shndx) {
-            found.push(sym.shndx);
-        }
-    }
-    found
+    Symbols::read(elf, &mut ImportScratch::default()).crc_sections()
+}
+
+/// [`Symbols::imports`] of `elf`.
+pub fn imports<'a>(elf: &Elf<'a>, f: impl FnMut(Import<'a>)) -> Result<(), Error> {
+    imports_with(elf, &mut ImportScratch::default(), f)
+}
+
+/// [`imports`] with reusable working space.
+pub fn imports_with<'a>(
+    elf: &Elf<'a>,
+    scratch: &mut ImportScratch,
+    f: impl FnMut(Import<'a>),
+) -> Result<(), Error> {
+    Symbols::read(elf, scratch).imports(f)
 }
 
 /// The CRC of a `__crc_` symbol: its value for absolute or undefined symbols, otherwise the
@@ -214,9 +241,11 @@ struct Version {
     crc: u64,
 }
 
-/// Working space of [`imports_with`], reusable from one module to the next.
+/// Working space of the symbol readers ([`Symbols`]), reusable from one module to the next.
 #[derive(Clone, Debug, Default)]
 pub struct ImportScratch {
+    /// The entries of the table that matter.
+    entries: Vec<(u32, Sym)>,
     versions: Vec<Version>,
     /// Open-addressing table of record numbers plus one (0: an empty slot), keyed by name;
     /// each name leads to its first record.
@@ -290,72 +319,6 @@ impl<'s, 'a> VersionIndex<'s, 'a> {
 
 fn name_of<'a>(section: &'a [u8], v: &Version) -> &'a [u8] {
     section.get(v.name as usize..(v.name + v.len) as usize).unwrap_or_default()
-}
-
-/// Calls `f` for each symbol the module needs: the named undefined entries of `.symtab`
-/// (weak ones included) in table order, each with its `__versions` CRC, then the `__versions`
-/// records no entry matched. Fails without `.symtab`/`.strtab`, on a bad name offset, or on a
-/// `__versions` record whose name is not NUL-terminated (kmod 34.2 then drops the whole list).
-pub fn imports<'a>(elf: &Elf<'a>, f: impl FnMut(Import<'a>)) -> Result<(), Error> {
-    imports_with(elf, &mut ImportScratch::default(), f)
-}
-
-/// [`imports`] with reusable working space.
-pub fn imports_with<'a>(
-    elf: &Elf<'a>,
-    scratch: &mut ImportScratch,
-    mut f: impl FnMut(Import<'a>),
-) -> Result<(), Error> {
-    let table = SymbolTable::new(elf)?;
-    let sparc = matches!(elf.machine(), raw::EM_SPARC | raw::EM_SPARCV9);
-    let undefined = |i: usize| {
-        let sym = table.get(i);
-        let skip = sym.shndx != raw::SHN_UNDEF || (sparc && sym.info & 0xf == raw::STT_REGISTER);
-        (!skip).then_some(sym)
-    };
-    // Validate first: a bad entry anywhere means no list at all.
-    for i in 1..table.count {
-        if let Some(sym) = undefined(i) {
-            table.name(i, &sym)?;
-        }
-    }
-    let section = version_section(elf);
-    let crc_size = elf.layout().version_crc_size;
-    let (endian, wide) = (elf.endian(), elf.layout().wide);
-    let ImportScratch { versions, slots, matched } = scratch;
-    versions.clear();
-    for (record, chunk) in section.chunks_exact(raw::VERSION_RECORD_SIZE).enumerate() {
-        let field = chunk.get(crc_size..).unwrap_or_default();
-        let len = memchr0(field).ok_or(Error::VersionNotTerminated { record: record as u32 })?;
-        let name = (record * raw::VERSION_RECORD_SIZE + crc_size) as u32;
-        let crc = endian.word(chunk, 0, wide).unwrap_or(0);
-        versions.push(Version { name, len: len as u32, crc });
-    }
-    let index = VersionIndex::build(section, versions, slots);
-    matched.clear();
-    matched.resize(versions.len(), false);
-    for i in 1..table.count {
-        let Some(sym) = undefined(i) else { continue };
-        let name = table.name(i, &sym)?;
-        if name.is_empty() {
-            continue;
-        }
-        let mut crc = 0;
-        if let Some(r) = index.find(name) {
-            if let Some(flag) = matched.get_mut(r) {
-                *flag = true;
-            }
-            crc = versions.get(r).map_or(0, |v| v.crc);
-        }
-        let weak = sym.info >> 4 == raw::STB_WEAK;
-        f(Import { name, crc, weak });
-    }
-    for (v, seen) in versions.iter().zip(matched.iter()) {
-        if !seen {
-            f(Import { name: name_of(section, v), crc: v.crc, weak: false });
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -263,6 +263,14 @@ pub struct ModuleSpec {
     pub versions: Vec<(Vec<u8>, u64)>,
     /// More sections, written as given (after the others, before the symbol table).
     pub extra_sections: Vec<(alloc::string::String, Vec<u8>)>,
+    /// Local function symbols without a name, which depmod skips, as compilers leave many in
+    /// a module's symbol table: half of them before the `__crc_` symbols and `local_imports`,
+    /// half after.
+    pub plain_locals: usize,
+    /// Undefined symbols bound `STB_LOCAL` (which depmod needs, like the others).
+    pub local_imports: Vec<Vec<u8>>,
+    /// Local functions named `local_fn_N`, after `local_imports`.
+    pub named_locals: usize,
 }
 
 impl ModuleSpec {
@@ -279,6 +287,9 @@ impl ModuleSpec {
             imports: Vec::new(),
             versions: Vec::new(),
             extra_sections: Vec::new(),
+            plain_locals: 0,
+            local_imports: Vec::new(),
+            named_locals: 0,
         }
     }
 
@@ -305,6 +316,11 @@ impl ModuleSpec {
             }
             b.section("__ksymtab_strings", &strings);
         }
+        let plain =
+            SymbolSpec { name: Vec::new(), value: 0, info: (STB_LOCAL << 4) | 2, shndx: text };
+        for _ in 0..self.plain_locals / 2 {
+            b.symbol(plain.clone());
+        }
         if let Some(crcs) = &self.crcs {
             let mut table = Vec::new();
             for &c in crcs {
@@ -324,6 +340,16 @@ impl ModuleSpec {
                     shndx: kcrctab,
                 });
             }
+        }
+        for name in &self.local_imports {
+            b.symbol(SymbolSpec { name: name.clone(), value: 0, info: STB_LOCAL << 4, shndx: 0 });
+        }
+        for i in 0..self.named_locals {
+            let name = alloc::format!("local_fn_{i}").into_bytes();
+            b.symbol(SymbolSpec { name, ..plain.clone() });
+        }
+        for _ in self.plain_locals / 2..self.plain_locals {
+            b.symbol(plain.clone());
         }
         if !self.versions.is_empty() {
             let crc_size = match self.class {
