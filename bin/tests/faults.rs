@@ -18,7 +18,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Depmod, OUTPUTS, is_root, link_tree, scratch, tree};
+use common::{Depmod, OUTPUTS, copy_tree, is_root, scratch, tree};
 use depmod_core::cache::{Cache, Identity};
 
 /// The module cache's name, and the identity this build records (bin/src/cache.rs).
@@ -56,13 +56,14 @@ impl Fixture {
         let work = scratch(name);
         let base = work.join("tree");
         let moddir = format!("lib/modules/{version}");
-        link_tree(&root.join(&moddir), &base.join(&moddir));
+        // Copies, not links: the fixture's cache must hold every module through the test.
+        copy_tree(&root.join(&moddir), &base.join(&moddir));
         let f = Fixture { work, base, version, old: Vec::new(), new: Vec::new() };
         for name in OUTPUTS {
             let _ = fs::remove_file(f.moddir().join(name));
         }
-        // A cache here too (the hard links just made are not settled: it holds them once the
-        // runs below are a second later).
+        // A cache here too (the files just copied are not settled: it holds them once the runs
+        // below are a second later).
         fs::write(f.moddir().join(CACHE), b"").unwrap();
         std::thread::sleep(Duration::from_millis(1100));
         let left_out = f.moddir().join(LEFT_OUT);

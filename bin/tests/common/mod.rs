@@ -281,6 +281,13 @@ pub fn link_tree(src: &Path, dst: &Path) {
     link_tree_locked(src, dst);
 }
 
+/// Copies the tree under `src` into `dst`, each file a copy of its own: for a test whose
+/// module cache must stay settled through runs seconds apart while other tests link and unlink
+/// the cached trees' files (see [`tree_links`]).
+pub fn copy_tree(src: &Path, dst: &Path) {
+    mirror_tree(src, dst, false);
+}
+
 /// Taken while hard links to the cached trees' files are made or removed, and by a warm run
 /// for its whole sequence: a link made or removed changes the change time (ctime) of the file
 /// it names, in every tree linked to it, and the module cache then rightly reads that module
@@ -293,18 +300,26 @@ fn tree_links() -> std::sync::MutexGuard<'static, ()> {
 
 /// [`link_tree`], with [`tree_links`] already held.
 fn link_tree_locked(src: &Path, dst: &Path) {
+    mirror_tree(src, dst, true);
+}
+
+/// The tree under `src` made again under `dst`: directories and symbolic links, and each file
+/// a hard link (`link`) or a copy.
+fn mirror_tree(src: &Path, dst: &Path, link: bool) {
     fs::create_dir_all(dst).expect("mkdir");
     for entry in fs::read_dir(src).expect("read_dir") {
         let entry = entry.expect("entry");
         let (from, to) = (entry.path(), dst.join(entry.file_name()));
         let kind = entry.file_type().expect("file type");
         if kind.is_dir() {
-            link_tree_locked(&from, &to);
+            mirror_tree(&from, &to, link);
         } else if kind.is_symlink() {
             std::os::unix::fs::symlink(fs::read_link(&from).expect("readlink"), &to)
                 .expect("symlink");
-        } else {
+        } else if link {
             fs::hard_link(&from, &to).expect("hard link");
+        } else {
+            fs::copy(&from, &to).expect("copy");
         }
     }
 }
