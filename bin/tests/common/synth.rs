@@ -266,8 +266,14 @@ pub fn compress_with(tool: &str, data: &[u8]) -> Vec<u8> {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{tool} is needed for this scenario: {e}"));
-    child.stdin.take().unwrap().write_all(data).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Written beside the read: a tool whose output fills its pipe stops reading its input, so
+    // writing a big module first and reading after deadlocks (zstd's output of the 19 MB
+    // big-local-symbols module can exceed the pipe's 64 KiB).
+    let out = std::thread::scope(|s| {
+        s.spawn(move || stdin.write_all(data).unwrap());
+        child.wait_with_output().unwrap()
+    });
     assert!(out.status.success());
     out.stdout
 }
