@@ -162,7 +162,7 @@ impl<'l> Installer<'l> {
         }
         match self.write_tmp(name, data) {
             Ok(tmp) => {
-                let identity = tmp.1.metadata().ok().map(|m| stamp_of(&m));
+                let identity = rustix::fs::fstat(&tmp.1).ok().map(|st| load::stamp(&st));
                 self.pending.push(Pending { name, tmp: Some(tmp), identity });
                 Ok(())
             }
@@ -366,18 +366,6 @@ fn identity(path: &Path) -> Option<Stamp> {
     Some(load::stamp(&st))
 }
 
-/// A stamp from `std`'s metadata.
-fn stamp_of(m: &fs::Metadata) -> Stamp {
-    use std::os::unix::fs::MetadataExt;
-    Stamp {
-        dev: m.dev(),
-        ino: m.ino(),
-        size: m.size(),
-        mtime: Time { sec: m.mtime(), nsec: m.mtime_nsec() as u32 },
-        ctime: Time { sec: m.ctime(), nsec: m.ctime_nsec() as u32 },
-    }
-}
-
 /// The mode a new index gets: 0644 less the umask.
 pub fn fresh_mode() -> u32 {
     0o644 & !current_umask()
@@ -394,21 +382,22 @@ fn current_umask() -> u32 {
 /// Whether the file at `path` is exactly what writing `data` would leave there: a regular file
 /// (not a symbolic link) of this user with the mode a new one gets, holding the same bytes (same
 /// length, same CRC-32, same contents). If so, its stamp (taken before it was read).
+#[allow(clippy::unnecessary_cast)] // the field types differ between targets
 fn same_contents(path: &Path, data: &[u8], mode: u32) -> Option<Stamp> {
-    use std::os::unix::fs::MetadataExt;
     let opened = File::options().read(true).custom_flags(libc_o_nofollow()).open(path);
     let mut file = opened.ok()?;
-    let m = file.metadata().ok()?;
-    let fits = m.is_file()
-        && m.len() == data.len() as u64
-        && m.mode() & 0o7777 == mode
-        && m.uid() == rustix::process::geteuid().as_raw();
+    let st = rustix::fs::fstat(&file).ok()?;
+    let fits = rustix::fs::FileType::from_raw_mode(st.st_mode as _)
+        == rustix::fs::FileType::RegularFile
+        && st.st_size as u64 == data.len() as u64
+        && st.st_mode as u32 & 0o7777 == mode
+        && st.st_uid as u32 == rustix::process::geteuid().as_raw();
     if !fits {
         return None;
     }
     let mut old = Vec::with_capacity(data.len());
     file.read_to_end(&mut old).ok()?;
-    (crc32fast::hash(&old) == crc32fast::hash(data) && old == data).then(|| stamp_of(&m))
+    (crc32fast::hash(&old) == crc32fast::hash(data) && old == data).then(|| load::stamp(&st))
 }
 
 #[cfg(test)]
