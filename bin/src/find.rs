@@ -77,7 +77,7 @@ fn add_files(
         // libkmod refuses a second path for a module name, depmod the same path twice.
         const EEXIST: Errno = Errno(17);
         match set.add_unique(path.clone()) {
-            Ok(()) => found(FoundFile { path, at: None }),
+            Ok(()) => found(FoundFile { path, dir: None }),
             Err((name, old)) if old == *path => {
                 log!(log, Error, "hash_add_unique ", name, ": ", EEXIST);
                 log!(log, Fatal, "could not add module ", &path[..], ": ", EEXIST);

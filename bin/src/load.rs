@@ -79,8 +79,8 @@ pub fn load(loader: &mut Loader, path: &[u8]) -> (Loaded, Option<Stamp>) {
 /// is the one recorded.
 pub fn recall<'c>(cache: Option<&Cache<'c>>, file: FoundFile<'_>) -> Option<Record<'c>> {
     let record = cache?.get(file.path)?;
-    let now = match file.at {
-        Some((dir, name)) => rustix::fs::statat(dir, name, AtFlags::empty()),
+    let now = match file.dir {
+        Some(dir) => rustix::fs::statat(dir, file.name(), AtFlags::empty()),
         None => rustix::fs::stat(OsStr::from_bytes(file.path)),
     };
     (now.ok().map(|st| stamp(&st)) == Some(record.stamp())).then_some(record)
@@ -89,7 +89,7 @@ pub fn recall<'c>(cache: Option<&Cache<'c>>, file: FoundFile<'_>) -> Option<Reco
 /// The record `cache` holds for `path` if it is still good (see [`recall`]), otherwise what
 /// reading the file gives.
 pub fn load_or_recall<'c>(loader: &mut Loader, cache: Option<&Cache<'c>>, path: &[u8]) -> Got<'c> {
-    if let Some(record) = recall(cache, FoundFile { path, at: None }) {
+    if let Some(record) = recall(cache, FoundFile { path, dir: None }) {
         return Got::Recalled(record, None);
     }
     let (loaded, stamp) = load(loader, path);
@@ -418,8 +418,8 @@ mod tests {
         let c = dir.write("c.ko", b"not elf");
         let module_of = |p: &std::path::Path| Module::new(p.as_os_str().as_bytes().to_vec(), b"/");
         let found = while_finding(2, None, true, |found| {
-            found(FoundFile { path: c.as_os_str().as_bytes(), at: None });
-            found(FoundFile { path: a.as_os_str().as_bytes(), at: None });
+            found(FoundFile { path: c.as_os_str().as_bytes(), dir: None });
+            found(FoundFile { path: a.as_os_str().as_bytes(), dir: None });
             Ok(vec![module_of(&a), module_of(&b), module_of(&c)])
         })
         .unwrap();

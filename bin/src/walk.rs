@@ -5,7 +5,7 @@ use std::io;
 
 use depmod_core::tree::ModuleSet;
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags};
+use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, RawDir};
 
 use crate::log::{Errno, Log, Octal, log};
 
@@ -19,13 +19,23 @@ pub fn is_module_name(name: &[u8]) -> bool {
     EXTENSIONS.iter().any(|ext| name.len() > ext.len() && name.ends_with(ext))
 }
 
-/// A module file found: its path, and where the walk found it (its directory, open, and its
-/// name there), which makes `fstatat` on it cheaper than `stat` on its path.
+/// A module file found: its path, and the directory the walk found it in, open (which makes
+/// `fstatat` on it cheaper than `stat` on its path).
 #[derive(Clone, Copy, Debug)]
 pub struct FoundFile<'a> {
     pub path: &'a [u8],
-    pub at: Option<(BorrowedFd<'a>, &'a CStr)>,
+    pub dir: Option<BorrowedFd<'a>>,
 }
+
+impl<'a> FoundFile<'a> {
+    /// The file's name in its directory: its path's last component.
+    pub fn name(&self) -> &'a [u8] {
+        self.path.rsplit(|&c| c == b'/').next().unwrap_or(self.path)
+    }
+}
+
+/// Bytes of directory entries read per `getdents64` call.
+const ENTRIES_BUFFER: usize = 16 * 1024;
 
 /// What the walk tells of each module file it finds.
 pub type Found<'a> = &'a dyn Fn(FoundFile<'_>);
@@ -70,29 +80,21 @@ impl<'a, 'c> Walk<'a, 'c> {
         path.push(b'/');
         self.ancestors.clear();
         self.root_fd = fd.as_raw_fd();
-        self.dir(fd, &mut path);
+        let id = rustix::fs::fstat(&fd).map_or((u64::MAX, u64::MAX), |st| id(&st));
+        self.dir(fd, id, &mut path);
         Ok(())
     }
 
-    /// Walks the open directory `fd`, whose path (with a final `/`) is `path`.
-    fn dir(&mut self, fd: OwnedFd, path: &mut Vec<u8>) {
+    /// Walks the open directory `fd`, whose `(device, inode)` is `id` and whose path (with a
+    /// final `/`) is `path`.
+    fn dir(&mut self, fd: OwnedFd, id: (u64, u64), path: &mut Vec<u8>) {
         let dfd =
             self.root_fd.saturating_add(i32::try_from(self.ancestors.len()).unwrap_or(i32::MAX));
-        if let Ok(st) = rustix::fs::fstat(&fd) {
-            self.ancestors.push((st.st_dev, st.st_ino));
-        } else {
-            self.ancestors.push((u64::MAX, u64::MAX));
-        }
-        let mut dir = match Dir::new(fd) {
-            Ok(d) => d,
-            Err(e) => {
-                log!(self.log, Error, "fdopendir(", dfd, "): ", io::Error::from(e));
-                self.ancestors.pop();
-                return;
-            }
-        };
+        self.ancestors.push(id);
+        let mut buffer: Vec<u8> = Vec::with_capacity(ENTRIES_BUFFER);
+        let mut dir = RawDir::new(fd.as_fd(), buffer.spare_capacity_mut());
         let base = path.len();
-        while let Some(entry) = dir.read() {
+        while let Some(entry) = dir.next() {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
@@ -112,7 +114,7 @@ impl<'a, 'c> Walk<'a, 'c> {
             let is_dir = match entry.file_type() {
                 FileType::RegularFile => false,
                 FileType::Directory => true,
-                _ => match stat_type(&dir, entry.file_name()) {
+                _ => match stat_type(fd.as_fd(), entry.file_name()) {
                     Ok(FileType::RegularFile) => false,
                     Ok(FileType::Directory) => true,
                     Ok(other) => {
@@ -134,11 +136,10 @@ impl<'a, 'c> Walk<'a, 'c> {
                 },
             };
             if is_dir {
-                self.subdir(&dir, entry.file_name(), dfd, path);
+                self.subdir(fd.as_fd(), entry.file_name(), dfd, path);
             } else if is_module_name(name) {
                 if let Some(found) = self.found {
-                    let at = dir.fd().ok().map(|fd| (fd, entry.file_name()));
-                    found(FoundFile { path, at });
+                    found(FoundFile { path, dir: Some(fd.as_fd()) });
                 }
                 self.set.add(path.clone());
             }
@@ -147,8 +148,7 @@ impl<'a, 'c> Walk<'a, 'c> {
         self.ancestors.pop();
     }
 
-    fn subdir(&mut self, dir: &Dir, name: &CStr, dfd: i32, path: &mut Vec<u8>) {
-        let Ok(parent) = dir.fd() else { return };
+    fn subdir(&mut self, parent: BorrowedFd<'_>, name: &CStr, dfd: i32, path: &mut Vec<u8>) {
         let fd =
             match rustix::fs::openat(parent, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
             {
@@ -168,8 +168,15 @@ impl<'a, 'c> Walk<'a, 'c> {
                     return;
                 }
             };
-        if let Ok(st) = rustix::fs::fstat(&fd) {
-            if let Some(depth) = self.ancestors.iter().position(|&a| a == (st.st_dev, st.st_ino)) {
+        let st = rustix::fs::fstat(&fd);
+        if let Ok(st) = &st {
+            if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                // What kmod's fdopendir says of it (it was replaced since it was listed).
+                let e = io::Error::from(rustix::io::Errno::NOTDIR);
+                log!(self.log, Error, "fdopendir(", dfd.saturating_add(1), "): ", e);
+                return;
+            }
+            if let Some(depth) = self.ancestors.iter().position(|&a| a == id(st)) {
                 // kmod follows such links until it runs out of file descriptors.
                 let levels = self.ancestors.len() - depth;
                 log!(
@@ -185,15 +192,20 @@ impl<'a, 'c> Walk<'a, 'c> {
             }
         }
         path.push(b'/');
-        self.dir(fd, path);
+        self.dir(fd, st.map_or((u64::MAX, u64::MAX), |st| id(&st)), path);
     }
 }
 
+/// A directory's `(device, inode)`.
+#[allow(clippy::unnecessary_cast)] // the field types differ between targets
+fn id(st: &rustix::fs::Stat) -> (u64, u64) {
+    (st.st_dev as u64, st.st_ino as u64)
+}
+
 /// `fstatat(dir, name, &st, 0)`: the type of what `name` leads to, following symbolic links.
-fn stat_type(dir: &Dir, name: &CStr) -> Result<FileType, Errno> {
-    let fd = dir.fd().map_err(|e| Errno(e.raw_os_error()))?;
-    let st = rustix::fs::statat(fd.as_fd(), name, AtFlags::empty())
-        .map_err(|e| Errno(e.raw_os_error()))?;
+fn stat_type(dir: BorrowedFd<'_>, name: &CStr) -> Result<FileType, Errno> {
+    let st =
+        rustix::fs::statat(dir, name, AtFlags::empty()).map_err(|e| Errno(e.raw_os_error()))?;
     Ok(FileType::from_raw_mode(st.st_mode))
 }
 
