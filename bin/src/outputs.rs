@@ -160,9 +160,11 @@ fn make<'a>(kind: Kind, index: &Index<'a>, inputs: &'a Inputs) -> Made<'a> {
     Made { data, messages, error: result.err() }
 }
 
-/// Generates every output (the text ones only, for `-n`) on up to `threads` threads, then
-/// reports and hands them to `sink` in kmod's order. Fails when an output could not be made or
-/// written; otherwise says whether anything was reported (shown or not at this verbosity).
+/// Generates every output (the text ones only, for `-n`) on up to `threads` threads; as each
+/// one and every one before it are made, reports its messages and hands it to `sink`, in kmod's
+/// order, and lets it go (the run never holds all of them at once). Fails when an output could
+/// not be made or written; otherwise says whether anything was reported (shown or not at this
+/// verbosity).
 pub fn build(
     log: &Log,
     dirs: &Dirs,
@@ -177,20 +179,44 @@ pub fn build(
     } else {
         Inputs::read(dirs)
     };
-    let made_all =
-        par::map_slice_with(&kinds, threads, || (), |_, _, &kind| make(kind, index, &inputs));
-    let mut said = false;
-    for (kind, made) in kinds.iter().zip(made_all) {
-        for m in made.messages {
-            said |= report(log, dirs, index.warn_duplicates, m);
-        }
-        if let Some(e) = made.error {
-            report_bin_error(log, &e);
-            return Err(Failed);
-        }
-        sink.put(kind.name(), &made.data)?;
-    }
-    Ok(said)
+    let (made, taken) = std::sync::mpsc::channel();
+    let threads = threads.clamp(1, kinds.len());
+    let work = |_: &mut (), i: usize, kind: Kind| {
+        // The receiver is gone only once the run has failed: the output is not wanted then.
+        let _ = made.send((i, make(kind, index, &inputs)));
+    };
+    let (said, _) = par::map_with(
+        threads,
+        || (),
+        work,
+        |push| {
+            kinds.iter().copied().for_each(push);
+            let mut waiting: Vec<Option<Made<'_>>> = kinds.iter().map(|_| None).collect();
+            let mut said = false;
+            for (next, kind) in kinds.iter().enumerate() {
+                let made = loop {
+                    if let Some(made) = waiting.get_mut(next).and_then(Option::take) {
+                        break made;
+                    }
+                    // Every output is sent once; the senders outlive this loop.
+                    let Ok((i, made)) = taken.recv() else { return Err(Failed) };
+                    if let Some(slot) = waiting.get_mut(i) {
+                        *slot = Some(made);
+                    }
+                };
+                for m in made.messages {
+                    said |= report(log, dirs, index.warn_duplicates, m);
+                }
+                if let Some(e) = made.error {
+                    report_bin_error(log, &e);
+                    return Err(Failed);
+                }
+                sink.put(kind.name(), &made.data)?;
+            }
+            Ok(said)
+        },
+    );
+    said
 }
 
 /// Reports one message; whether it is one (a duplicate is one only with `-w`).
