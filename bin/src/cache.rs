@@ -238,6 +238,11 @@ impl<'c> Session<'c> {
         self.cache.as_ref()
     }
 
+    /// Whether this run writes a cache (at its end, or when it refreshes one).
+    pub fn writes(&self) -> bool {
+        self.write
+    }
+
     /// Whether the records recalled are rebuilt while the walk goes on: not when the indexes
     /// may turn out current (which needs none), unless `needed` (the dependency pass runs
     /// anyway, for its messages).
@@ -390,7 +395,7 @@ enum Entry<'c> {
     /// unusable ones are left out).
     Module { path: Vec<u8>, stamp: Stamp, module: usize },
     /// A file read that no module has (it lost to another file with the same module name).
-    Other { path: Vec<u8>, stamp: Stamp, info: ModuleInfo },
+    Other { path: Vec<u8>, stamp: Stamp, info: Box<ModuleInfo> },
     /// Nothing to keep: the file could not be read.
     Nothing,
 }
@@ -409,68 +414,61 @@ fn same(info: &ModuleInfo, record: &Record<'_>) -> bool {
 /// Records rebuilt per piece of work: enough to make handing it out cheap.
 const RUN: usize = 256;
 
-/// What a file gave, as the modules' list and the cache writer take it.
-enum Done<'c> {
-    Recalled(Record<'c>, ModuleInfo),
-    Read { loaded: Loaded, stamp: Option<Stamp> },
-}
-
 /// Makes what was loaded into the modules' [`Loaded`] list (rebuilding on `threads` threads the
-/// recalled records not rebuilt yet), and what the cache writer takes.
-pub fn split<'c>(found: Found<'c>, threads: usize) -> (Vec<Module>, Vec<Loaded>, Entries<'c>) {
-    let Found { modules, slots, files } = found;
-    let (paths, gots): (Vec<Vec<u8>>, Vec<Got<'c>>) = files.into_iter().unzip();
-    let pending = gots.iter().any(|g| matches!(g, Got::Recalled(_, None)));
-    let runs: Vec<&[Got<'c>]> = if pending { gots.chunks(RUN).collect() } else { Vec::new() };
-    let rebuilt = par::map_slice_with(&runs, threads, Scratch::default, |scratch, _, run| {
-        let recall = |g: &Got<'c>| match g {
-            Got::Recalled(record, None) => record.info(scratch),
-            _ => None,
-        };
-        run.iter().map(recall).collect::<Vec<_>>()
-    });
-    let mut rebuilt = rebuilt.into_iter().flatten();
-    let mut done: Vec<Option<Done<'c>>> = gots
-        .into_iter()
-        .zip(&paths)
-        .map(|(got, path)| {
-            let info = if pending { rebuilt.next().flatten() } else { None };
-            Some(match (got, info) {
-                (Got::Recalled(record, Some(info)), _)
-                | (Got::Recalled(record, None), Some(info)) => Done::Recalled(record, info),
-                (Got::Read { loaded, stamp }, _) => Done::Read { loaded, stamp },
-                // A record that cannot be rebuilt (it cannot happen to a checked cache) is read.
-                (Got::Recalled(_, None), None) => {
-                    let (loaded, stamp) = load::load(&mut Loader::default(), path);
-                    Done::Read { loaded, stamp }
-                }
-            })
-        })
-        .collect();
+/// recalled records not rebuilt yet), and what the cache writer takes when the run writes a
+/// cache (`write`; otherwise nothing, which keeps a run without one as lean as before). Each
+/// file's [`ModuleInfo`] is moved once, from where it was loaded to the list.
+pub fn split<'c>(
+    found: Found<'c>,
+    threads: usize,
+    write: bool,
+) -> (Vec<Module>, Vec<Loaded>, Entries<'c>) {
+    let Found { modules, slots, mut files } = found;
+    if files.iter().any(|(_, got)| matches!(got, Got::Recalled(_, None))) {
+        let runs: Vec<&[(Vec<u8>, Got<'c>)]> = files.chunks(RUN).collect();
+        let rebuilt = par::map_slice_with(&runs, threads, Scratch::default, |scratch, _, run| {
+            let rebuild = |(_, got): &(Vec<u8>, Got<'c>)| match got {
+                Got::Recalled(record, None) => record.info(scratch).map(Box::new),
+                _ => None,
+            };
+            run.iter().map(rebuild).collect::<Vec<_>>()
+        });
+        for ((_, got), info) in files.iter_mut().zip(rebuilt.into_iter().flatten()) {
+            if let Got::Recalled(_, slot @ None) = got {
+                *slot = info;
+            }
+        }
+    }
+    let mut files: Vec<Option<(Vec<u8>, Got<'c>)>> = files.into_iter().map(Some).collect();
+    let kept = if write { files.len() } else { 0 };
     let mut entries: Vec<Entry<'c>> =
-        std::iter::repeat_with(|| Entry::Nothing).take(paths.len()).collect();
-    let mut paths: Vec<Option<Vec<u8>>> = paths.into_iter().map(Some).collect();
+        std::iter::repeat_with(|| Entry::Nothing).take(kept).collect();
     let mut loaded = Vec::with_capacity(modules.len());
     for (module, &slot) in slots.iter().enumerate() {
-        let (Some(d), Some(entry)) = (done.get_mut(slot), entries.get_mut(slot)) else { continue };
-        let path = paths.get_mut(slot).and_then(Option::take).unwrap_or_default();
         // Every module has its file, once.
-        let Some(d) = d.take() else { continue };
-        let (l, e) = match d {
-            Done::Recalled(record, info) => (Ok(info), Entry::Keep(record)),
-            Done::Read { loaded: Ok(info), stamp: Some(stamp) } => {
+        let Some((path, got)) = files.get_mut(slot).and_then(Option::take) else { continue };
+        let (l, e) = match got {
+            Got::Recalled(record, Some(info)) => (Ok(info), Entry::Keep(record)),
+            // A record that cannot be rebuilt (it cannot happen to a checked cache) is read.
+            Got::Recalled(_, None) => match load::load(&mut Loader::default(), &path) {
+                (Ok(info), Some(stamp)) => (Ok(info), Entry::Module { path, stamp, module }),
+                (loaded, _) => (loaded, Entry::Nothing),
+            },
+            Got::Read { loaded: Ok(info), stamp: Some(stamp) } => {
                 (Ok(info), Entry::Module { path, stamp, module })
             }
-            Done::Read { loaded, .. } => (loaded, Entry::Nothing),
+            Got::Read { loaded, .. } => (loaded, Entry::Nothing),
         };
         loaded.push(l);
-        *entry = e;
+        if let Some(entry) = entries.get_mut(slot) {
+            *entry = e;
+        }
     }
     // The files no module has.
-    for ((d, path), entry) in done.into_iter().zip(paths).zip(&mut entries) {
-        match (d, path) {
-            (Some(Done::Recalled(record, _)), _) => *entry = Entry::Keep(record),
-            (Some(Done::Read { loaded: Ok(info), stamp: Some(stamp) }), Some(path)) => {
+    for (file, entry) in files.into_iter().zip(&mut entries) {
+        match file {
+            Some((_, Got::Recalled(record, _))) => *entry = Entry::Keep(record),
+            Some((path, Got::Read { loaded: Ok(info), stamp: Some(stamp) })) => {
                 *entry = Entry::Other { path, stamp, info }
             }
             _ => {}

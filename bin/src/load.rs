@@ -26,7 +26,7 @@ use crate::read::{self, MAP, READ_WHOLE};
 use crate::walk::FoundFile;
 
 /// What loading made of one module file.
-pub type Loaded = Result<ModuleInfo, Failure>;
+pub type Loaded = Result<Box<ModuleInfo>, Failure>;
 
 /// Why a module file could not be used at all.
 #[derive(Debug)]
@@ -60,7 +60,7 @@ pub enum Got<'c> {
     /// The cache's record: the file's stamp is the one recorded. Its [`ModuleInfo`] is rebuilt
     /// while the walk goes on, or (`None`) only when it is needed: a run that finds nothing
     /// changed needs none.
-    Recalled(Record<'c>, Option<ModuleInfo>),
+    Recalled(Record<'c>, Option<Box<ModuleInfo>>),
     /// The file was read: what it gave, and its stamp (`fstat` before it was read).
     Read { loaded: Loaded, stamp: Option<Stamp> },
 }
@@ -131,7 +131,7 @@ fn read_and_parse(loader: &mut Loader, file: &Opened) -> Loaded {
     let head = read::head(&file.fd, len, buf).map_err(Failure::Io)?;
     if Format::detect(head) == Format::Raw && len > READ_WHOLE {
         read::sparse(&file.fd, len, buf, ranges).map_err(Failure::Io)?;
-        return Ok(ModuleInfo::parse_with(buf, scratch));
+        return Ok(Box::new(ModuleInfo::parse_with(buf, scratch)));
     }
     read::rest(&file.fd, len, buf).map_err(Failure::Io)?;
     parse(buf, decoders, scratch)
@@ -151,12 +151,12 @@ fn parse(data: &[u8], decoders: &mut Decoders, scratch: &mut Scratch) -> Loaded 
             };
             if let Some(info) = info {
                 report_sparse(&sparse, plan.locals());
-                return Ok(info);
+                return Ok(Box::new(info));
             }
         }
     }
     let data = decoders.decode(format, data).map_err(Failure::Decode)?;
-    Ok(ModuleInfo::parse_with(data, scratch))
+    Ok(Box::new(ModuleInfo::parse_with(data, scratch)))
 }
 
 /// `DEPMOD_TIMING=1`: what a sparse decode kept, on stderr (not a kmod message).
@@ -209,7 +209,7 @@ type FoundSoFar<'c> = Option<(Vec<u8>, Record<'c>)>;
 #[allow(clippy::large_enum_variant)] // each moved once: a box would cost an allocation per file
 enum Done<'c> {
     Read(usize, Vec<u8>, Got<'c>),
-    Rebuilt(Vec<(usize, Option<ModuleInfo>)>),
+    Rebuilt(Vec<(usize, Option<Box<ModuleInfo>>)>),
 }
 
 /// The loading phase: each module file `find` reports is recalled from `cache` on the spot
@@ -239,7 +239,9 @@ pub fn while_finding<'c>(
                 Done::Read(i, path, Got::Read { loaded, stamp })
             }
             Job::Rebuild(records) => {
-                let infos = records.into_iter().map(|(i, r)| (i, r.info(&mut loader.scratch)));
+                let infos = records
+                    .into_iter()
+                    .map(|(i, r)| (i, r.info(&mut loader.scratch).map(Box::new)));
                 Done::Rebuilt(infos.collect())
             }
         },
@@ -429,7 +431,7 @@ mod tests {
             .slots
             .iter()
             .map(|&i| match &found.files[i].1 {
-                Got::Read { loaded: Ok(info), stamp: Some(_) } => info,
+                Got::Read { loaded: Ok(info), stamp: Some(_) } => &**info,
                 other => panic!("{other:?}"),
             })
             .collect();

@@ -67,7 +67,7 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
             return keep_indexes(log, dirs);
         }
     }
-    let (modules, loaded, entries) = cache::split(found, threads);
+    let (modules, loaded, entries) = cache::split(found, threads, session.writes());
     phases.mark("recall");
     let kept = usable::keep(log, modules, loaded);
     phases.mark("keep");

@@ -50,7 +50,7 @@ pub fn keep(log: &Log, modules: Vec<Module>, loaded: Vec<Loaded>) -> Kept {
         report_defects(log, path, &info);
         kept.places.push(Some(kept.modules.len()));
         kept.modules.push(m);
-        kept.infos.push(info);
+        kept.infos.push(*info);
     }
     kept
 }
@@ -99,11 +99,11 @@ mod tests {
         };
         let modules = vec![m("good"), m("gone"), m("zst"), m("notelf"), m("strings")];
         let loaded = vec![
-            Ok(ModuleInfo::parse(&module(&[], &["f"], &[]))),
+            Ok(Box::new(ModuleInfo::parse(&module(&[], &["f"], &[])))),
             Err(Failure::Io(std::io::Error::from_raw_os_error(2))),
             Err(Failure::Decode(DecodeError::NotBuiltIn(Format::Zstd))),
-            Ok(ModuleInfo::parse(b"\x7fELF")),
-            Ok(ModuleInfo::parse(&bad_strings)),
+            Ok(Box::new(ModuleInfo::parse(b"\x7fELF"))),
+            Ok(Box::new(ModuleInfo::parse(&bad_strings))),
         ];
         let log = Log::capturing();
         let kept = keep(&log, modules, loaded);
