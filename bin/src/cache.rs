@@ -402,7 +402,7 @@ enum Entry<'c> {
 
 /// Whether a module read without any error or anomaly says what `record` says: the outputs
 /// take nothing else from it.
-fn same(info: &ModuleInfo, record: &Record<'_>) -> bool {
+pub fn same(info: &ModuleInfo, record: &Record<'_>) -> bool {
     info.is_clean()
         && info.aliases().eq(record.aliases())
         && info.softdeps().eq(record.softdeps())

@@ -9,6 +9,7 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 
@@ -215,9 +216,9 @@ enum Done<'c> {
 /// The loading phase: each module file `find` reports is recalled from `cache` on the spot
 /// (its stamp taken where the walk is, which is cheap) or else loaded on `threads` threads
 /// while `find` goes on. The records recalled are rebuilt on those threads meanwhile when
-/// `rebuild` says so, or from the first file that has to be read on (a run that recalls every
-/// file may need none). A module whose file was not reported, or under another path, is loaded
-/// afterwards.
+/// `rebuild` says so, or from the first file read that does not say what its record says on (a
+/// run that recalls every file, or reads only other builds of the same modules, may need none).
+/// A module whose file was not reported, or under another path, is loaded afterwards.
 pub fn while_finding<'c>(
     threads: usize,
     cache: Option<&Cache<'c>>,
@@ -229,13 +230,23 @@ pub fn while_finding<'c>(
     let found: RefCell<Vec<FoundSoFar<'c>>> = RefCell::default();
     // Records recalled and not handed over yet to be rebuilt, and whether they are.
     let recalled: RefCell<Vec<(usize, Record<'c>)>> = RefCell::default();
-    let rebuild = std::cell::Cell::new(rebuild);
+    let rebuild = AtomicBool::new(rebuild);
     let (modules, done) = par::map_with(
         threads,
         Loader::default,
         |loader, _, job: Job<'c>| match job {
             Job::Read(i, path) => {
                 let (loaded, stamp) = load(loader, &path);
+                // Another build of a module, which says what its record says, changes nothing
+                // the records are needed for.
+                let record = cache.and_then(|c| c.get(&path));
+                let same = match (&loaded, record) {
+                    (Ok(info), Some(record)) => crate::cache::same(info, &record),
+                    _ => false,
+                };
+                if !same {
+                    rebuild.store(true, Ordering::Relaxed);
+                }
                 Done::Read(i, path, Got::Read { loaded, stamp })
             }
             Job::Rebuild(records) => {
@@ -254,19 +265,18 @@ pub fn while_finding<'c>(
                         found.push(Some((file.path.to_vec(), record)));
                         let mut recalled = recalled.borrow_mut();
                         recalled.push((n, record));
-                        if rebuild.get() && recalled.len() >= RUN {
+                        if rebuild.load(Ordering::Relaxed) && recalled.len() >= RUN {
                             push(Job::Rebuild(std::mem::take(&mut *recalled)));
                         }
                     }
                     None => {
                         push(Job::Read(n, file.path.to_vec()));
                         found.push(None);
-                        rebuild.set(true);
                     }
                 }
             });
             let rest = recalled.take();
-            if rebuild.get() && !rest.is_empty() {
+            if rebuild.load(Ordering::Relaxed) && !rest.is_empty() {
                 push(Job::Rebuild(rest));
             }
             modules
