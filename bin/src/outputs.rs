@@ -162,7 +162,7 @@ fn make<'a>(kind: Kind, index: &Index<'a>, inputs: &'a Inputs) -> Made<'a> {
 
 /// Generates every output (the text ones only, for `-n`) on up to `threads` threads; as each
 /// one and every one before it are made, reports its messages and hands it to `sink`, in kmod's
-/// order, and lets it go (the run never holds all of them at once). Fails when an output could
+/// order, and lets it go (the run never holds all of them at once: [`par::for_each_in_order`]). Fails when an output could
 /// not be made or written; otherwise says whether anything was reported (shown or not at this
 /// verbosity).
 pub fn build(
@@ -179,44 +179,23 @@ pub fn build(
     } else {
         Inputs::read(dirs)
     };
-    let (made, taken) = std::sync::mpsc::channel();
-    let threads = threads.clamp(1, kinds.len());
-    let work = |_: &mut (), i: usize, kind: Kind| {
-        // The receiver is gone only once the run has failed: the output is not wanted then.
-        let _ = made.send((i, make(kind, index, &inputs)));
-    };
-    let (said, _) = par::map_with(
+    let mut said = false;
+    par::for_each_in_order(
+        &kinds,
         threads,
-        || (),
-        work,
-        |push| {
-            kinds.iter().copied().for_each(push);
-            let mut waiting: Vec<Option<Made<'_>>> = kinds.iter().map(|_| None).collect();
-            let mut said = false;
-            for (next, kind) in kinds.iter().enumerate() {
-                let made = loop {
-                    if let Some(made) = waiting.get_mut(next).and_then(Option::take) {
-                        break made;
-                    }
-                    // Every output is sent once; the senders outlive this loop.
-                    let Ok((i, made)) = taken.recv() else { return Err(Failed) };
-                    if let Some(slot) = waiting.get_mut(i) {
-                        *slot = Some(made);
-                    }
-                };
-                for m in made.messages {
-                    said |= report(log, dirs, index.warn_duplicates, m);
-                }
-                if let Some(e) = made.error {
-                    report_bin_error(log, &e);
-                    return Err(Failed);
-                }
-                sink.put(kind.name(), &made.data)?;
+        |&kind| make(kind, index, &inputs),
+        |kind, made| {
+            for m in made.messages {
+                said |= report(log, dirs, index.warn_duplicates, m);
             }
-            Ok(said)
+            if let Some(e) = made.error {
+                report_bin_error(log, &e);
+                return Err(Failed);
+            }
+            sink.put(kind.name(), &made.data)
         },
-    );
-    said
+    )?;
+    Ok(said)
 }
 
 /// Reports one message; whether it is one (a duplicate is one only with `-w`).

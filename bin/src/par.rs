@@ -1,5 +1,6 @@
 //! The one way work is shared out over threads: a parallel map with per-thread state, whose
-//! results come out in input order whatever the scheduling. Every parallel phase uses it:
+//! results come out in input order whatever the scheduling (all at the end, or each as soon as
+//! it and those before it are done: [`for_each_in_order`]). Every parallel phase uses it:
 //! loading the modules (while the walk is still finding them), the dependency pass, the
 //! outputs, and the flush of the written files.
 
@@ -73,6 +74,71 @@ where
 {
     let threads = threads.clamp(1, items.len().max(1));
     map_with(threads, init, f, |push| items.iter().for_each(push)).1
+}
+
+/// `f(item)` for every item of `items` on up to `threads` threads, each result handed to `take`
+/// (with its item) on the caller's thread, in input order, as soon as it and every one before it are done (not
+/// all at the end: a result is let go as soon as it is taken). The first `Err` from `take` ends
+/// the taking and is returned; the items already handed out are still worked on, their results
+/// dropped.
+pub fn for_each_in_order<T, R, E>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+    mut take: impl FnMut(&T, R) -> Result<(), E>,
+) -> Result<(), E>
+where
+    T: Sync,
+    R: Send,
+{
+    let done =
+        Done { slots: Mutex::new(items.iter().map(|_| None).collect()), ready: Condvar::new() };
+    let threads = threads.clamp(1, items.len().max(1));
+    let work = |_: &mut (), i: usize, item: &T| {
+        let result = f(item);
+        let mut slots = done.lock();
+        if let Some(slot) = slots.get_mut(i) {
+            *slot = Some(result);
+        }
+        done.ready.notify_all();
+    };
+    let (taken, _) = map_with(
+        threads,
+        || (),
+        work,
+        |push| {
+            items.iter().for_each(push);
+            for (i, item) in items.iter().enumerate() {
+                let mut slots = done.lock();
+                // Every item is worked on once, so each slot is filled in the end.
+                let result = loop {
+                    match slots.get_mut(i).map(Option::take) {
+                        Some(Some(result)) => break result,
+                        Some(None) => {
+                            slots = done.ready.wait(slots).unwrap_or_else(PoisonError::into_inner);
+                        }
+                        None => return Ok(()),
+                    }
+                };
+                drop(slots);
+                take(item, result)?;
+            }
+            Ok(())
+        },
+    );
+    taken
+}
+
+/// Results of [`for_each_in_order`] not taken yet, by input position.
+struct Done<R> {
+    slots: Mutex<Vec<Option<R>>>,
+    ready: Condvar,
+}
+
+impl<R> Done<R> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Option<R>>> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// Items handed over and not yet taken, with the count of all handed over.
@@ -159,6 +225,34 @@ mod tests {
             assert!(out.iter().enumerate().all(|(i, &(j, y))| i == j && y == items[i] * 2));
         }
         assert!(map_slice_with(&[] as &[u32], 4, || (), |_, _, &x| x).is_empty());
+    }
+
+    /// Results are taken in input order, whatever order they are done in, and the taking stops
+    /// at the first error.
+    #[test]
+    fn taken_in_input_order_until_an_error() {
+        let items: Vec<u64> = (0..40).collect();
+        // Later items finish first.
+        let slow = |&x: &u64| {
+            std::thread::sleep(std::time::Duration::from_micros(40 - x));
+            x * 3
+        };
+        for threads in [0, 1, 2, 5] {
+            let mut taken = Vec::new();
+            let all = for_each_in_order(&items, threads, slow, |&x, r| {
+                taken.push((x, r));
+                Ok::<(), ()>(())
+            });
+            assert_eq!(all, Ok(()));
+            assert_eq!(taken, items.iter().map(|&x| (x, x * 3)).collect::<Vec<_>>());
+            let mut seen = 0;
+            let stopped = for_each_in_order(&items, threads, slow, |&x, _| {
+                seen += 1;
+                if x == 7 { Err(x) } else { Ok(()) }
+            });
+            assert_eq!((stopped, seen), (Err(7), 8));
+        }
+        assert_eq!(for_each_in_order(&[] as &[u64], 2, slow, |_, _| Err(())), Ok(()));
     }
 
     #[test]
