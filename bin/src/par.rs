@@ -77,10 +77,10 @@ where
 }
 
 /// `f(item)` for every item of `items` on up to `threads` threads, each result handed to `take`
-/// (with its item) on the caller's thread, in input order, as soon as it and every one before it are done (not
-/// all at the end: a result is let go as soon as it is taken). The first `Err` from `take` ends
-/// the taking and is returned; the items already handed out are still worked on, their results
-/// dropped.
+/// (with its item) on the caller's thread, in input order, as soon as it and every one before
+/// it are done (not all at the end: a result is let go as soon as it is taken). The first `Err`
+/// from `take` ends the taking and is returned; the items already handed out are still worked
+/// on, their results dropped.
 pub fn for_each_in_order<T, R, E>(
     items: &[T],
     threads: usize,
@@ -91,13 +91,17 @@ where
     T: Sync,
     R: Send,
 {
-    let done =
-        Done { slots: Mutex::new(items.iter().map(|_| None).collect()), ready: Condvar::new() };
+    let slots = items.iter().map(|_| None).collect();
+    let done = Done { state: Mutex::new(Slots { slots, unwound: false }), ready: Condvar::new() };
     let threads = threads.clamp(1, items.len().max(1));
     let work = |_: &mut (), i: usize, item: &T| {
+        // Should `f` unwind (a bug), the taker stops waiting for this result: the panic is then
+        // resumed when the threads are joined, instead of the run hanging.
+        let guard = Unwinding(&done);
         let result = f(item);
-        let mut slots = done.lock();
-        if let Some(slot) = slots.get_mut(i) {
+        std::mem::forget(guard);
+        let mut state = done.lock();
+        if let Some(slot) = state.slots.get_mut(i) {
             *slot = Some(result);
         }
         done.ready.notify_all();
@@ -109,18 +113,18 @@ where
         |push| {
             items.iter().for_each(push);
             for (i, item) in items.iter().enumerate() {
-                let mut slots = done.lock();
+                let mut state = done.lock();
                 // Every item is worked on once, so each slot is filled in the end.
                 let result = loop {
-                    match slots.get_mut(i).map(Option::take) {
+                    match state.slots.get_mut(i).map(Option::take) {
                         Some(Some(result)) => break result,
-                        Some(None) => {
-                            slots = done.ready.wait(slots).unwrap_or_else(PoisonError::into_inner);
+                        Some(None) if !state.unwound => {
+                            state = done.ready.wait(state).unwrap_or_else(PoisonError::into_inner);
                         }
-                        None => return Ok(()),
+                        _ => return Ok(()),
                     }
                 };
-                drop(slots);
+                drop(state);
                 take(item, result)?;
             }
             Ok(())
@@ -129,15 +133,32 @@ where
     taken
 }
 
-/// Results of [`for_each_in_order`] not taken yet, by input position.
+/// Results of [`for_each_in_order`] not taken yet.
 struct Done<R> {
-    slots: Mutex<Vec<Option<R>>>,
+    state: Mutex<Slots<R>>,
     ready: Condvar,
 }
 
+struct Slots<R> {
+    /// The results by input position.
+    slots: Vec<Option<R>>,
+    /// A worker unwound: one slot will never be filled.
+    unwound: bool,
+}
+
 impl<R> Done<R> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Option<R>>> {
-        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots<R>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Dropped only while a worker of [`for_each_in_order`] unwinds: tells the taker.
+struct Unwinding<'a, R>(&'a Done<R>);
+
+impl<R> Drop for Unwinding<'_, R> {
+    fn drop(&mut self) {
+        self.0.lock().unwound = true;
+        self.0.ready.notify_all();
     }
 }
 
@@ -253,6 +274,24 @@ mod tests {
             assert_eq!((stopped, seen), (Err(7), 8));
         }
         assert_eq!(for_each_in_order(&[] as &[u64], 2, slow, |_, _| Err(())), Ok(()));
+    }
+
+    /// A worker that panics makes the call panic, whatever the taker is waiting for, instead of
+    /// leaving it waiting.
+    #[test]
+    fn a_panicking_worker_does_not_leave_the_taker_waiting() {
+        let items: Vec<u64> = (0..8).collect();
+        for threads in [1, 2] {
+            let run = std::panic::catch_unwind(|| {
+                for_each_in_order(
+                    &items,
+                    threads,
+                    |&x| if x == 3 { panic!("bug") } else { x },
+                    |_, _| Ok::<(), ()>(()),
+                )
+            });
+            assert!(run.is_err());
+        }
     }
 
     #[test]
