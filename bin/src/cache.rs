@@ -411,9 +411,6 @@ pub fn same(info: &ModuleInfo, record: &Record<'_>) -> bool {
         && info.imports().map(|i| (i.name, i.crc, i.weak)).eq(record.imports())
 }
 
-/// Records rebuilt per piece of work: enough to make handing it out cheap.
-const RUN: usize = 256;
-
 /// Makes what was loaded into the modules' [`Loaded`] list (rebuilding on `threads` threads the
 /// recalled records not rebuilt yet), and what the cache writer takes when the run writes a
 /// cache (`write`; otherwise nothing, which keeps a run without one as lean as before). Each
@@ -425,7 +422,7 @@ pub fn split<'c>(
 ) -> (Vec<Module>, Vec<Loaded>, Entries<'c>) {
     let Found { modules, slots, mut files } = found;
     if files.iter().any(|(_, got)| matches!(got, Got::Recalled(_, None))) {
-        let runs: Vec<&[(Vec<u8>, Got<'c>)]> = files.chunks(RUN).collect();
+        let runs: Vec<&[(Vec<u8>, Got<'c>)]> = files.chunks(load::RUN).collect();
         let rebuilt = par::map_slice_with(&runs, threads, Scratch::default, |scratch, _, run| {
             let rebuild = |(_, got): &(Vec<u8>, Got<'c>)| match got {
                 Got::Recalled(record, None) => record.info(scratch).map(Box::new),

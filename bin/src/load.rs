@@ -79,12 +79,16 @@ pub fn load(loader: &mut Loader, path: &[u8]) -> (Loaded, Option<Stamp>) {
 /// The record `cache` holds for `file` when the file's stamp (`stat`, before anything is read)
 /// is the one recorded.
 pub fn recall<'c>(cache: Option<&Cache<'c>>, file: FoundFile<'_>) -> Option<Record<'c>> {
-    let record = cache?.get(file.path)?;
+    cache?.get(file.path).filter(|record| still_good(record, file))
+}
+
+/// Whether `file`'s stamp (`stat`, before anything is read) is the one `record` holds.
+fn still_good(record: &Record<'_>, file: FoundFile<'_>) -> bool {
     let now = match file.dir {
         Some(dir) => rustix::fs::statat(dir, file.name(), AtFlags::empty()),
         None => rustix::fs::stat(OsStr::from_bytes(file.path)),
     };
-    (now.ok().map(|st| stamp(&st)) == Some(record.stamp())).then_some(record)
+    now.ok().map(|st| stamp(&st)) == Some(record.stamp())
 }
 
 /// The record `cache` holds for `path` if it is still good (see [`recall`]), otherwise what
@@ -193,12 +197,12 @@ pub struct Found<'c> {
 }
 
 /// Records rebuilt per piece of work: enough to make handing it out cheap.
-const RUN: usize = 256;
+pub const RUN: usize = 256;
 
 /// Work for the loading threads.
 enum Job<'c> {
-    /// Reads the file found `n`th, at this path.
-    Read(usize, Vec<u8>),
+    /// Reads the file found `n`th, at this path, whose record (if any) is out of date.
+    Read(usize, Vec<u8>, Option<Record<'c>>),
     /// Rebuilds these records (of the files found at these places).
     Rebuild(Vec<(usize, Record<'c>)>),
 }
@@ -235,11 +239,10 @@ pub fn while_finding<'c>(
         threads,
         Loader::default,
         |loader, _, job: Job<'c>| match job {
-            Job::Read(i, path) => {
+            Job::Read(i, path, record) => {
                 let (loaded, stamp) = load(loader, &path);
                 // Another build of a module, which says what its record says, changes nothing
                 // the records are needed for.
-                let record = cache.and_then(|c| c.get(&path));
                 let same = match (&loaded, record) {
                     (Ok(info), Some(record)) => crate::cache::same(info, &record),
                     _ => false,
@@ -260,7 +263,8 @@ pub fn while_finding<'c>(
             let modules = find(&|file| {
                 let mut found = found.borrow_mut();
                 let n = found.len();
-                match recall(cache, file) {
+                let record = cache.and_then(|c| c.get(file.path));
+                match record.filter(|record| still_good(record, file)) {
                     Some(record) => {
                         found.push(Some((file.path.to_vec(), record)));
                         let mut recalled = recalled.borrow_mut();
@@ -270,7 +274,7 @@ pub fn while_finding<'c>(
                         }
                     }
                     None => {
-                        push(Job::Read(n, file.path.to_vec()));
+                        push(Job::Read(n, file.path.to_vec(), record));
                         found.push(None);
                     }
                 }

@@ -80,7 +80,7 @@ impl<'a, 'c> Walk<'a, 'c> {
         path.push(b'/');
         self.ancestors.clear();
         self.root_fd = fd.as_raw_fd();
-        let id = rustix::fs::fstat(&fd).map_or((u64::MAX, u64::MAX), |st| id(&st));
+        let id = id(rustix::fs::fstat(&fd).ok().as_ref());
         self.dir(fd, id, &mut path);
         Ok(())
     }
@@ -176,7 +176,7 @@ impl<'a, 'c> Walk<'a, 'c> {
                 log!(self.log, Error, "fdopendir(", dfd.saturating_add(1), "): ", e);
                 return;
             }
-            if let Some(depth) = self.ancestors.iter().position(|&a| a == id(st)) {
+            if let Some(depth) = self.ancestors.iter().position(|&a| a == id(Some(st))) {
                 // kmod follows such links until it runs out of file descriptors.
                 let levels = self.ancestors.len() - depth;
                 log!(
@@ -192,14 +192,14 @@ impl<'a, 'c> Walk<'a, 'c> {
             }
         }
         path.push(b'/');
-        self.dir(fd, st.map_or((u64::MAX, u64::MAX), |st| id(&st)), path);
+        self.dir(fd, id(st.as_ref().ok()), path);
     }
 }
 
-/// A directory's `(device, inode)`.
+/// A directory's `(device, inode)`, from its `fstat`; one no directory has when that failed.
 #[allow(clippy::unnecessary_cast)] // the field types differ between targets
-fn id(st: &rustix::fs::Stat) -> (u64, u64) {
-    (st.st_dev as u64, st.st_ino as u64)
+fn id(st: Option<&rustix::fs::Stat>) -> (u64, u64) {
+    st.map_or((u64::MAX, u64::MAX), |st| (st.st_dev as u64, st.st_ino as u64))
 }
 
 /// `fstatat(dir, name, &st, 0)`: the type of what `name` leads to, following symbolic links.
