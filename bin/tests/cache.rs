@@ -7,13 +7,13 @@
 
 mod common;
 
+use depmod_core::bytes::Shared;
 use std::fs;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use common::{Depmod, OUTPUTS, compare_dirs, compress, scratch};
@@ -157,7 +157,7 @@ impl Tree {
 
     /// The cache, checked as a cache of the module directory `tree`.
     fn with_cache_of<R>(&self, tree: &[u8], f: impl FnOnce(&Cache<'_>) -> R) -> R {
-        let bytes: Arc<[u8]> = fs::read(self.cache_path()).unwrap().into();
+        let bytes: Shared = fs::read(self.cache_path()).unwrap().into();
         let identity = Identity { program: PROGRAM.as_bytes(), tree };
         let cache = Cache::parse(&bytes, identity).unwrap_or_else(|e| panic!("the cache: {e}"));
         f(&cache)

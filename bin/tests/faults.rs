@@ -10,12 +10,12 @@
 
 mod common;
 
+use depmod_core::bytes::Shared;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Depmod, OUTPUTS, copy_tree, is_root, scratch, tree};
@@ -33,7 +33,7 @@ fn cache_in(dir: &Path, tree: &Path) -> Result<Option<usize>, String> {
     if bytes.is_empty() {
         return Ok(None);
     }
-    let bytes: Arc<[u8]> = bytes.into();
+    let bytes: Shared = bytes.into();
     let identity = Identity { program: PROGRAM.as_bytes(), tree: tree.as_os_str().as_bytes() };
     Cache::parse(&bytes, identity).map(|c| Some(c.len())).map_err(|e| e.to_string())
 }

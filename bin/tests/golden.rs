@@ -166,7 +166,7 @@ fn check_cache(dir: &Path) -> Result<(), String> {
     if data.is_empty() {
         return Ok(());
     }
-    let data: std::sync::Arc<[u8]> = data.into();
+    let data: depmod_core::bytes::Shared = data.into();
     let identity = depmod_core::cache::Identity {
         program: PROGRAM.as_bytes(),
         tree: dir.as_os_str().as_bytes(),

@@ -9,11 +9,11 @@
 // A measuring tool, not library code: it stops at the first surprise.
 #![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]
 
+use depmod_core::bytes::Shared;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use depmod_core::ModuleInfo;
@@ -118,7 +118,7 @@ fn main() {
         (w.finish().unwrap(), skipped)
     };
     let (file, skipped) = write();
-    let file: Arc<[u8]> = file.into();
+    let file: Shared = file.into();
     let sizes: Vec<u64> = std::fs::read_dir(&indexes)
         .unwrap()
         .map(|e| e.unwrap().metadata().unwrap().len())

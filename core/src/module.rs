@@ -1,10 +1,10 @@
 //! The validated record of one module: everything depmod needs from its file, copied out of it.
 
 use alloc::boxed::Box;
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ops::Range;
 
+use crate::bytes::Shared;
 use crate::elf::{Elf, Import, ImportScratch, LocalSymbols, Symbols};
 use crate::error::{Anomaly, Error};
 use crate::modinfo;
@@ -39,7 +39,7 @@ enum Strings {
     /// Its own copy.
     Own(Box<[u8]>),
     /// A buffer many records share (a cache file read once), which its items point into.
-    Shared(Arc<[u8]>),
+    Shared(Shared),
 }
 
 impl Default for Strings {
@@ -105,7 +105,7 @@ impl Scratch {
 
     /// Moves the pushed lists into `info`, with its strings: a copy of the pushed ones, or
     /// `shared`.
-    fn fill(&self, info: &mut ModuleInfo, shared: Option<Arc<[u8]>>) {
+    fn fill(&self, info: &mut ModuleInfo, shared: Option<Shared>) {
         info.strings = match shared {
             Some(buffer) => Strings::Shared(buffer),
             None => Strings::Own(self.strings.as_slice().into()),
@@ -120,7 +120,7 @@ impl Scratch {
 
     /// Starts rebuilding a [`ModuleInfo`] from its lists, as a cache stored them: each string
     /// is a range of `shared` (the cache file, which the record then holds on to).
-    pub fn rebuild(&mut self, shared: Arc<[u8]>) -> Rebuild<'_> {
+    pub fn rebuild(&mut self, shared: Shared) -> Rebuild<'_> {
         self.clear();
         Rebuild { scratch: self, shared, outside: false, in_order: true, list: 0, ends: [0; LISTS] }
     }
@@ -140,7 +140,7 @@ impl Scratch {
 #[derive(Debug)]
 pub struct Rebuild<'s> {
     scratch: &'s mut Scratch,
-    shared: Arc<[u8]>,
+    shared: Shared,
     /// A range was outside the buffer (or too long for an item).
     outside: bool,
     /// While the lists come in their stored order, every item goes to the first list's vector

@@ -10,7 +10,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use std::sync::Arc;
+use depmod_core::bytes::Shared;
 
 use depmod_core::cache::{Cache, CacheWriter, Identity, Stamp, Time};
 use depmod_core::elf::writer::{Class, ModuleSpec};
@@ -164,7 +164,7 @@ fn main() {
     let full = w.finish().expect("small cache");
     let empty = CacheWriter::new(id, settled).finish().expect("empty cache");
     // Updated with most records left out: symbols renumbered; with one left out: not.
-    let shared: Arc<[u8]> = full.clone().into();
+    let shared: Shared = full.clone().into();
     let old = Cache::parse(&shared, id).expect("own cache");
     let mut fewer = CacheWriter::update(&old, id, settled);
     old.records().skip(1).for_each(|r| fewer.keep(&r).expect("kept"));

@@ -9,7 +9,7 @@
 #![no_main]
 
 use std::ops::Range;
-use std::sync::Arc;
+use depmod_core::bytes::Shared;
 
 use depmod_core::cache::{Cache, CacheWriter, Identity, Record, Stamp, Time, reseal};
 use depmod_core::module::Scratch;
@@ -79,7 +79,7 @@ fuzz_target!(|data: &[u8]| {
     if mode % 2 == 0 {
         reseal(&mut bytes);
     }
-    let file: Arc<[u8]> = bytes.into();
+    let file: Shared = bytes.into();
     let Ok(cache) = Cache::parse(&file, ID) else { return };
     let mut scratch = Scratch::default();
     for r in cache.records() {
@@ -108,7 +108,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let said = contents(&cache);
     for update in [false, true] {
-        let again: Arc<[u8]> = encode(&cache, update).into();
+        let again: Shared = encode(&cache, update).into();
         let reread = Cache::parse(&again, ID).expect("own output parses");
         assert!(contents(&reread) == said, "encoded again (update: {update}), it says otherwise");
         let third = encode(&reread, false);

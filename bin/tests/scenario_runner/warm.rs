@@ -10,11 +10,11 @@
 //! Whatever the mode, a cache is never in kmod's tree, and in ours is either the empty file that
 //! asks for one or a valid cache of this build; it is taken out of what is compared.
 
+use depmod_core::bytes::Shared;
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use depmod_core::cache::{Cache, Identity};
@@ -221,7 +221,7 @@ fn check(data: &[u8]) -> Result<(), String> {
     };
     let (_, next) = field(32).ok_or("no program field")?;
     let (tree, _) = field(next).ok_or("no module directory field")?;
-    let bytes: Arc<[u8]> = data.into();
+    let bytes: Shared = data.to_vec().into();
     let identity = Identity { program: PROGRAM.as_bytes(), tree };
     Cache::parse(&bytes, identity).map(drop).map_err(|e| e.to_string())
 }

@@ -2,7 +2,7 @@
 //! A rebuilt [`ModuleInfo`] keeps its strings where they are, in the file it shares with the
 //! others.
 
-use alloc::sync::Arc;
+use crate::bytes::Shared;
 use alloc::vec::Vec;
 use core::fmt;
 use core::ops::Range;
@@ -170,7 +170,7 @@ impl<'a> Symbols<'a> {
 /// One module's record, read in place.
 #[derive(Clone, Copy, Debug)]
 pub struct Record<'a> {
-    file: &'a Arc<[u8]>,
+    file: &'a Shared,
     symbols: Symbols<'a>,
     layout: Layout,
 }
@@ -323,7 +323,7 @@ impl<'a> Record<'a> {
 /// A checked cache file.
 #[derive(Clone, Debug)]
 pub struct Cache<'a> {
-    file: &'a Arc<[u8]>,
+    file: &'a Shared,
     options: &'a [u8],
     /// Where the file entries start, and how many there are.
     files: (usize, usize),
@@ -341,7 +341,7 @@ const RECORD: usize = 2 + STAMP + 5 * 4;
 
 impl<'a> Cache<'a> {
     /// Checks `file` as a cache written for `identity`: header, checksum, then every part.
-    pub fn parse(file: &'a Arc<[u8]>, identity: Identity<'_>) -> Result<Self, Rejected> {
+    pub fn parse(file: &'a Shared, identity: Identity<'_>) -> Result<Self, Rejected> {
         let data: &'a [u8] = file;
         let mut cur = Cursor { data, at: 0 };
         let len = data.len() as u64;

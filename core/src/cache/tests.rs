@@ -1,5 +1,5 @@
+use crate::bytes::Shared;
 use alloc::format;
-use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -86,7 +86,7 @@ fn modules(count: usize) -> Vec<(Vec<u8>, Stamp, ModuleInfo)> {
     (0..count).map(|n| (path(n), stamp(n), ModuleInfo::parse(&spec(n).build()))).collect()
 }
 
-fn cache_of(modules: &[(Vec<u8>, Stamp, ModuleInfo)]) -> Arc<[u8]> {
+fn cache_of(modules: &[(Vec<u8>, Stamp, ModuleInfo)]) -> Shared {
     let mut w = CacheWriter::new(ID, SETTLED);
     for (p, s, info) in modules {
         w.add(p, *s, info).unwrap();
@@ -149,7 +149,7 @@ fn kept_records_encode_to_the_same_bytes() {
 }
 
 /// What a cache says, comparable: each record's path, stamp and lists.
-fn contents(file: &Arc<[u8]>) -> Vec<(Vec<u8>, Stamp, Summary)> {
+fn contents(file: &Shared) -> Vec<(Vec<u8>, Stamp, Summary)> {
     let cache = Cache::parse(file, ID).unwrap();
     let mut scratch = Scratch::default();
     cache
@@ -183,10 +183,10 @@ fn updated_cache_equals_a_new_one() {
             fresh.add(p, *s, info).unwrap();
         }
         assert_eq!(updated.len(), order.len());
-        let updated: Arc<[u8]> = updated.finish().unwrap().into();
-        let fresh: Arc<[u8]> = fresh.finish().unwrap().into();
+        let updated: Shared = updated.finish().unwrap().into();
+        let fresh: Shared = fresh.finish().unwrap().into();
         assert_eq!(contents(&updated), contents(&fresh));
-        assert_eq!(updated == fresh, same_bytes);
+        assert_eq!(updated[..] == fresh[..], same_bytes);
     }
     // Every old record kept in order, then new ones: the same bytes.
     let mut updated = CacheWriter::update(&cache, ID, SETTLED);
@@ -219,7 +219,7 @@ fn updated_cache_equals_a_new_one() {
         w.keep(&r).unwrap();
         f.keep(&r).unwrap();
     }
-    let (w, f): (Arc<[u8]>, Arc<[u8]>) = (w.finish().unwrap().into(), f.finish().unwrap().into());
+    let (w, f): (Shared, Shared) = (w.finish().unwrap().into(), f.finish().unwrap().into());
     assert_eq!(contents(&w), contents(&f));
 }
 
@@ -243,7 +243,7 @@ fn symbols_are_shared() {
 
 #[test]
 fn empty_cache() {
-    let file: Arc<[u8]> = CacheWriter::new(ID, SETTLED).finish().unwrap().into();
+    let file: Shared = CacheWriter::new(ID, SETTLED).finish().unwrap().into();
     let cache = Cache::parse(&file, ID).unwrap();
     assert!(cache.is_empty());
     assert_eq!(cache.records().count(), 0);
@@ -265,7 +265,7 @@ fn files_and_options_round_trip() {
         ctime: Time { sec: i64::MIN, nsec: 999_999_999 },
     };
     w.add_file(b"/etc/depmod.d", odd).unwrap();
-    let file: Arc<[u8]> = w.finish().unwrap().into();
+    let file: Shared = w.finish().unwrap().into();
     let cache = Cache::parse(&file, ID).unwrap();
     assert_eq!(cache.options(), b"-a -e -F System.map");
     let files: Vec<(&[u8], Stamp)> = cache.files().collect();
@@ -299,7 +299,7 @@ fn what_is_not_cached() {
     // Too long for the format.
     let long = vec![b'x'; 70_000];
     assert_eq!(w.add(&long, stamp(0), &good), Err(NotCached::LongPath));
-    let texts: Arc<[u8]> = [&long[..], b"brand_new_symbol", b"bad_crc"].concat().into();
+    let texts: Shared = [&long[..], b"brand_new_symbol", b"bad_crc"].concat().into();
     let mut rebuild = scratch.rebuild(texts.clone());
     rebuild.alias(0..70_000);
     assert_eq!(w.add(b"/a.ko", stamp(0), &rebuild.finish().unwrap()), Err(NotCached::LongString));
@@ -325,7 +325,7 @@ fn what_is_not_cached() {
 /// A record rebuilt from lists given in any order has each list in the order of its calls.
 #[test]
 fn rebuilt_in_any_order() {
-    let texts: Arc<[u8]> = Arc::from(&b"a1a2s1w1e1i1i2"[..]);
+    let texts: Shared = Shared::from(b"a1a2s1w1e1i1i2".to_vec());
     let t = |i: usize| 2 * i..2 * i + 2;
     let mut scratch = Scratch::default();
     let lists = |info: &ModuleInfo| {
@@ -383,7 +383,7 @@ fn sample() -> Vec<u8> {
 }
 
 fn parse(file: &[u8]) -> Result<usize, Rejected> {
-    let file: Arc<[u8]> = file.into();
+    let file: Shared = file.to_vec().into();
     Cache::parse(&file, ID).map(|c| c.len())
 }
 
@@ -468,7 +468,7 @@ fn other_writers_and_trees() {
     assert_eq!(parse(&other_format), Err(Rejected::OtherFormat { format: FORMAT + 1 }));
     let swapped = edited(&file, |f| f[12..16].reverse());
     assert_eq!(parse(&swapped), Err(Rejected::OtherByteOrder));
-    let shared: Arc<[u8]> = file.clone().into();
+    let shared: Shared = file.clone().into();
     let other_program = Identity { program: b"depmod-rs test build 2", ..ID };
     assert_eq!(Cache::parse(&shared, other_program).unwrap_err(), Rejected::OtherProgram);
     let other_tree = Identity { tree: b"/lib/modules/6.2", ..ID };
