@@ -13,18 +13,19 @@ use crate::log::{Errno, Failed, Log, log};
 use crate::walk::{Found, FoundFile, Walk};
 
 /// The modules to index (all of them, or the `explicit` files), telling `found` each file as it
-/// is found so that it can be read meanwhile.
+/// is found so that it can be read meanwhile. The walk lists directories on `threads` threads.
 pub fn modules(
     log: &Log,
     dirs: &Dirs,
     config: &Config,
     explicit: Option<&[Vec<u8>]>,
     found: Found<'_>,
+    threads: usize,
 ) -> Result<Vec<Module>, Failed> {
     let mut set = ModuleSet::new(&dirs.input, config);
     set.set_cwd(cli::current_dir_name());
     match explicit {
-        None => walk_all(log, dirs, config, &mut set, found)?,
+        None => walk_all(log, dirs, config, &mut set, found, threads)?,
         Some(files) => add_files(log, files, &mut set, found)?,
     }
     let mut modules = set.into_modules();
@@ -40,8 +41,9 @@ fn walk_all(
     config: &Config,
     set: &mut ModuleSet<'_>,
     found: Found<'_>,
+    threads: usize,
 ) -> Result<(), Failed> {
-    let mut walk = Walk::new(log, &config.excludes, set);
+    let mut walk = Walk::new(log, &config.excludes, set, threads);
     walk.found = Some(found);
     if let Err(e) = walk.run(&dirs.input) {
         log!(log, Fatal, "could not search modules: ", e);
@@ -77,7 +79,7 @@ fn add_files(
         // libkmod refuses a second path for a module name, depmod the same path twice.
         const EEXIST: Errno = Errno(17);
         match set.add_unique(path.clone()) {
-            Ok(()) => found(FoundFile { path, dir: None }),
+            Ok(()) => (found.tell)(FoundFile { path, stamp: None }),
             Err((name, old)) if old == *path => {
                 log!(log, Error, "hash_add_unique ", name, ": ", EEXIST);
                 log!(log, Fatal, "could not add module ", &path[..], ": ", EEXIST);

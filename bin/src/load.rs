@@ -11,7 +11,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::fs::{Mode, OFlags};
 
 use depmod_core::ModuleInfo;
 use depmod_core::cache::{Cache, Record, Stamp, Time};
@@ -24,7 +24,7 @@ use crate::decompress::{DecodeError, Decoders, Format, Sparse};
 use crate::log::Failed;
 use crate::par;
 use crate::read::{self, MAP, READ_WHOLE};
-use crate::walk::FoundFile;
+use crate::walk::{self, FoundFile};
 
 /// What loading made of one module file.
 pub type Loaded = Result<Box<ModuleInfo>, Failure>;
@@ -82,19 +82,19 @@ pub fn recall<'c>(cache: Option<&Cache<'c>>, file: FoundFile<'_>) -> Option<Reco
     cache?.get(file.path).filter(|record| still_good(record, file))
 }
 
-/// Whether `file`'s stamp (`stat`, before anything is read) is the one `record` holds.
+/// Whether `file`'s stamp (the walk's, or else `stat` now, before anything is read) is the one
+/// `record` holds.
 fn still_good(record: &Record<'_>, file: FoundFile<'_>) -> bool {
-    let now = match file.dir {
-        Some(dir) => rustix::fs::statat(dir, file.name(), AtFlags::empty()),
-        None => rustix::fs::stat(OsStr::from_bytes(file.path)),
-    };
-    now.ok().map(|st| stamp(&st)) == Some(record.stamp())
+    let now = file
+        .stamp
+        .or_else(|| rustix::fs::stat(OsStr::from_bytes(file.path)).ok().map(|st| stamp(&st)));
+    now == Some(record.stamp())
 }
 
 /// The record `cache` holds for `path` if it is still good (see [`recall`]), otherwise what
 /// reading the file gives.
 pub fn load_or_recall<'c>(loader: &mut Loader, cache: Option<&Cache<'c>>, path: &[u8]) -> Got<'c> {
-    if let Some(record) = recall(cache, FoundFile { path, dir: None }) {
+    if let Some(record) = recall(cache, FoundFile { path, stamp: None }) {
         return Got::Recalled(record, None);
     }
     let (loaded, stamp) = load(loader, path);
@@ -227,7 +227,7 @@ pub fn while_finding<'c>(
     threads: usize,
     cache: Option<&Cache<'c>>,
     rebuild: bool,
-    find: impl FnOnce(&dyn Fn(FoundFile<'_>)) -> Result<Vec<Module>, Failed>,
+    find: impl FnOnce(walk::Found<'_>) -> Result<Vec<Module>, Failed>,
 ) -> Result<Found<'c>, Failed> {
     // Each file found, in order: its path and record when it was recalled (`None`: handed over
     // to be read, with its path).
@@ -260,7 +260,7 @@ pub fn while_finding<'c>(
             }
         },
         |push| {
-            let modules = find(&|file| {
+            let tell = |file: FoundFile<'_>| {
                 let mut found = found.borrow_mut();
                 let n = found.len();
                 let record = cache.and_then(|c| c.get(file.path));
@@ -278,7 +278,8 @@ pub fn while_finding<'c>(
                         found.push(None);
                     }
                 }
-            });
+            };
+            let modules = find(walk::Found { tell: &tell, stamps: cache.is_some() });
             let rest = recalled.take();
             if rebuild.load(Ordering::Relaxed) && !rest.is_empty() {
                 push(Job::Rebuild(rest));
@@ -434,8 +435,8 @@ mod tests {
         let c = dir.write("c.ko", b"not elf");
         let module_of = |p: &std::path::Path| Module::new(p.as_os_str().as_bytes().to_vec(), b"/");
         let found = while_finding(2, None, true, |found| {
-            found(FoundFile { path: c.as_os_str().as_bytes(), dir: None });
-            found(FoundFile { path: a.as_os_str().as_bytes(), dir: None });
+            (found.tell)(FoundFile { path: c.as_os_str().as_bytes(), stamp: None });
+            (found.tell)(FoundFile { path: a.as_os_str().as_bytes(), stamp: None });
             Ok(vec![module_of(&a), module_of(&b), module_of(&c)])
         })
         .unwrap();

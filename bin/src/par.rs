@@ -1,8 +1,9 @@
-//! The one way work is shared out over threads: a parallel map with per-thread state, whose
-//! results come out in input order whatever the scheduling (all at the end, or each as soon as
-//! it and those before it are done: [`for_each_in_order`]). Every parallel phase uses it:
-//! loading the modules (while the walk is still finding them), the dependency pass, the
-//! outputs, and the flush of the written files.
+//! How work is shared out over threads: a parallel map with per-thread state, whose results
+//! come out in input order whatever the scheduling (all at the end, or each as soon as it and
+//! those before it are done: [`for_each_in_order`]), and its form for work that finds more work
+//! ([`tree`]: results taken depth first). Every parallel phase uses one of them: listing the
+//! module directories ([`tree`]), loading the modules (while the walk is still finding them),
+//! the dependency pass, the outputs, and the flush of the written files.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -131,6 +132,186 @@ where
         },
     );
     taken
+}
+
+/// Work shaped as a tree, taken in depth-first order: `work(item)` gives an item's result and
+/// its children. `visit(get)` runs on the caller's thread: `get(n)` gives the `n`th item's
+/// result and the place of its first child (its other children follow that one); the root is
+/// item 0. Items are worked on by `threads` threads, the caller's among them: `get` works on
+/// the item asked for when it has not been started yet, and on others while it would otherwise
+/// wait. The threads take the item found last first, and an item's children first to last,
+/// which is the order `visit` asks for them when it goes depth first. `get` gives `None` for an
+/// item that is not there or was taken already, or after a thread unwound (the panic is then
+/// resumed when the threads are joined).
+pub fn tree<T, R, P>(
+    threads: usize,
+    root: T,
+    work: impl Fn(T) -> (R, Vec<T>) + Sync,
+    visit: impl FnOnce(&mut dyn FnMut(usize) -> Option<(R, usize)>) -> P,
+) -> P
+where
+    T: Send,
+    R: Send,
+{
+    let tree = Tree {
+        state: Mutex::new(TreeState {
+            slots: vec![Slot::Queued(root)],
+            stack: vec![0],
+            busy: 0,
+            stop: false,
+            waiting: 0,
+        }),
+        ready: Condvar::new(),
+    };
+    std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads.max(1))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut state = tree.lock();
+                    loop {
+                        if state.stop {
+                            return;
+                        }
+                        if let Some((i, item)) = state.next() {
+                            state = tree.work(state, i, item, &work);
+                        } else if state.busy == 0 {
+                            return;
+                        } else {
+                            state = tree.wait(state);
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut get = |n: usize| {
+            let mut state = tree.lock();
+            loop {
+                if state.stop {
+                    return None;
+                }
+                match state.slots.get_mut(n) {
+                    None | Some(Slot::Taken) => return None,
+                    Some(slot @ Slot::Done(..)) => match std::mem::replace(slot, Slot::Taken) {
+                        Slot::Done(result, first) => return Some((result, first)),
+                        _ => return None,
+                    },
+                    Some(slot @ Slot::Queued(_)) => {
+                        if let Slot::Queued(item) = std::mem::replace(slot, Slot::Working) {
+                            state.busy += 1;
+                            state = tree.work(state, n, item, &work);
+                        }
+                    }
+                    Some(Slot::Working) => match state.next() {
+                        Some((i, item)) => state = tree.work(state, i, item, &work),
+                        None => state = tree.wait(state),
+                    },
+                }
+            }
+        };
+        let visited = visit(&mut get);
+        tree.lock().stop = true;
+        tree.ready.notify_all();
+        for helper in helpers {
+            helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        }
+        visited
+    })
+}
+
+/// The items of [`tree`] and where each is.
+struct Tree<T, R> {
+    state: Mutex<TreeState<T, R>>,
+    ready: Condvar,
+}
+
+struct TreeState<T, R> {
+    /// Each item by its place.
+    slots: Vec<Slot<T, R>>,
+    /// Places of items that may still be waiting to be worked on, the next one last.
+    stack: Vec<usize>,
+    /// Items being worked on.
+    busy: usize,
+    /// The visit is over, or a thread unwound: the threads stop.
+    stop: bool,
+    /// Threads waiting (only then is a wake-up worth a system call).
+    waiting: usize,
+}
+
+enum Slot<T, R> {
+    Queued(T),
+    Working,
+    /// The result, and the place of the first child.
+    Done(R, usize),
+    Taken,
+}
+
+impl<T, R> TreeState<T, R> {
+    /// The next item to work on, marked as being worked on.
+    fn next(&mut self) -> Option<(usize, T)> {
+        while let Some(i) = self.stack.pop() {
+            if let Some(slot @ Slot::Queued(_)) = self.slots.get_mut(i) {
+                if let Slot::Queued(item) = std::mem::replace(slot, Slot::Working) {
+                    self.busy += 1;
+                    return Some((i, item));
+                }
+            }
+        }
+        None
+    }
+}
+
+impl<T, R> Tree<T, R> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TreeState<T, R>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait<'a>(
+        &self,
+        mut state: std::sync::MutexGuard<'a, TreeState<T, R>>,
+    ) -> std::sync::MutexGuard<'a, TreeState<T, R>> {
+        state.waiting += 1;
+        let mut state = self.ready.wait(state).unwrap_or_else(PoisonError::into_inner);
+        state.waiting -= 1;
+        state
+    }
+
+    /// Works on item `i` (marked as being worked on) with the lock let go, then files its result
+    /// and queues its children.
+    fn work<'a>(
+        &'a self,
+        state: std::sync::MutexGuard<'a, TreeState<T, R>>,
+        i: usize,
+        item: T,
+        work: &impl Fn(T) -> (R, Vec<T>),
+    ) -> std::sync::MutexGuard<'a, TreeState<T, R>> {
+        drop(state);
+        let guard = TreeUnwinding(self);
+        let (result, children) = work(item);
+        std::mem::forget(guard);
+        let mut state = self.lock();
+        let first = state.slots.len();
+        state.slots.extend(children.into_iter().map(Slot::Queued));
+        let last = state.slots.len();
+        state.stack.extend((first..last).rev());
+        if let Some(slot) = state.slots.get_mut(i) {
+            *slot = Slot::Done(result, first);
+        }
+        state.busy -= 1;
+        if state.waiting > 0 {
+            self.ready.notify_all();
+        }
+        state
+    }
+}
+
+/// Dropped only while a thread of [`tree`] unwinds: stops the others.
+struct TreeUnwinding<'a, T, R>(&'a Tree<T, R>);
+
+impl<T, R> Drop for TreeUnwinding<'_, T, R> {
+    fn drop(&mut self) {
+        self.0.lock().stop = true;
+        self.0.ready.notify_all();
+    }
 }
 
 /// Results of [`for_each_in_order`] not taken yet.
@@ -288,6 +469,70 @@ mod tests {
                     threads,
                     |&x| if x == 3 { panic!("bug") } else { x },
                     |_, _| Ok::<(), ()>(()),
+                )
+            });
+            assert!(run.is_err());
+        }
+    }
+
+    /// A tree's results are visited depth first, each with its children, whatever thread
+    /// worked on them.
+    #[test]
+    fn a_tree_is_visited_depth_first() {
+        // Item `n` (a path of child numbers) has `n.len() % 4 + 1` children down to depth 5.
+        let work = |path: Vec<u32>| {
+            let children = if path.len() < 5 { (path.len() % 4 + 1) as u32 } else { 0 };
+            std::thread::sleep(std::time::Duration::from_micros(u64::from(children) * 20));
+            let kids: Vec<Vec<u32>> = (0..children).map(|c| [&path[..], &[c]].concat()).collect();
+            ((path, children), kids)
+        };
+        type Get<'a> = &'a mut dyn FnMut(usize) -> Option<((Vec<u32>, u32), usize)>;
+        fn visit(get: Get<'_>, n: usize, out: &mut Vec<Vec<u32>>) {
+            let ((path, children), first) = get(n).unwrap();
+            out.push(path);
+            for c in 0..children as usize {
+                visit(get, first + c, out);
+            }
+        }
+        let mut expected = Vec::new();
+        let mut stack = vec![Vec::new()];
+        while let Some(path) = stack.pop() {
+            let ((path, children), kids) = work(path);
+            expected.push(path);
+            assert_eq!(kids.len(), children as usize);
+            stack.extend(kids.into_iter().rev());
+        }
+        assert_eq!(expected.len(), 1 + 1 + 2 + 2 * 3 + 2 * 3 * 4 + 2 * 3 * 4);
+        for threads in [0, 1, 2, 5] {
+            let visited = tree(threads, Vec::new(), work, |get| {
+                let mut out = Vec::new();
+                visit(get, 0, &mut out);
+                // Each item is given once.
+                assert!(get(0).is_none());
+                out
+            });
+            assert_eq!(visited, expected, "{threads} threads");
+        }
+    }
+
+    /// A thread that panics makes the call panic instead of leaving the others waiting.
+    #[test]
+    fn a_panicking_tree_worker_does_not_leave_the_others_waiting() {
+        for threads in [1, 2, 3] {
+            let run = std::panic::catch_unwind(|| {
+                tree(
+                    threads,
+                    0u32,
+                    |n| {
+                        if n == 6 {
+                            panic!("bug");
+                        }
+                        (n, if n < 10 { vec![n + 1, n + 2] } else { Vec::new() })
+                    },
+                    |get| {
+                        // Every item, in place order, which waits on each in turn.
+                        (0..).map_while(get).count()
+                    },
                 )
             });
             assert!(run.is_err());

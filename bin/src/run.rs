@@ -51,7 +51,7 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
     let messages = verbose || options.print_unknown;
     let rebuild = session.rebuild_early(messages);
     let found = load::while_finding(threads, session.cache(), rebuild, |found| {
-        find::modules(log, dirs, &config, explicit, found)
+        find::modules(log, dirs, &config, explicit, found, threads)
     })?;
     if phases.on() {
         let recalled = found.files.iter().filter(|(_, got)| matches!(got, load::Got::Recalled(..)));

@@ -1,13 +1,20 @@
-//! The directory walk: module files in raw `readdir` order, as kmod finds them.
+//! The directory walk: module files in raw `readdir` order, as kmod finds them. When each file's
+//! stamp is wanted (a re-run with a module cache, where the walk is most of the run),
+//! directories are listed and their module files stamped on several threads ([`par::tree`]).
+//! What they hold is taken in kmod's order (depth first, each directory's entries in `readdir`
+//! order) on the caller's thread, which tells of each module file and says what could not be
+//! listed, as kmod does as it goes.
 
 use std::ffi::CStr;
 use std::io;
 
+use depmod_core::cache::Stamp;
 use depmod_core::tree::ModuleSet;
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, RawDir};
 
 use crate::log::{Errno, Log, Octal, log};
+use crate::{load, par};
 
 /// File name endings that make a file a module candidate. kmod recognises only the formats its
 /// build enables (Debian's 34.2: no gzip); this depmod reads them all.
@@ -19,45 +26,93 @@ pub fn is_module_name(name: &[u8]) -> bool {
     EXTENSIONS.iter().any(|ext| name.len() > ext.len() && name.ends_with(ext))
 }
 
-/// A module file found: its path, and the directory the walk found it in, open (which makes
-/// `fstatat` on it cheaper than `stat` on its path).
+/// A module file found: its path, and its stamp when the walk took it (`fstatat` in the
+/// directory the walk has open, which is cheaper than `stat` on its path).
 #[derive(Clone, Copy, Debug)]
 pub struct FoundFile<'a> {
     pub path: &'a [u8],
-    pub dir: Option<BorrowedFd<'a>>,
-}
-
-impl<'a> FoundFile<'a> {
-    /// The file's name in its directory: its path's last component.
-    pub fn name(&self) -> &'a [u8] {
-        self.path.rsplit(|&c| c == b'/').next().unwrap_or(self.path)
-    }
+    pub stamp: Option<Stamp>,
 }
 
 /// Bytes of directory entries read per `getdents64` call.
 const ENTRIES_BUFFER: usize = 16 * 1024;
 
-/// What the walk tells of each module file it finds.
-pub type Found<'a> = &'a dyn Fn(FoundFile<'_>);
+/// Who the walk tells of each module file it finds, and whether it takes each one's stamp (to
+/// check it against a module cache).
+#[derive(Clone, Copy)]
+pub struct Found<'a> {
+    pub tell: &'a dyn Fn(FoundFile<'_>),
+    pub stamps: bool,
+}
 
 /// Walks one directory tree, adding module files to a [`ModuleSet`].
 pub struct Walk<'a, 'c> {
     pub log: &'a Log,
     pub excludes: &'a [Vec<u8>],
     pub set: &'a mut ModuleSet<'c>,
-    /// Told every module file found, as it is found (to start reading it at once).
+    /// Told every module file found, in order, as soon as it is found (to start reading it).
     pub found: Option<Found<'a>>,
-    /// `(device, inode)` of the directories on the current path, to stop at symlink loops.
-    ancestors: Vec<(u64, u64)>,
+    /// Threads listing directories, the caller's among them.
+    threads: usize,
     /// The descriptor number of the top directory. Messages name a directory by the number kmod
     /// would hold it under: this plus its depth (kmod keeps one descriptor per level open and
     /// nothing else during its walk; ours has module files open on other threads meanwhile).
     root_fd: i32,
 }
 
+/// A directory to list.
+struct Dir {
+    /// Its path, with a final `/`.
+    path: Vec<u8>,
+    /// `(device, inode)` of the directories above it, to stop at symlink loops.
+    ancestors: Vec<(u64, u64)>,
+    /// The top directory comes open, with its `(device, inode)`; the others are opened by the
+    /// thread that lists them.
+    open: Option<(OwnedFd, (u64, u64))>,
+}
+
+/// What one directory holds, in `readdir` order, less what the walk skips and files of no
+/// interest.
+#[derive(Default)]
+struct Listing {
+    /// The entries' names, one after the other.
+    names: Vec<u8>,
+    /// Each entry: where its name ends in `names`, and what it is.
+    entries: Vec<(usize, Entry)>,
+    /// Why the directory was not listed at all.
+    unlisted: Option<Unlisted>,
+    /// Why reading its entries stopped early.
+    error: Option<io::Error>,
+}
+
+enum Entry {
+    /// A module file, with its stamp when one was asked for and `fstatat` gave it.
+    Module(Option<Stamp>),
+    /// A directory: the next of the listing's children.
+    Dir,
+    /// Neither a regular file nor a directory (its type, from its mode).
+    Unsupported(u32),
+    /// `fstatat` failed on an entry whose type `readdir` did not give.
+    Unstatable(Errno),
+}
+
+enum Unlisted {
+    /// It could not be opened.
+    Open(io::Error),
+    /// What was opened is not a directory (it was replaced since its parent was listed).
+    NotDir,
+    /// It is the directory this many levels up.
+    Loop(usize),
+}
+
 impl<'a, 'c> Walk<'a, 'c> {
-    pub fn new(log: &'a Log, excludes: &'a [Vec<u8>], set: &'a mut ModuleSet<'c>) -> Self {
-        Walk { log, excludes, set, found: None, ancestors: Vec::new(), root_fd: 3 }
+    pub fn new(
+        log: &'a Log,
+        excludes: &'a [Vec<u8>],
+        set: &'a mut ModuleSet<'c>,
+        threads: usize,
+    ) -> Self {
+        Walk { log, excludes, set, found: None, threads, root_fd: 3 }
     }
 
     /// Walks `root`. Failing to open `root` itself is the only error returned (after kmod's
@@ -78,122 +133,171 @@ impl<'a, 'c> Walk<'a, 'c> {
         };
         let mut path = root.to_vec();
         path.push(b'/');
-        self.ancestors.clear();
         self.root_fd = fd.as_raw_fd();
         let id = id(rustix::fs::fstat(&fd).ok().as_ref());
-        self.dir(fd, id, &mut path);
+        let top = Dir { path: path.clone(), ancestors: Vec::new(), open: Some((fd, id)) };
+        let excludes = self.excludes;
+        let stamps = self.found.is_some_and(|f| f.stamps);
+        // Files that are read keep every thread busy: the walk then stays on the caller's.
+        let threads = if stamps { self.threads } else { 1 };
+        par::tree(
+            threads,
+            top,
+            |dir| list(dir, excludes, stamps),
+            |get| {
+                if let Some((listing, first)) = get(0) {
+                    self.take(get, &listing, first, 0, &mut path);
+                }
+            },
+        );
         Ok(())
     }
 
-    /// Walks the open directory `fd`, whose `(device, inode)` is `id` and whose path (with a
-    /// final `/`) is `path`.
-    fn dir(&mut self, fd: OwnedFd, id: (u64, u64), path: &mut Vec<u8>) {
-        let dfd =
-            self.root_fd.saturating_add(i32::try_from(self.ancestors.len()).unwrap_or(i32::MAX));
-        self.ancestors.push(id);
-        let mut buffer: Vec<u8> = Vec::with_capacity(ENTRIES_BUFFER);
-        let mut dir = RawDir::new(fd.as_fd(), buffer.spare_capacity_mut());
+    /// Takes what the directory at `path` (with a final `/`), `depth` levels down, holds: the
+    /// `listing`, whose first child is `first` for `get`.
+    fn take(
+        &mut self,
+        get: &mut dyn FnMut(usize) -> Option<(Listing, usize)>,
+        listing: &Listing,
+        mut child: usize,
+        depth: usize,
+        path: &mut Vec<u8>,
+    ) {
+        let dfd = self.root_fd.saturating_add(i32::try_from(depth).unwrap_or(i32::MAX));
         let base = path.len();
-        while let Some(entry) = dir.next() {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    log!(self.log, Error, "readdir(", &path[..], "): ", io::Error::from(e));
-                    break;
-                }
-            };
-            let name = entry.file_name().to_bytes();
-            if name == b"." || name == b".." || name == b"build" || name == b"source" {
-                continue;
-            }
-            if self.excludes.iter().any(|x| x.as_slice() == name) {
-                continue;
-            }
+        let mut start = 0;
+        for (end, entry) in &listing.entries {
+            let name = listing.names.get(start..*end).unwrap_or_default();
+            start = *end;
             path.truncate(base);
             path.extend_from_slice(name);
-            let is_dir = match entry.file_type() {
-                FileType::RegularFile => false,
-                FileType::Directory => true,
-                _ => match stat_type(fd.as_fd(), entry.file_name()) {
-                    Ok(FileType::RegularFile) => false,
-                    Ok(FileType::Directory) => true,
-                    Ok(other) => {
-                        let mode = other.as_raw_mode();
-                        log!(
-                            self.log,
-                            Error,
-                            "unsupported file type ",
-                            &path[..],
-                            ": ",
-                            Octal(mode)
-                        );
-                        continue;
+            match entry {
+                Entry::Module(stamp) => {
+                    if let Some(found) = self.found {
+                        (found.tell)(FoundFile { path, stamp: *stamp });
                     }
-                    Err(e) => {
-                        log!(self.log, Error, "fstatat(", dfd, ", ", name, "): ", e);
-                        continue;
-                    }
-                },
-            };
-            if is_dir {
-                self.subdir(fd.as_fd(), entry.file_name(), dfd, path);
-            } else if is_module_name(name) {
-                if let Some(found) = self.found {
-                    found(FoundFile { path, dir: Some(fd.as_fd()) });
+                    self.set.add(path.clone());
                 }
-                self.set.add(path.clone());
+                Entry::Dir => {
+                    let Some((sub, first)) = get(child) else { continue };
+                    child += 1;
+                    match &sub.unlisted {
+                        None => {
+                            path.push(b'/');
+                            self.take(get, &sub, first, depth + 1, path);
+                        }
+                        Some(Unlisted::Open(e)) => {
+                            log!(self.log, Error, "openat(", dfd, ", ", name, ", O_RDONLY): ", e);
+                        }
+                        Some(Unlisted::NotDir) => {
+                            // What kmod's fdopendir says of it.
+                            let e = io::Error::from(rustix::io::Errno::NOTDIR);
+                            log!(self.log, Error, "fdopendir(", dfd.saturating_add(1), "): ", e);
+                        }
+                        Some(Unlisted::Loop(levels)) => {
+                            // kmod follows such links until it runs out of file descriptors.
+                            log!(
+                                self.log,
+                                Error,
+                                "skipping ",
+                                &path[..],
+                                ": directory loop (it is the directory ",
+                                *levels,
+                                " level(s) up)"
+                            );
+                        }
+                    }
+                }
+                Entry::Unsupported(mode) => {
+                    log!(self.log, Error, "unsupported file type ", &path[..], ": ", Octal(*mode));
+                }
+                Entry::Unstatable(e) => {
+                    log!(self.log, Error, "fstatat(", dfd, ", ", name, "): ", *e);
+                }
             }
         }
         path.truncate(base);
-        self.ancestors.pop();
-    }
-
-    fn subdir(&mut self, parent: BorrowedFd<'_>, name: &CStr, dfd: i32, path: &mut Vec<u8>) {
-        let fd =
-            match rustix::fs::openat(parent, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            {
-                Ok(fd) => fd,
-                Err(e) => {
-                    let n = name.to_bytes();
-                    log!(
-                        self.log,
-                        Error,
-                        "openat(",
-                        dfd,
-                        ", ",
-                        n,
-                        ", O_RDONLY): ",
-                        io::Error::from(e)
-                    );
-                    return;
-                }
-            };
-        let st = rustix::fs::fstat(&fd);
-        if let Ok(st) = &st {
-            if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-                // What kmod's fdopendir says of it (it was replaced since it was listed).
-                let e = io::Error::from(rustix::io::Errno::NOTDIR);
-                log!(self.log, Error, "fdopendir(", dfd.saturating_add(1), "): ", e);
-                return;
-            }
-            if let Some(depth) = self.ancestors.iter().position(|&a| a == id(Some(st))) {
-                // kmod follows such links until it runs out of file descriptors.
-                let levels = self.ancestors.len() - depth;
-                log!(
-                    self.log,
-                    Error,
-                    "skipping ",
-                    &path[..],
-                    ": directory loop (it is the directory ",
-                    levels,
-                    " level(s) up)"
-                );
-                return;
-            }
+        if let Some(e) = &listing.error {
+            log!(self.log, Error, "readdir(", &path[..], "): ", e);
         }
-        path.push(b'/');
-        self.dir(fd, id(st.as_ref().ok()), path);
     }
+}
+
+/// Lists `dir` (opening it first, unless it comes open): its entries, and the directories among
+/// them to list next. Module files are stamped when `stamps` says so.
+fn list(dir: Dir, excludes: &[Vec<u8>], stamps: bool) -> (Listing, Vec<Dir>) {
+    let mut listing = Listing::default();
+    let mut children = Vec::new();
+    let (fd, id) = match dir.open {
+        Some(open) => open,
+        None => match open(&dir) {
+            Ok(open) => open,
+            Err(unlisted) => {
+                listing.unlisted = Some(unlisted);
+                return (listing, children);
+            }
+        },
+    };
+    let mut ancestors = dir.ancestors;
+    ancestors.push(id);
+    let mut buffer: Vec<u8> = Vec::with_capacity(ENTRIES_BUFFER);
+    let mut entries = RawDir::new(fd.as_fd(), buffer.spare_capacity_mut());
+    while let Some(entry) = entries.next() {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                listing.error = Some(io::Error::from(e));
+                break;
+            }
+        };
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." || name == b"build" || name == b"source" {
+            continue;
+        }
+        if excludes.iter().any(|x| x.as_slice() == name) {
+            continue;
+        }
+        let file_type = match entry.file_type() {
+            t @ (FileType::RegularFile | FileType::Directory) => Ok(t),
+            _ => stat_type(fd.as_fd(), entry.file_name()),
+        };
+        let what = match file_type {
+            Ok(FileType::RegularFile) if is_module_name(name) => {
+                let stamp = stamps
+                    .then(|| rustix::fs::statat(fd.as_fd(), entry.file_name(), AtFlags::empty()))
+                    .and_then(|st| st.ok().map(|st| load::stamp(&st)));
+                Entry::Module(stamp)
+            }
+            Ok(FileType::RegularFile) => continue,
+            Ok(FileType::Directory) => {
+                let path = [&dir.path[..], name, b"/"].concat();
+                children.push(Dir { path, ancestors: ancestors.clone(), open: None });
+                Entry::Dir
+            }
+            Ok(other) => Entry::Unsupported(other.as_raw_mode()),
+            Err(e) => Entry::Unstatable(e),
+        };
+        listing.names.extend_from_slice(name);
+        listing.entries.push((listing.names.len(), what));
+    }
+    (listing, children)
+}
+
+/// Opens the directory `dir` (not the top one) and checks that it is one, and not one above it.
+fn open(dir: &Dir) -> Result<(OwnedFd, (u64, u64)), Unlisted> {
+    let path = dir.path.strip_suffix(b"/").unwrap_or(&dir.path);
+    let fd = rustix::fs::openat(CWD, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| Unlisted::Open(io::Error::from(e)))?;
+    let st = rustix::fs::fstat(&fd);
+    if let Ok(st) = &st {
+        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+            return Err(Unlisted::NotDir);
+        }
+        if let Some(depth) = dir.ancestors.iter().position(|&a| a == id(Some(st))) {
+            return Err(Unlisted::Loop(dir.ancestors.len() - depth));
+        }
+    }
+    Ok((fd, id(st.as_ref().ok())))
 }
 
 /// A directory's `(device, inode)`, from its `fstat`; one no directory has when that failed.
