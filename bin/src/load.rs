@@ -207,8 +207,9 @@ enum Job<'c> {
     Rebuild(Vec<(usize, Record<'c>)>),
 }
 
-/// A file found: its path and record when it was recalled (`None`: handed over to be read).
-type FoundSoFar<'c> = Option<(Vec<u8>, Record<'c>)>;
+/// A file found: its record when it was recalled, which holds its path (`None`: handed over to
+/// be read, with its path).
+type FoundSoFar<'c> = Option<Record<'c>>;
 
 /// What the loading threads did.
 #[allow(clippy::large_enum_variant)] // each moved once: a box would cost an allocation per file
@@ -229,8 +230,8 @@ pub fn while_finding<'c>(
     rebuild: bool,
     find: impl FnOnce(walk::Found<'_>) -> Result<Vec<Module>, Failed>,
 ) -> Result<Found<'c>, Failed> {
-    // Each file found, in order: its path and record when it was recalled (`None`: handed over
-    // to be read, with its path).
+    // Each file found, in order: its record when it was recalled (`None`: handed over to be
+    // read, with its path).
     let found: RefCell<Vec<FoundSoFar<'c>>> = RefCell::default();
     // Records recalled and not handed over yet to be rebuilt, and whether they are.
     let recalled: RefCell<Vec<(usize, Record<'c>)>> = RefCell::default();
@@ -266,7 +267,7 @@ pub fn while_finding<'c>(
                 let record = cache.and_then(|c| c.get(file.path));
                 match record.filter(|record| still_good(record, file)) {
                     Some(record) => {
-                        found.push(Some((file.path.to_vec(), record)));
+                        found.push(Some(record));
                         let mut recalled = recalled.borrow_mut();
                         recalled.push((n, record));
                         if rebuild.load(Ordering::Relaxed) && recalled.len() >= RUN {
@@ -291,7 +292,7 @@ pub fn while_finding<'c>(
     let mut files: Vec<Option<(Vec<u8>, Got<'c>)>> = found
         .into_inner()
         .into_iter()
-        .map(|f| f.map(|(p, r)| (p, Got::Recalled(r, None))))
+        .map(|f| f.map(|r| (r.path().to_vec(), Got::Recalled(r, None))))
         .collect();
     for d in done {
         match d {

@@ -134,8 +134,8 @@ where
     taken
 }
 
-/// Work shaped as a tree, taken in depth-first order: `work(item)` gives an item's result and
-/// its children. `visit(get)` runs on the caller's thread: `get(n)` gives the `n`th item's
+/// Work shaped as a tree, taken in depth-first order: `work(&mut state, item)` gives an item's
+/// result and its children, each thread with its own `state` made by `init`. `visit(get)` runs on the caller's thread: `get(n)` gives the `n`th item's
 /// result and the place of its first child (its other children follow that one); the root is
 /// item 0. Items are worked on by `threads` threads, the caller's among them: `get` works on
 /// the item asked for when it has not been started yet, and on others while it would otherwise
@@ -143,10 +143,11 @@ where
 /// which is the order `visit` asks for them when it goes depth first. `get` gives `None` for an
 /// item that is not there or was taken already, or after a thread unwound (the panic is then
 /// resumed when the threads are joined).
-pub fn tree<T, R, P>(
+pub fn tree<T, S, R, P>(
     threads: usize,
     root: T,
-    work: impl Fn(T) -> (R, Vec<T>) + Sync,
+    init: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, T) -> (R, Vec<T>) + Sync,
     visit: impl FnOnce(&mut dyn FnMut(usize) -> Option<(R, usize)>) -> P,
 ) -> P
 where
@@ -167,13 +168,14 @@ where
         let helpers: Vec<_> = (1..threads.max(1))
             .map(|_| {
                 s.spawn(|| {
+                    let mut own = init();
                     let mut state = tree.lock();
                     loop {
                         if state.stop {
                             return;
                         }
                         if let Some((i, item)) = state.next() {
-                            state = tree.work(state, i, item, &work);
+                            state = tree.work(state, i, item, &mut own, &work);
                         } else if state.busy == 0 {
                             return;
                         } else {
@@ -183,6 +185,7 @@ where
                 })
             })
             .collect();
+        let mut own = init();
         let mut get = |n: usize| {
             let mut state = tree.lock();
             loop {
@@ -198,11 +201,11 @@ where
                     Some(slot @ Slot::Queued(_)) => {
                         if let Slot::Queued(item) = std::mem::replace(slot, Slot::Working) {
                             state.busy += 1;
-                            state = tree.work(state, n, item, &work);
+                            state = tree.work(state, n, item, &mut own, &work);
                         }
                     }
                     Some(Slot::Working) => match state.next() {
-                        Some((i, item)) => state = tree.work(state, i, item, &work),
+                        Some((i, item)) => state = tree.work(state, i, item, &mut own, &work),
                         None => state = tree.wait(state),
                     },
                 }
@@ -277,16 +280,17 @@ impl<T, R> Tree<T, R> {
 
     /// Works on item `i` (marked as being worked on) with the lock let go, then files its result
     /// and queues its children.
-    fn work<'a>(
+    fn work<'a, S>(
         &'a self,
         state: std::sync::MutexGuard<'a, TreeState<T, R>>,
         i: usize,
         item: T,
-        work: &impl Fn(T) -> (R, Vec<T>),
+        own: &mut S,
+        work: &impl Fn(&mut S, T) -> (R, Vec<T>),
     ) -> std::sync::MutexGuard<'a, TreeState<T, R>> {
         drop(state);
         let guard = TreeUnwinding(self);
-        let (result, children) = work(item);
+        let (result, children) = work(own, item);
         std::mem::forget(guard);
         let mut state = self.lock();
         let first = state.slots.len();
@@ -480,7 +484,7 @@ mod tests {
     #[test]
     fn a_tree_is_visited_depth_first() {
         // Item `n` (a path of child numbers) has `n.len() % 4 + 1` children down to depth 5.
-        let work = |path: Vec<u32>| {
+        let work = |_: &mut (), path: Vec<u32>| {
             let children = if path.len() < 5 { (path.len() % 4 + 1) as u32 } else { 0 };
             std::thread::sleep(std::time::Duration::from_micros(u64::from(children) * 20));
             let kids: Vec<Vec<u32>> = (0..children).map(|c| [&path[..], &[c]].concat()).collect();
@@ -497,20 +501,26 @@ mod tests {
         let mut expected = Vec::new();
         let mut stack = vec![Vec::new()];
         while let Some(path) = stack.pop() {
-            let ((path, children), kids) = work(path);
+            let ((path, children), kids) = work(&mut (), path);
             expected.push(path);
             assert_eq!(kids.len(), children as usize);
             stack.extend(kids.into_iter().rev());
         }
         assert_eq!(expected.len(), 1 + 1 + 2 + 2 * 3 + 2 * 3 * 4 + 2 * 3 * 4);
         for threads in [0, 1, 2, 5] {
-            let visited = tree(threads, Vec::new(), work, |get| {
-                let mut out = Vec::new();
-                visit(get, 0, &mut out);
-                // Each item is given once.
-                assert!(get(0).is_none());
-                out
-            });
+            let visited = tree(
+                threads,
+                Vec::new(),
+                || (),
+                work,
+                |get| {
+                    let mut out = Vec::new();
+                    visit(get, 0, &mut out);
+                    // Each item is given once.
+                    assert!(get(0).is_none());
+                    out
+                },
+            );
             assert_eq!(visited, expected, "{threads} threads");
         }
     }
@@ -523,7 +533,8 @@ mod tests {
                 tree(
                     threads,
                     0u32,
-                    |n| {
+                    || (),
+                    |_, n| {
                         if n == 6 {
                             panic!("bug");
                         }

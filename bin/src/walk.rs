@@ -7,6 +7,7 @@
 
 use std::ffi::CStr;
 use std::io;
+use std::sync::Arc;
 
 use depmod_core::cache::Stamp;
 use depmod_core::tree::ModuleSet;
@@ -37,6 +38,10 @@ pub struct FoundFile<'a> {
 /// Bytes of directory entries read per `getdents64` call.
 const ENTRIES_BUFFER: usize = 16 * 1024;
 
+/// Room made for the entries of a directory listing, and for their names: enough for most.
+const ENTRIES: usize = 64;
+const NAMES: usize = 1024;
+
 /// Who the walk tells of each module file it finds, and whether it takes each one's stamp (to
 /// check it against a module cache).
 #[derive(Clone, Copy)]
@@ -65,7 +70,7 @@ struct Dir {
     /// Its path, with a final `/`.
     path: Vec<u8>,
     /// `(device, inode)` of the directories above it, to stop at symlink loops.
-    ancestors: Vec<(u64, u64)>,
+    ancestors: Arc<[(u64, u64)]>,
     /// The top directory comes open, with its `(device, inode)`; the others are opened by the
     /// thread that lists them.
     open: Option<(OwnedFd, (u64, u64))>,
@@ -135,7 +140,7 @@ impl<'a, 'c> Walk<'a, 'c> {
         path.push(b'/');
         self.root_fd = fd.as_raw_fd();
         let id = id(rustix::fs::fstat(&fd).ok().as_ref());
-        let top = Dir { path: path.clone(), ancestors: Vec::new(), open: Some((fd, id)) };
+        let top = Dir { path: path.clone(), ancestors: Arc::new([]), open: Some((fd, id)) };
         let excludes = self.excludes;
         let stamps = self.found.is_some_and(|f| f.stamps);
         // Files that are read keep every thread busy: the walk then stays on the caller's.
@@ -143,7 +148,8 @@ impl<'a, 'c> Walk<'a, 'c> {
         par::tree(
             threads,
             top,
-            |dir| list(dir, excludes, stamps),
+            || Vec::with_capacity(ENTRIES_BUFFER),
+            |buffer, dir| list(dir, excludes, stamps, buffer),
             |get| {
                 if let Some((listing, first)) = get(0) {
                     self.take(get, &listing, first, 0, &mut path);
@@ -224,9 +230,14 @@ impl<'a, 'c> Walk<'a, 'c> {
 }
 
 /// Lists `dir` (opening it first, unless it comes open): its entries, and the directories among
-/// them to list next. Module files are stamped when `stamps` says so.
-fn list(dir: Dir, excludes: &[Vec<u8>], stamps: bool) -> (Listing, Vec<Dir>) {
-    let mut listing = Listing::default();
+/// them to list next. Module files are stamped when `stamps` says so. `buffer` (empty) takes the
+/// entries as they are read.
+fn list(dir: Dir, excludes: &[Vec<u8>], stamps: bool, buffer: &mut Vec<u8>) -> (Listing, Vec<Dir>) {
+    let mut listing = Listing {
+        names: Vec::with_capacity(NAMES),
+        entries: Vec::with_capacity(ENTRIES),
+        ..Listing::default()
+    };
     let mut children = Vec::new();
     let (fd, id) = match dir.open {
         Some(open) => open,
@@ -238,9 +249,8 @@ fn list(dir: Dir, excludes: &[Vec<u8>], stamps: bool) -> (Listing, Vec<Dir>) {
             }
         },
     };
-    let mut ancestors = dir.ancestors;
-    ancestors.push(id);
-    let mut buffer: Vec<u8> = Vec::with_capacity(ENTRIES_BUFFER);
+    // Shared by the subdirectories.
+    let ancestors: Arc<[(u64, u64)]> = dir.ancestors.iter().copied().chain([id]).collect();
     let mut entries = RawDir::new(fd.as_fd(), buffer.spare_capacity_mut());
     while let Some(entry) = entries.next() {
         let entry = match entry {
@@ -271,7 +281,7 @@ fn list(dir: Dir, excludes: &[Vec<u8>], stamps: bool) -> (Listing, Vec<Dir>) {
             Ok(FileType::RegularFile) => continue,
             Ok(FileType::Directory) => {
                 let path = [&dir.path[..], name, b"/"].concat();
-                children.push(Dir { path, ancestors: ancestors.clone(), open: None });
+                children.push(Dir { path, ancestors: Arc::clone(&ancestors), open: None });
                 Entry::Dir
             }
             Ok(other) => Entry::Unsupported(other.as_raw_mode()),

@@ -109,14 +109,16 @@ impl<'c> ModuleSet<'c> {
     /// Adds the file at `path`; a second file with the same module name is settled by the
     /// configuration's priority rules.
     pub fn add(&mut self, path: Vec<u8>) -> Added {
-        let module = Module::new(self.absolute(path.clone()), &self.dirname);
+        // kmod ranks the new file by its path as the walk spelled it (kept when libkmod stores
+        // another), the old one by the path libkmod stored.
+        let spelled = (self.cwd.is_some() && path.first() != Some(&b'/')).then(|| path.clone());
+        let module = Module::new(self.absolute(path), &self.dirname);
         let Some(old) = self.table.get_mut(&module.name) else {
             self.table.insert(module.name.clone(), module);
             return Added::New;
         };
-        // kmod ranks the new file by its path as the walk spelled it, the old one by the
-        // path libkmod stored.
-        let new = Candidate { path: &path, name_len: module.name.len() };
+        let path = spelled.as_deref().unwrap_or(&module.path);
+        let new = Candidate { path, name_len: module.name.len() };
         let old_candidate = Candidate { path: &old.path, name_len: old.name.len() };
         if self.config.old_wins(&self.dirname, old_candidate, new) {
             return Added::Ignored(old.path.clone());
