@@ -260,7 +260,18 @@ impl<'c> Session<'c> {
     /// it is, and the next run reads it again.
     pub fn refresh(&self, log: &Log, found: &Found<'_>) {
         let Some(cache) = self.cache.as_ref().filter(|_| self.write) else { return };
-        if found.files.iter().all(|(_, got)| matches!(got, Got::Recalled(..))) {
+        // The stamps of the files read again. Nothing to do without any, or when one cannot be
+        // recorded yet (checked before any record is copied).
+        let mut stamps = found
+            .files
+            .iter()
+            .filter_map(|(_, got)| match got {
+                Got::Recalled(..) => None,
+                Got::Read { stamp, .. } => Some(*stamp),
+            })
+            .peekable();
+        let settled = self.inputs.settled;
+        if stamps.peek().is_none() || !stamps.all(|s| s.is_some_and(|s| s.is_settled(settled))) {
             return;
         }
         let identity = Identity { program: PROGRAM.as_bytes(), tree: &self.tree };

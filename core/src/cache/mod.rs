@@ -146,6 +146,14 @@ pub struct Stamp {
     pub ctime: Time,
 }
 
+impl Stamp {
+    /// Whether both its times are older than `settled_before`: only such a stamp is recorded
+    /// (see "Racing writers" above).
+    pub fn is_settled(&self, settled_before: Time) -> bool {
+        self.mtime < settled_before && self.ctime < settled_before
+    }
+}
+
 /// What a cache must have been written for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Identity<'a> {

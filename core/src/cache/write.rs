@@ -311,11 +311,7 @@ impl<'a> CacheWriter<'a> {
     }
 
     fn check_settled(&self, stamp: &Stamp) -> Result<(), NotCached> {
-        if stamp.mtime < self.settled_before && stamp.ctime < self.settled_before {
-            Ok(())
-        } else {
-            Err(NotCached::Unsettled)
-        }
+        if stamp.is_settled(self.settled_before) { Ok(()) } else { Err(NotCached::Unsettled) }
     }
 
     /// Adds the module at `path`, whose stamp (taken before it was read) is `stamp`, read as
