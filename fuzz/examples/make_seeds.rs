@@ -175,7 +175,7 @@ fn main() {
     for (name, file) in
         [("full", full), ("empty", empty), ("update-one-less", fewer), ("update-thirds", one)]
     {
-        write(&out, "cache", &name, &[&[1u8][..], &file].concat());
+        write(&out, "cache", name, &[&[1u8][..], &file].concat());
         write(&out, "cache", &format!("{name}-resealed"), &[&[0u8][..], &file].concat());
     }
 
