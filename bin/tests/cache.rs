@@ -570,12 +570,15 @@ fn options_and_configuration_are_applied_with_a_warm_cache() {
     });
     t.run(DEFAULT);
     assert!(fs::read(t.warm.moddir().join("modules.builtin.bin")).unwrap().len() > 20);
-    // -A after a module is added (newer than modules.dep): the tree is indexed again.
+    // -A after a module is added (newer than modules.dep): the tree is indexed again. The new
+    // file is made a second newer than modules.dep: file times come from a coarse clock, and the
+    // run just before may have written modules.dep in the tick the file is written in.
     t.apply(|tree| {
-        tree.write(
-            &format!("lib/modules/{VERSION}/kernel/e.ko"),
-            &spec(&["alias=e"], &[], &[]).build(),
-        )
+        let module = spec(&["alias=e"], &[], &[]).build();
+        tree.write(&format!("lib/modules/{VERSION}/kernel/e.ko"), &module);
+        let dep = fs::metadata(tree.moddir().join("modules.dep")).unwrap().modified().unwrap();
+        let e = fs::File::options().write(true).open(tree.moddir().join("kernel/e.ko")).unwrap();
+        e.set_modified(dep + Duration::from_secs(1)).unwrap();
     });
     t.run(&with(&["-A", VERSION]));
     assert!(t.warm.read("modules.alias").contains("alias e e\n"));
