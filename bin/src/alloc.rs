@@ -45,7 +45,7 @@ pub struct Split;
 
 /// dlmalloc behind std's lock: a compare-and-swap to take it and a swap to let it go, where the
 /// lock of dlmalloc's `global` feature is a musl `pthread_mutex` (its calls were 4-12% of a run's
-/// CPU samples when two threads allocate). The three functions below are the only users, kept
+/// CPU samples when two threads allocate). The three functions below are its only users, kept
 /// out of line: inlined into every allocation, dlmalloc's code made the binary 53 KB larger.
 #[cfg(target_env = "musl")]
 static SMALL: std::sync::Mutex<Heap> = std::sync::Mutex::new(Heap(dlmalloc::Dlmalloc::new()));
@@ -58,10 +58,17 @@ struct Heap(dlmalloc::Dlmalloc);
 #[cfg(target_env = "musl")]
 unsafe impl Send for Heap {}
 
+/// The small-block heap, locked (a panic while it was held cannot leave it half-changed: the
+/// release build aborts on one).
+#[cfg(target_env = "musl")]
+fn heap() -> std::sync::MutexGuard<'static, Heap> {
+    SMALL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[cfg(target_env = "musl")]
 #[inline(never)]
 unsafe fn small_malloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
-    let mut heap = SMALL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut heap = heap();
     // SAFETY: forwarded with the caller's guarantees.
     unsafe { if zeroed { heap.0.calloc(size, align) } else { heap.0.malloc(size, align) } }
 }
@@ -69,17 +76,15 @@ unsafe fn small_malloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
 #[cfg(target_env = "musl")]
 #[inline(never)]
 unsafe fn small_free(ptr: *mut u8, size: usize, align: usize) {
-    let mut heap = SMALL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     // SAFETY: forwarded with the caller's guarantees.
-    unsafe { heap.0.free(ptr, size, align) }
+    unsafe { heap().0.free(ptr, size, align) }
 }
 
 #[cfg(target_env = "musl")]
 #[inline(never)]
 unsafe fn small_realloc(ptr: *mut u8, size: usize, align: usize, new_size: usize) -> *mut u8 {
-    let mut heap = SMALL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     // SAFETY: forwarded with the caller's guarantees.
-    unsafe { heap.0.realloc(ptr, size, align, new_size) }
+    unsafe { heap().0.realloc(ptr, size, align, new_size) }
 }
 
 #[cfg(target_env = "musl")]

@@ -143,10 +143,12 @@ impl File {
 fn map(path: &[u8]) -> io::Result<Shared> {
     let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC;
     let fd = rustix::fs::open(OsStr::from_bytes(path), flags, rustix::fs::Mode::empty())?;
-    if rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode).is_dir() {
+    let st = rustix::fs::fstat(&fd)?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir() {
         return Err(rustix::io::Errno::ISDIR.into());
     }
-    Ok(Shared::new(read::map_populated(&fd)?))
+    let len = usize::try_from(st.st_size).map_err(|_| io::ErrorKind::FileTooLarge)?;
+    Ok(Shared::new(read::map(&fd, len, true)?))
 }
 
 /// The cache's path.

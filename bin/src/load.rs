@@ -126,7 +126,7 @@ fn read_and_parse(loader: &mut Loader, file: &Opened) -> Loaded {
     let Loader { file: buf, ranges, decoders, scratch } = loader;
     let len = file.len;
     if len > MAP {
-        let mapped = read::map(&file.fd).map_err(Failure::Io)?;
+        let mapped = read::map(&file.fd, len, false).map_err(Failure::Io)?;
         return parse(&mapped, decoders, scratch);
     }
     if buf.len() < len {

@@ -98,7 +98,10 @@ where
     let work = |_: &mut (), i: usize, item: &T| {
         // Should `f` unwind (a bug), the taker stops waiting for this result: the panic is then
         // resumed when the threads are joined, instead of the run hanging.
-        let guard = Unwinding(&done);
+        let guard = OnUnwind(|| {
+            done.lock().unwound = true;
+            done.ready.notify_all();
+        });
         let result = f(item);
         std::mem::forget(guard);
         let mut state = done.lock();
@@ -135,14 +138,14 @@ where
 }
 
 /// Work shaped as a tree, taken in depth-first order: `work(&mut state, item)` gives an item's
-/// result and its children, each thread with its own `state` made by `init`. `visit(get)` runs on the caller's thread: `get(n)` gives the `n`th item's
-/// result and the place of its first child (its other children follow that one); the root is
-/// item 0. Items are worked on by `threads` threads, the caller's among them: `get` works on
-/// the item asked for when it has not been started yet, and on others while it would otherwise
-/// wait. The threads take the item found last first, and an item's children first to last,
-/// which is the order `visit` asks for them when it goes depth first. `get` gives `None` for an
-/// item that is not there or was taken already, or after a thread unwound (the panic is then
-/// resumed when the threads are joined).
+/// result and its children, each thread with its own `state` made by `init`. `visit(get)` runs
+/// on the caller's thread: `get(n)` gives the `n`th item's result and the place of its first
+/// child (its other children follow that one); the root is item 0. Items are worked on by
+/// `threads` threads, the caller's among them: `get` works on the item asked for when it has not
+/// been started yet, and on others while it would otherwise wait. The threads take the item
+/// found last first, and an item's children first to last, which is the order `visit` asks for
+/// them when it goes depth first. `get` gives `None` for an item that is not there or was taken
+/// already, or after a thread unwound (the panic is then resumed when the threads are joined).
 pub fn tree<T, S, R, P>(
     threads: usize,
     root: T,
@@ -192,22 +195,17 @@ where
                 if state.stop {
                     return None;
                 }
-                match state.slots.get_mut(n) {
-                    None | Some(Slot::Taken) => return None,
-                    Some(slot @ Slot::Done(..)) => match std::mem::replace(slot, Slot::Taken) {
-                        Slot::Done(result, first) => return Some((result, first)),
-                        _ => return None,
-                    },
-                    Some(slot @ Slot::Queued(_)) => {
-                        if let Slot::Queued(item) = std::mem::replace(slot, Slot::Working) {
-                            state.busy += 1;
-                            state = tree.work(state, n, item, &mut own, &work);
-                        }
-                    }
-                    Some(Slot::Working) => match state.next() {
-                        Some((i, item)) => state = tree.work(state, i, item, &mut own, &work),
-                        None => state = tree.wait(state),
-                    },
+                if let Some(done) = state.take(n) {
+                    return Some(done);
+                }
+                if let Some(item) = state.start(n) {
+                    state = tree.work(state, n, item, &mut own, &work);
+                } else if !matches!(state.slots.get(n), Some(Slot::Working)) {
+                    return None;
+                } else if let Some((i, item)) = state.next() {
+                    state = tree.work(state, i, item, &mut own, &work);
+                } else {
+                    state = tree.wait(state);
                 }
             }
         };
@@ -249,17 +247,29 @@ enum Slot<T, R> {
 }
 
 impl<T, R> TreeState<T, R> {
+    /// Item `i`, marked as being worked on, if it was waiting for that.
+    fn start(&mut self, i: usize) -> Option<T> {
+        let slot = self.slots.get_mut(i).filter(|s| matches!(s, Slot::Queued(_)))?;
+        let Slot::Queued(item) = std::mem::replace(slot, Slot::Working) else { return None };
+        self.busy += 1;
+        Some(item)
+    }
+
     /// The next item to work on, marked as being worked on.
     fn next(&mut self) -> Option<(usize, T)> {
         while let Some(i) = self.stack.pop() {
-            if let Some(slot @ Slot::Queued(_)) = self.slots.get_mut(i) {
-                if let Slot::Queued(item) = std::mem::replace(slot, Slot::Working) {
-                    self.busy += 1;
-                    return Some((i, item));
-                }
+            if let Some(item) = self.start(i) {
+                return Some((i, item));
             }
         }
         None
+    }
+
+    /// Item `n`'s result and the place of its first child, if it is done (it is then taken).
+    fn take(&mut self, n: usize) -> Option<(R, usize)> {
+        let slot = self.slots.get_mut(n).filter(|s| matches!(s, Slot::Done(..)))?;
+        let Slot::Done(result, first) = std::mem::replace(slot, Slot::Taken) else { return None };
+        Some((result, first))
     }
 }
 
@@ -289,7 +299,11 @@ impl<T, R> Tree<T, R> {
         work: &impl Fn(&mut S, T) -> (R, Vec<T>),
     ) -> std::sync::MutexGuard<'a, TreeState<T, R>> {
         drop(state);
-        let guard = TreeUnwinding(self);
+        // Should `work` unwind (a bug), the other threads stop instead of waiting for its result.
+        let guard = OnUnwind(|| {
+            self.lock().stop = true;
+            self.ready.notify_all();
+        });
         let (result, children) = work(own, item);
         std::mem::forget(guard);
         let mut state = self.lock();
@@ -305,16 +319,6 @@ impl<T, R> Tree<T, R> {
             self.ready.notify_all();
         }
         state
-    }
-}
-
-/// Dropped only while a thread of [`tree`] unwinds: stops the others.
-struct TreeUnwinding<'a, T, R>(&'a Tree<T, R>);
-
-impl<T, R> Drop for TreeUnwinding<'_, T, R> {
-    fn drop(&mut self) {
-        self.0.lock().stop = true;
-        self.0.ready.notify_all();
     }
 }
 
@@ -337,13 +341,13 @@ impl<R> Done<R> {
     }
 }
 
-/// Dropped only while a worker of [`for_each_in_order`] unwinds: tells the taker.
-struct Unwinding<'a, R>(&'a Done<R>);
+/// Runs its closure when dropped. Forgotten once the work it guards has returned, it runs only
+/// while that work unwinds.
+struct OnUnwind<F: FnMut()>(F);
 
-impl<R> Drop for Unwinding<'_, R> {
+impl<F: FnMut()> Drop for OnUnwind<F> {
     fn drop(&mut self) {
-        self.0.lock().unwound = true;
-        self.0.ready.notify_all();
+        (self.0)()
     }
 }
 

@@ -25,20 +25,20 @@ const TAIL: usize = 16 * 1024;
 /// Ranges closer than this are read in one call.
 const JOIN: usize = 4096;
 
-/// Maps a file read-only.
-pub fn map(file: &OwnedFd) -> io::Result<memmap2::Mmap> {
+/// Maps the first `len` bytes of a file read-only (`len` from the `fstat` the caller made, which
+/// spares memmap2 its own); with `populate`, the pages the page cache holds are mapped in one
+/// call (`MAP_POPULATE`) instead of a page fault for each.
+pub fn map(file: &OwnedFd, len: usize, populate: bool) -> io::Result<memmap2::Mmap> {
+    let mut options = memmap2::MmapOptions::new();
+    options.len(len);
+    if populate {
+        options.populate();
+    }
     // SAFETY: the mapping is private and read-only. If another process truncated the file while
     // it is mapped, reading past the new end would raise SIGBUS; installers replace module files
-    // by renaming new ones into place, which leaves this mapping intact, and kmod maps module
-    // files the same way.
-    unsafe { memmap2::MmapOptions::new().map_copy_read_only(file.as_raw_fd()) }
-}
-
-/// Maps a file read-only with its pages, on [`map`]'s terms: `MAP_POPULATE` maps the pages the
-/// page cache holds in one call, instead of a page fault for each.
-pub fn map_populated(file: &OwnedFd) -> io::Result<memmap2::Mmap> {
-    // SAFETY: as for `map`; the module cache is replaced by renaming too.
-    unsafe { memmap2::MmapOptions::new().populate().map_copy_read_only(file.as_raw_fd()) }
+    // by renaming new ones into place, which leaves this mapping intact (kmod maps module files
+    // the same way), and depmod replaces its module cache by renaming too.
+    unsafe { options.map_copy_read_only(file.as_raw_fd()) }
 }
 
 /// Reads the first bytes of a file of `len` bytes (all of a small one) into `buf`; returns them.

@@ -267,16 +267,21 @@ fn list(dir: Dir, excludes: &[Vec<u8>], stamps: bool, buffer: &mut Vec<u8>) -> (
         if excludes.iter().any(|x| x.as_slice() == name) {
             continue;
         }
-        let file_type = match entry.file_type() {
-            t @ (FileType::RegularFile | FileType::Directory) => Ok(t),
-            _ => stat_type(fd.as_fd(), entry.file_name()),
+        // The type `readdir` gives, or else `fstatat`'s, whose answer then also stamps a module.
+        let (file_type, taken) = match entry.file_type() {
+            t @ (FileType::RegularFile | FileType::Directory) => (Ok(t), None),
+            _ => match stat(fd.as_fd(), entry.file_name()) {
+                Ok(st) => (Ok(FileType::from_raw_mode(st.st_mode)), Some(st)),
+                Err(e) => (Err(e), None),
+            },
         };
         let what = match file_type {
             Ok(FileType::RegularFile) if is_module_name(name) => {
-                let stamp = stamps
-                    .then(|| rustix::fs::statat(fd.as_fd(), entry.file_name(), AtFlags::empty()))
-                    .and_then(|st| st.ok().map(|st| load::stamp(&st)));
-                Entry::Module(stamp)
+                let st = match stamps {
+                    true => taken.or_else(|| stat(fd.as_fd(), entry.file_name()).ok()),
+                    false => None,
+                };
+                Entry::Module(st.map(|st| load::stamp(&st)))
             }
             Ok(FileType::RegularFile) => continue,
             Ok(FileType::Directory) => {
@@ -316,11 +321,9 @@ fn id(st: Option<&rustix::fs::Stat>) -> (u64, u64) {
     st.map_or((u64::MAX, u64::MAX), |st| (st.st_dev as u64, st.st_ino as u64))
 }
 
-/// `fstatat(dir, name, &st, 0)`: the type of what `name` leads to, following symbolic links.
-fn stat_type(dir: BorrowedFd<'_>, name: &CStr) -> Result<FileType, Errno> {
-    let st =
-        rustix::fs::statat(dir, name, AtFlags::empty()).map_err(|e| Errno(e.raw_os_error()))?;
-    Ok(FileType::from_raw_mode(st.st_mode))
+/// `fstatat(dir, name, &st, 0)`: what `name` leads to, following symbolic links.
+fn stat(dir: BorrowedFd<'_>, name: &CStr) -> Result<rustix::fs::Stat, Errno> {
+    rustix::fs::statat(dir, name, AtFlags::empty()).map_err(|e| Errno(e.raw_os_error()))
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Bounds-checked reads from byte slices, in the byte order the input declares.
+//! Bounds-checked reads from byte slices, in the byte order the input declares; and [`Shared`],
+//! bytes with several owners.
 
 /// Byte order of multi-byte fields, taken from the input (an ELF file's `e_ident`), never the host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +117,44 @@ pub fn to_usize(value: u64) -> Option<usize> {
     usize::try_from(value).ok()
 }
 
+/// Bytes many owners share: a cache file, read into memory or mapped, which the records rebuilt
+/// from it point into. Cloning it takes another reference.
+#[derive(Clone)]
+pub struct Shared(alloc::sync::Arc<dyn AsRef<[u8]> + Send + Sync>);
+
+impl Shared {
+    /// Shares `owner`'s bytes (a `Vec<u8>`, a file mapping).
+    pub fn new(owner: impl AsRef<[u8]> + Send + Sync + 'static) -> Self {
+        Shared(alloc::sync::Arc::new(owner))
+    }
+}
+
+impl From<alloc::vec::Vec<u8>> for Shared {
+    fn from(bytes: alloc::vec::Vec<u8>) -> Self {
+        Shared::new(bytes)
+    }
+}
+
+impl core::ops::Deref for Shared {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        (*self.0).as_ref()
+    }
+}
+
+impl core::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Shared({} bytes)", self.len())
+    }
+}
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,43 +213,5 @@ mod tests {
         assert_eq!(cstr_at(b"ab\0cd", 2), Some(&b""[..]));
         assert_eq!(cstr_at(b"ab\0cd", 3), None);
         assert_eq!(cstr_at(b"ab\0cd", 9), None);
-    }
-}
-
-/// Bytes many owners share: a cache file, read into memory or mapped, which the records rebuilt
-/// from it point into. Cloning it takes another reference.
-#[derive(Clone)]
-pub struct Shared(alloc::sync::Arc<dyn AsRef<[u8]> + Send + Sync>);
-
-impl Shared {
-    /// Shares `owner`'s bytes (a `Vec<u8>`, a file mapping).
-    pub fn new(owner: impl AsRef<[u8]> + Send + Sync + 'static) -> Self {
-        Shared(alloc::sync::Arc::new(owner))
-    }
-}
-
-impl From<alloc::vec::Vec<u8>> for Shared {
-    fn from(bytes: alloc::vec::Vec<u8>) -> Self {
-        Shared::new(bytes)
-    }
-}
-
-impl core::ops::Deref for Shared {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        (*self.0).as_ref()
-    }
-}
-
-impl core::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "Shared({} bytes)", self.len())
-    }
-}
-
-impl AsRef<[u8]> for Shared {
-    fn as_ref(&self) -> &[u8] {
-        self
     }
 }
