@@ -8,8 +8,8 @@
 //! encoding that again gives the same bytes.
 #![no_main]
 
-use std::ops::Range;
 use depmod_core::bytes::Shared;
+use std::ops::Range;
 
 use depmod_core::cache::{Cache, CacheWriter, Identity, Record, Stamp, Time, reseal};
 use depmod_core::module::Scratch;
@@ -38,8 +38,12 @@ fn lists(r: &Record<'_>) -> Lists {
     )
 }
 
-/// Everything a cache says that a writer keeps, comparable.
-fn contents(cache: &Cache<'_>) -> (Vec<u8>, Vec<(Vec<u8>, Stamp)>, Vec<(Vec<u8>, Stamp, Lists)>) {
+/// Everything a cache says that a writer keeps, comparable: its options, its file entries and
+/// its records.
+type Contents = (Vec<u8>, Vec<(Vec<u8>, Stamp)>, Vec<(Vec<u8>, Stamp, Lists)>);
+
+/// The [`Contents`] of `cache`.
+fn contents(cache: &Cache<'_>) -> Contents {
     (
         cache.options().to_vec(),
         cache.files().filter(|f| settled(&f.1)).map(|(p, s)| (p.to_vec(), s)).collect(),
