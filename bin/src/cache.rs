@@ -33,6 +33,7 @@
 //! date: an empty file starts one. `--no-cache` and `DEPMOD_NO_CACHE=1` turn it off; `-n` and
 //! explicit module files read it and write none.
 
+use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -46,7 +47,7 @@ use depmod_core::tree::Module;
 
 use crate::cli::{Dirs, Options};
 use crate::install::{self, Installed};
-use crate::load::{self, Found, Got, Loaded, Loader};
+use crate::load::{self, FileFound, Found, Got, Loaded, Loader};
 use crate::log::{Log, log};
 use crate::usable::Kept;
 use crate::{outputs, par, read};
@@ -393,9 +394,9 @@ enum Entry<'c> {
     Keep(Record<'c>),
     /// A module file read: its stamp, and the module's number in the run's array (before the
     /// unusable ones are left out).
-    Module { path: Vec<u8>, stamp: Stamp, module: usize },
+    Module { path: Cow<'c, [u8]>, stamp: Stamp, module: usize },
     /// A file read that no module has (it lost to another file with the same module name).
-    Other { path: Vec<u8>, stamp: Stamp, info: Box<ModuleInfo> },
+    Other { path: Cow<'c, [u8]>, stamp: Stamp, info: Box<ModuleInfo> },
     /// Nothing to keep: the file could not be read.
     Nothing,
 }
@@ -422,9 +423,9 @@ pub fn split<'c>(
 ) -> (Vec<Module>, Vec<Loaded>, Entries<'c>) {
     let Found { modules, slots, mut files } = found;
     if files.iter().any(|(_, got)| matches!(got, Got::Recalled(_, None))) {
-        let runs: Vec<&[(Vec<u8>, Got<'c>)]> = files.chunks(load::RUN).collect();
+        let runs: Vec<&[FileFound<'c>]> = files.chunks(load::RUN).collect();
         let rebuilt = par::map_slice_with(&runs, threads, Scratch::default, |scratch, _, run| {
-            let rebuild = |(_, got): &(Vec<u8>, Got<'c>)| match got {
+            let rebuild = |(_, got): &FileFound<'c>| match got {
                 Got::Recalled(record, None) => record.info(scratch).map(Box::new),
                 _ => None,
             };
@@ -436,7 +437,7 @@ pub fn split<'c>(
             }
         }
     }
-    let mut files: Vec<Option<(Vec<u8>, Got<'c>)>> = files.into_iter().map(Some).collect();
+    let mut files: Vec<Option<FileFound<'c>>> = files.into_iter().map(Some).collect();
     let kept = if write { files.len() } else { 0 };
     let mut entries: Vec<Entry<'c>> =
         std::iter::repeat_with(|| Entry::Nothing).take(kept).collect();

@@ -3,6 +3,7 @@
 //! runs it on every thread for each file as the walk finds it, unless [`recall`] finds the
 //! module cache's record of the file still good.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -193,8 +194,11 @@ pub struct Found<'c> {
     /// Every file loaded, with what it gave: in the order the walk found them, then the
     /// modules whose file it did not report (or under another path), loaded after it. A file
     /// no module has lost to another of the same name.
-    pub files: Vec<(Vec<u8>, Got<'c>)>,
+    pub files: Vec<FileFound<'c>>,
 }
+
+/// One file found: its path (a recalled file's is its record's) and what it gave.
+pub type FileFound<'c> = (Cow<'c, [u8]>, Got<'c>);
 
 /// Records rebuilt per piece of work: enough to make handing it out cheap.
 pub const RUN: usize = 256;
@@ -289,29 +293,34 @@ pub fn while_finding<'c>(
         },
     );
     let modules = modules?;
-    let mut files: Vec<Option<(Vec<u8>, Got<'c>)>> = found
-        .into_inner()
-        .into_iter()
-        .map(|f| f.map(|r| (r.path().to_vec(), Got::Recalled(r, None))))
-        .collect();
+    // What the threads did, in the order it was handed over: the files to read, and the
+    // records to rebuild, each by the number of the file found, ascending.
+    let mut reads: Vec<(usize, Vec<u8>, Got<'c>)> = Vec::new();
+    let mut rebuilt: Vec<(usize, Option<Box<ModuleInfo>>)> = Vec::new();
     for d in done {
         match d {
-            Done::Read(i, path, got) => {
-                if let Some(slot) = files.get_mut(i) {
-                    *slot = Some((path, got));
-                }
+            Done::Read(i, path, got) => reads.push((i, path, got)),
+            Done::Rebuilt(infos) => rebuilt.extend(infos),
+        }
+    }
+    let (mut reads, mut rebuilt) = (reads.into_iter().peekable(), rebuilt.into_iter().peekable());
+    // Every file handed over came back: each found file, recalled (its path is its record's)
+    // or read.
+    let mut files: Vec<FileFound<'c>> = Vec::with_capacity(found.borrow().len());
+    for (i, f) in found.into_inner().into_iter().enumerate() {
+        match f {
+            Some(record) => {
+                let info = rebuilt.next_if(|r| r.0 == i).and_then(|r| r.1);
+                files.push((Cow::Borrowed(record.path()), Got::Recalled(record, info)));
             }
-            Done::Rebuilt(infos) => {
-                for (i, info) in infos {
-                    if let Some(Some((_, Got::Recalled(_, slot)))) = files.get_mut(i) {
-                        *slot = info;
-                    }
+            None => {
+                if let Some((_, path, got)) = reads.next_if(|r| r.0 == i) {
+                    files.push((Cow::Owned(path), got));
                 }
             }
         }
     }
-    // Every file handed over came back.
-    let mut files: Vec<(Vec<u8>, Got<'c>)> = files.into_iter().flatten().collect();
+    debug_assert!(reads.next().is_none() && rebuilt.next().is_none(), "all merged");
     let mut slots = Vec::with_capacity(modules.len());
     let mut late = Vec::new();
     {
@@ -330,7 +339,7 @@ pub fn while_finding<'c>(
     let mut loader = Loader::default();
     for path in late {
         let got = load_or_recall(&mut loader, cache, &path);
-        files.push((path, got));
+        files.push((Cow::Owned(path), got));
     }
     Ok(Found { modules, slots, files })
 }
