@@ -193,3 +193,29 @@ unsafe impl GlobalAlloc for Split {
         }
     }
 }
+
+#[cfg(all(test, target_env = "musl"))]
+mod tests {
+    /// Threads that allocate, grow, check and free small blocks all at once each find their
+    /// blocks as they wrote them: the small-block heap's lock keeps them apart.
+    #[test]
+    fn threads_allocating_at_once_keep_their_blocks() {
+        let threads: Vec<_> = (1..=4u8)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    for round in 0..2000usize {
+                        let mut blocks: Vec<Vec<u8>> =
+                            (0..16).map(|i| vec![t; 1 + (round * 7 + i * 13) % 600]).collect();
+                        for block in &mut blocks {
+                            block.extend_from_slice(&[t; 100]);
+                        }
+                        assert!(blocks.iter().flatten().all(|&byte| byte == t));
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            assert!(thread.join().is_ok());
+        }
+    }
+}
