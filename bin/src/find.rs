@@ -13,7 +13,8 @@ use crate::log::{Errno, Failed, Log, log};
 use crate::walk::{Found, FoundFile, Walk};
 
 /// The modules to index (all of them, or the `explicit` files), telling `found` each file as it
-/// is found so that it can be read meanwhile. The walk lists directories on `threads` threads.
+/// is found so that it can be read meanwhile. The walk lists directories on `threads` threads;
+/// its messages number top directories `root_fd` ([`crate::walk::first_free_fd`]).
 pub fn modules(
     log: &Log,
     dirs: &Dirs,
@@ -21,11 +22,12 @@ pub fn modules(
     explicit: Option<&[Vec<u8>]>,
     found: Found<'_>,
     threads: usize,
+    root_fd: i32,
 ) -> Result<Vec<Module>, Failed> {
     let mut set = ModuleSet::new(&dirs.input, config);
     set.set_cwd(cli::current_dir_name());
     match explicit {
-        None => walk_all(log, dirs, config, &mut set, found, threads)?,
+        None => walk_all(log, dirs, config, &mut set, found, threads, root_fd)?,
         Some(files) => add_files(log, files, &mut set, found)?,
     }
     let mut modules = set.into_modules();
@@ -42,8 +44,9 @@ fn walk_all(
     set: &mut ModuleSet<'_>,
     found: Found<'_>,
     threads: usize,
+    root_fd: i32,
 ) -> Result<(), Failed> {
-    let mut walk = Walk::new(log, &config.excludes, set, threads);
+    let mut walk = Walk::new(log, &config.excludes, set, threads, root_fd);
     walk.found = Some(found);
     if let Err(e) = walk.run(&dirs.input) {
         log!(log, Fatal, "could not search modules: ", e);

@@ -8,7 +8,7 @@ use crate::cli::{Dirs, Options};
 use crate::install::Sink;
 use crate::kernel_symbols;
 use crate::log::{Failed, Log, log};
-use crate::{cache, config, find, load, outputs, par, quick, resolve, usable};
+use crate::{cache, config, find, load, outputs, par, quick, resolve, usable, walk};
 
 /// Runs depmod with parsed options.
 pub fn run(log: &mut Log, opts: &Options) -> Result<(), Failed> {
@@ -50,8 +50,10 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
     // The dependency pass has messages to print, whatever the cache says.
     let messages = verbose || options.print_unknown;
     let rebuild = session.rebuild_early(messages);
+    // Before the readers start, which open files while the walk goes on.
+    let root_fd = walk::first_free_fd();
     let found = load::while_finding(threads, session.cache(), rebuild, |found| {
-        find::modules(log, dirs, &config, explicit, found, threads)
+        find::modules(log, dirs, &config, explicit, found, threads, root_fd)
     })?;
     if phases.on() {
         let recalled = found.files.iter().filter(|(_, got)| matches!(got, load::Got::Recalled(..)));

@@ -59,10 +59,20 @@ pub struct Walk<'a, 'c> {
     pub found: Option<Found<'a>>,
     /// Threads listing directories, the caller's among them.
     threads: usize,
-    /// The descriptor number of the top directory. Messages name a directory by the number kmod
-    /// would hold it under: this plus its depth (kmod keeps one descriptor per level open and
-    /// nothing else during its walk; ours has module files open on other threads meanwhile).
+    /// The descriptor number kmod holds the top directory under ([`first_free_fd`]). Messages
+    /// name a directory by the number kmod would hold it under: this plus its depth (kmod keeps
+    /// one descriptor per level open and nothing else during its walk; ours has module files
+    /// open on other threads meanwhile).
     root_fd: i32,
+}
+
+/// The number kmod's walk holds a top directory under: the lowest descriptor free when the run
+/// began. Asked before any other thread starts, as ours open files while the walk goes on (a
+/// reader opening its first file, or `/proc/meminfo`, at the moment the top directory is opened
+/// would take that number).
+pub fn first_free_fd() -> i32 {
+    let fd = rustix::fs::openat(CWD, "/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty());
+    fd.map_or(3, |fd| fd.as_raw_fd())
 }
 
 /// A directory to list.
@@ -111,13 +121,16 @@ enum Unlisted {
 }
 
 impl<'a, 'c> Walk<'a, 'c> {
+    /// A walk on `threads` threads whose messages number the top directory `root_fd` (from
+    /// [`first_free_fd`]).
     pub fn new(
         log: &'a Log,
         excludes: &'a [Vec<u8>],
         set: &'a mut ModuleSet<'c>,
         threads: usize,
+        root_fd: i32,
     ) -> Self {
-        Walk { log, excludes, set, found: None, threads, root_fd: 3 }
+        Walk { log, excludes, set, found: None, threads, root_fd }
     }
 
     /// Walks `root`. Failing to open `root` itself is the only error returned (after kmod's
@@ -138,7 +151,6 @@ impl<'a, 'c> Walk<'a, 'c> {
         };
         let mut path = root.to_vec();
         path.push(b'/');
-        self.root_fd = fd.as_raw_fd();
         let id = id(rustix::fs::fstat(&fd).ok().as_ref());
         let top = Dir { path: path.clone(), ancestors: Arc::new([]), open: Some((fd, id)) };
         let excludes = self.excludes;
@@ -338,5 +350,26 @@ mod tests {
         for bad in [".ko", ".ko.xz", "a.ko.bz2", "a.o", "ako", "a.ko.xz.bak"] {
             assert!(!is_module_name(bad.as_bytes()), "{bad}");
         }
+    }
+
+    /// Messages number a directory as kmod's walk holds it, whatever else the process has open
+    /// meanwhile: a reader thread that opened a file just before the top directory made every
+    /// number one too high (`fstatat(5, ...)` against kmod's 4, seen once in CI).
+    #[test]
+    fn messages_number_directories_from_the_first_free_descriptor() {
+        let tree = crate::testing::TempDir::new("walk-fd-numbers");
+        tree.write("kernel/a.ko", b"");
+        std::os::unix::fs::symlink("nowhere", tree.path().join("kernel/dangling")).unwrap();
+        let root_fd = first_free_fd();
+        // Another thread's file, open while the walk opens its directories.
+        let held = std::fs::File::open("/").unwrap();
+        let config = depmod_core::config::Config::default();
+        let mut set = ModuleSet::new(&tree.bytes(), &config);
+        let log = Log::capturing();
+        Walk::new(&log, &[], &mut set, 1, root_fd).run(&tree.bytes()).unwrap();
+        drop(held);
+        let messages = String::from_utf8(log.take_bytes()).unwrap();
+        let expected = format!("fstatat({}, dangling): No such file or directory", root_fd + 1);
+        assert!(messages.contains(&expected), "{messages:?} lacks {expected:?}");
     }
 }
