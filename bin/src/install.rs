@@ -7,8 +7,8 @@
 //! (`fdatasync`, all at once on as many threads, so that the filesystem commits them together);
 //! only then are they renamed over the old indexes, in kmod's order, and the directory is
 //! synced. Any failure before the renames removes the temporary files and leaves every old index
-//! as it was. An output identical to the file it would replace (same length, same CRC-32, same
-//! bytes) is not written at all, so repeated runs on an unchanged tree cost no flash writes;
+//! as it was. An output identical to the file it would replace (same length, same bytes) is not
+//! written at all, so repeated runs on an unchanged tree cost no flash writes;
 //! an unchanged `modules.dep` still gets a new modification time, which `-A` compares.
 //!
 //! What survives a power cut: before the renames, the old indexes; after depmod returns, the new
@@ -395,7 +395,7 @@ fn current_umask() -> u32 {
 
 /// Whether the file at `path` is exactly what writing `data` would leave there: a regular file
 /// (not a symbolic link) of this user with the mode a new one gets, holding the same bytes (same
-/// length, same CRC-32, same contents). If so, its stamp (taken before it was read).
+/// length, same contents). If so, its stamp (taken before it was read).
 #[allow(clippy::unnecessary_cast)] // the field types differ between targets
 fn same_contents(path: &Path, data: &[u8], mode: u32) -> Option<Stamp> {
     let opened = File::options().read(true).custom_flags(libc_o_nofollow()).open(path);
@@ -409,9 +409,32 @@ fn same_contents(path: &Path, data: &[u8], mode: u32) -> Option<Stamp> {
     if !fits {
         return None;
     }
-    let mut old = Vec::with_capacity(data.len());
-    file.read_to_end(&mut old).ok()?;
-    (crc32fast::hash(&old) == crc32fast::hash(data) && old == data).then(|| load::stamp(&st))
+    holds(&mut file, data).ok()?.then(|| load::stamp(&st))
+}
+
+/// Bytes of a file compared at a time with what it should hold.
+const COMPARED: usize = 64 * 1024;
+
+/// Whether what is left to read of `file` is exactly `data`: read a block at a time into one
+/// small buffer, stopping at the first difference. Reading a 1.2 MB index whole into a buffer
+/// of its size, then checking both copies' CRC-32 before comparing them, took a fresh mapping,
+/// its page faults and three passes over the bytes.
+fn holds(file: &mut File, mut data: &[u8]) -> io::Result<bool> {
+    let mut block = vec![0; COMPARED.min(data.len() + 1)];
+    loop {
+        let n = match file.read(&mut block) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(data.is_empty());
+        }
+        match (data.split_at_checked(n), block.get(..n)) {
+            (Some((head, rest)), Some(read)) if head == read => data = rest,
+            _ => return Ok(false),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -471,6 +494,28 @@ mod tests {
         assert_ne!(meta("modules.alias").ino(), alias);
         assert_eq!(fs::read(dir.path().join("modules.alias")).unwrap(), b"two\n");
         assert_eq!(log.take(), "");
+    }
+
+    /// The comparison with the file in place, a block at a time: equal only when every byte is,
+    /// over several blocks, and not when the file has more or fewer bytes.
+    #[test]
+    fn a_file_holds_its_data_only_when_every_block_is_equal() {
+        let dir = TempDir::new("holds");
+        let data: Vec<u8> = (0..2 * COMPARED + 100).map(|i| (i % 251) as u8).collect();
+        let holds = |on_disk: &[u8], data: &[u8]| {
+            let path = dir.write("index", on_disk);
+            super::holds(&mut File::open(path).unwrap(), data).unwrap()
+        };
+        assert!(holds(&data, &data));
+        assert!(holds(b"", b""));
+        for at in [0, COMPARED - 1, COMPARED, 2 * COMPARED + 99] {
+            let mut other = data.clone();
+            other[at] ^= 1;
+            assert!(!holds(&other, &data), "a difference at {at}");
+        }
+        assert!(!holds(&data, &data[..data.len() - 1]));
+        assert!(!holds(&data[..data.len() - 1], &data));
+        assert!(!holds(b"x", b""));
     }
 
     #[test]
