@@ -162,9 +162,9 @@ fn make<'a>(kind: Kind, index: &Index<'a>, inputs: &'a Inputs) -> Made<'a> {
 
 /// Generates every output (the text ones only, for `-n`) on up to `threads` threads; as each
 /// one and every one before it are made, reports its messages and hands it to `sink`, in kmod's
-/// order, and lets it go (the run never holds all of them at once: [`par::for_each_in_order`]). Fails when an output could
-/// not be made or written; otherwise says whether anything was reported (shown or not at this
-/// verbosity).
+/// order, and lets it go (the run never holds all of them at once:
+/// [`par::for_each_in_order`]). Fails when an output could not be made or written; otherwise
+/// says whether anything was reported (shown or not at this verbosity).
 pub fn build(
     log: &Log,
     dirs: &Dirs,

@@ -1,4 +1,5 @@
-//! Errors found in module files. Small, `Copy`, allocation-free; each says what was wrong and where.
+//! Errors found in module files. Small, `Copy`, allocation-free; each says what was wrong and
+//! where.
 
 use core::fmt;
 

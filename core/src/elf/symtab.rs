@@ -51,9 +51,9 @@ impl<'a> Names<'a> {
     /// symbol), one named outside `.strtab` (which fails the lists), or one whose name starts
     /// with `__crc_` (an export and its CRC; modpost makes these local), whatever their binding.
     /// The table is read once for these ([`SymbolTable::collect`]), each reader looking at some
-    /// of their kinds, and a [`super::LocalScan`] may drop every other entry. `crc_name` says whether the name at an
-    /// offset inside `.strtab` starts with `__crc_` ([`Names::is_crc`], unless the names are
-    /// not at hand yet).
+    /// of their kinds, and a [`super::LocalScan`] may drop every other entry. `crc_name` says
+    /// whether the name at an offset inside `.strtab` starts with `__crc_` ([`Names::is_crc`],
+    /// unless the names are not at hand yet).
     pub fn matters(&self, sym: &Sym, crc_name: impl FnOnce(u32) -> bool) -> bool {
         self.is(Kinds::ALL, sym.shndx, sym.name, crc_name)
     }

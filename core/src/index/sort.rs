@@ -3,8 +3,8 @@
 //! which is all the trie needs to know about the keys' shapes.
 //!
 //! A chunk is compared as one big-endian word, so a run of keys sharing a long prefix (every key
-//! of `modules.symbols.bin` starts with `symbol:`, most aliases with `pci:v0000`) costs one comparison
-//! per 16 bytes instead of a byte loop; each level sorts words held next to the entry
+//! of `modules.symbols.bin` starts with `symbol:`, most aliases with `pci:v0000`) costs one
+//! comparison per 16 bytes instead of a byte loop; each level sorts words held next to the entry
 //! numbers instead of chasing each key into the arena at every comparison.
 
 use alloc::vec::Vec;
