@@ -1,5 +1,5 @@
 //! The allocators: glibc's malloc tuned ([`tune`]), and the global allocator of the static
-//! (musl) build ([`Split`]).
+//! (musl) build (`Split`).
 //!
 //! musl's malloc returns every group of small blocks to the kernel as soon as it empties and
 //! takes one global lock, so a run that allocates and frees per module spends a fifth of its time
@@ -28,7 +28,7 @@ pub fn tune() {
     }
 }
 
-/// Other C libraries: musl's malloc maps big blocks and gives them back (see [`Split`]).
+/// Other C libraries: musl's malloc maps big blocks and gives them back (see `Split`).
 #[cfg(not(target_env = "gnu"))]
 pub fn tune() {}
 

@@ -1,8 +1,8 @@
 //! Builds initramfs images that run a depmod under test inside a real kernel.
 //!
 //! Map:
-//! - [`assemble`]: a [`Spec`] (kernel tree, depmod, busybox, modprobe, modules, `/init`) becomes an
-//!   [`Image`];
+//! - [`assemble()`]: a [`Spec`] (kernel tree, depmod, busybox, modprobe, modules, `/init`)
+//!   becomes an [`Image`];
 //! - [`modules`]: a kernel's module tree, and the files loading some modules may need;
 //! - [`kmod`]: copying a dynamically linked kmod with its loader and libraries;
 //! - [`compress`]: recompressing module files; [`glob`]: modprobe's alias matching;

@@ -137,7 +137,7 @@ pub enum Unproven {
 }
 
 /// A scan of the local part of a symbol table, fed as it streams past in order, keeping the
-/// entries that matter ([`Names::matters`]). Without `.strtab` at hand, the name offsets of the
+/// entries that matter (`Names::matters`). Without `.strtab` at hand, the name offsets of the
 /// others are noted (one bit per byte of `.strtab`) and their names checked by
 /// [`LocalScan::finish`] once it is.
 #[derive(Clone, Debug)]

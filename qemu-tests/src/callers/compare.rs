@@ -144,7 +144,7 @@ fn cache_problems(run: &Run) -> Vec<String> {
 
 /// Every way run `b` differs from run `a`: a caller's exit status or messages, an index missing
 /// from one or with other bytes, an image with other module files; and a module cache where
-/// none belongs, or missing where ours starts one (see [`cache_problems`]), which is otherwise
+/// none belongs, or missing where ours starts one (see `cache_problems`), which is otherwise
 /// not compared. Differing indexes are written to `out/differences/` for inspection.
 pub fn differences(a: &Run, b: &Run, out: &Path) -> Vec<String> {
     let mut diffs = cache_problems(a);
