@@ -80,7 +80,9 @@ fn main() {
     let mut total_min = Duration::ZERO;
     for path in names {
         let file = std::fs::read(&path).expect("read");
-        if file.is_empty() {
+        // Empty indexes, and `.bin` files that are not indexes (this depmod's own
+        // `modules.cache.bin`), are left out; a damaged index stops the tool.
+        if !file.starts_with(&depmod_core::index::MAGIC.to_be_bytes()) {
             continue;
         }
         let inserts = insertions(&file);
