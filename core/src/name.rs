@@ -38,8 +38,7 @@ pub fn alias_key_into(alias: &[u8], out: &mut Vec<u8>) -> bool {
             out.extend_from_slice(rest);
             return true;
         };
-        let (run, special) =
-            (rest.get(..at).unwrap_or_default(), rest.get(at..).unwrap_or_default());
+        let (run, special) = rest.split_at_checked(at).unwrap_or((rest, &[]));
         out.extend_from_slice(run);
         rest = match special {
             [b'-', after @ ..] => {
@@ -84,7 +83,8 @@ mod tests {
         assert_eq!(alias_key(b"[[]-").as_deref(), Some(&b"[[]_"[..]));
     }
 
-    /// kmod's rule, a byte at a time (`underscores()` in libkmod).
+    /// kmod's rule, a byte at a time: its `underscores()` (`shared/util.c`), which depmod
+    /// applies to each alias of the `.bin` indexes.
     fn alias_key_bytewise(alias: &[u8]) -> Option<Vec<u8>> {
         let mut out = Vec::new();
         let mut in_brackets = false;
