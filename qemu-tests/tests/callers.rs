@@ -1,6 +1,6 @@
 //! depmod's real callers, unchanged, in a Debian 12 root (qemu-tests/README.md, "Callers"): the
-//! kernel package's maintainer scripts, mkinitramfs, dracut and a build system's call, once with
-//! kmod 34.2's depmod in the system's place and once with ours from the Debian package. Every
+//! kernel package's maintainer scripts, mkinitramfs, dracut, a build system's call and DKMS, once
+//! with kmod 34.2's depmod in the system's place and once with ours from the Debian package. Every
 //! index they leave and everything they say must be the same; the images made with either depmod
 //! must boot the kernel from a virtio disk; the package must give kmod's depmod back on removal.
 
@@ -34,6 +34,8 @@ fn runs(name: &str) -> Option<(&'static Host, &'static Runs)> {
     }
     let kmod34 = prereq::fetch(host, name, &["kmod34"])?;
     let kernel_deb = prereq::fetch(host, name, &["deb", "amd64"])?;
+    let version = callers::kernel_version(&kernel_deb).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let headers = prereq::fetch(host, name, &["headers", &version])?;
     let kmod_deb = prereq::fetch(host, name, &["package", "kmod"])?;
     let debroot = prereq::fetch(host, name, &["debroot"])?;
     let result = RUNS.get_or_init(|| {
@@ -49,6 +51,7 @@ fn runs(name: &str) -> Option<(&'static Host, &'static Runs)> {
         let inputs = Inputs {
             debroot,
             kernel_deb,
+            headers,
             kmod_deb,
             kmod34,
             our_deb: PathBuf::from(our_deb.trim()),
@@ -103,6 +106,8 @@ fn callers_same_with_kmod34_and_ours() {
     for place in [
         "root after dpkg -i",
         "root after depmod -a",
+        callers::AFTER_INSTALL,
+        callers::AFTER_REMOVE,
         "staged root",
         "image of dpkg -i",
         "image of mkinitramfs",
@@ -122,20 +127,56 @@ fn callers_same_with_kmod34_and_ours() {
             );
         }
     }
-    // Ours started its module cache in the installed tree, and only there (checked by
-    // `differences`); the images made afterwards did not take it.
-    let cache = format!("{}: {}", callers::CACHE_PLACE, callers::CACHE);
-    let cache_bytes = runs.ours.indexes.get(&cache).map_or(0, Vec::len);
-    assert!(cache_bytes > 0, "{name}: no module cache in the root after ours' second run");
-    let bytes: usize = runs.ours.indexes.values().map(Vec::len).sum::<usize>() - cache_bytes;
+    // DKMS's module was in the indexes once installed, and modprobe found it by its alias with
+    // the module it needs (both runs say the same: `differences`); it was gone once removed.
+    let dep = |place: &str| {
+        let key = format!("{place}: modules.dep");
+        String::from_utf8_lossy(runs.ours.indexes.get(&key).map_or(&[][..], Vec::as_slice))
+            .into_owned()
+    };
+    let line = format!("{}: kernel/lib/libcrc32c.ko\n", callers::MODULE);
+    assert!(
+        dep(callers::AFTER_INSTALL).contains(&line),
+        "{name}: no `{}` in modules.dep after dkms install",
+        line.trim_end()
+    );
+    assert!(
+        !dep(callers::AFTER_REMOVE).contains(callers::MODULE),
+        "{name}: {} still in modules.dep after dkms remove",
+        callers::MODULE
+    );
+    let modprobe = runs.ours.calls.iter().find(|c| c.command.starts_with("modprobe"));
+    let found = modprobe.is_some_and(|c| {
+        c.ran.code == Some(0) && c.ran.stdout.contains(&format!("/{}", callers::MODULE))
+    });
+    assert!(found, "{name}: modprobe did not find {} by its alias: {modprobe:?}", callers::ALIAS);
+    // Ours started its module cache in the installed tree and kept it there, and only there
+    // (checked by `differences`); the images made afterwards did not take it.
+    let cache_at = |p: &str| {
+        runs.ours.indexes.get(&format!("{p}: {}", callers::CACHE)).map_or(&[][..], Vec::as_slice)
+    };
+    let caches: Vec<usize> = callers::CACHE_PLACES.iter().map(|p| cache_at(p).len()).collect();
+    assert!(
+        caches.iter().all(|&n| n > 0),
+        "{name}: a module cache missing from the installed tree: {caches:?} bytes at {:?}",
+        callers::CACHE_PLACES
+    );
+    // Each of DKMS's runs brought it up to date (it records the indexes it wrote).
+    for pair in callers::CACHE_PLACES.windows(2) {
+        assert!(cache_at(pair[0]) != cache_at(pair[1]), "{name}: the cache {pair:?} is the same");
+    }
+    let cache_bytes = caches[0];
+    let bytes: usize =
+        runs.ours.indexes.values().map(Vec::len).sum::<usize>() - caches.iter().sum::<usize>();
     let modules: usize = runs.ours.image_modules.values().map(Vec::len).sum();
     report(&format!(
         "callers: {} callers ({}), {} index files ({bytes} bytes) and {modules} module files in {} \
-         images identical with kmod 34.2's depmod and ours; ours' module cache ({cache_bytes} \
-         bytes) in the installed tree only: PASS",
+         images identical with kmod 34.2's depmod and ours; DKMS's module indexed, found by \
+         modprobe, and gone once removed; ours' module cache ({cache_bytes} bytes) in the \
+         installed tree only: PASS",
         runs.ours.calls.len(),
         runs.ours.calls.iter().map(|c| c.command.as_str()).collect::<Vec<_>>().join("; "),
-        runs.ours.indexes.len() - 1,
+        runs.ours.indexes.len() - caches.len(),
         runs.ours.image_modules.len(),
     ));
 }

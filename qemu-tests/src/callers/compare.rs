@@ -9,8 +9,10 @@ use super::{Depmod, Run};
 /// Our module cache's file name, and its first bytes.
 pub const CACHE: &str = "modules.cache.bin";
 const CACHE_MAGIC: &[u8] = b"DMRSCACH";
-/// The one place a module cache belongs: the installed tree, after its second run with ours.
-pub const CACHE_PLACE: &str = "root after depmod -a";
+/// The places a module cache belongs: the installed tree, from its second run with ours on
+/// (then DKMS's two runs).
+pub const CACHE_PLACES: [&str; 3] =
+    ["root after depmod -a", super::dkms::AFTER_INSTALL, super::dkms::AFTER_REMOVE];
 
 /// What in a caller's messages is inherently variable between two runs, replaced by a fixed
 /// text; nothing else is touched:
@@ -18,11 +20,15 @@ pub const CACHE_PLACE: &str = "root after depmod -a";
 ///   (the kmod 34.2 wrapper is no package);
 /// - the random part of the temporary directories mkinitramfs and dracut make with `mktemp`
 ///   (`/var/tmp/dracut.XXXXXX`, `/var/tmp/mkinitramfs_XXXXXX`);
-/// - the time dracut's hardlink step took (`dracut: Duration: 0.005239 seconds`).
+/// - the time dracut's hardlink step took (`dracut: Duration: 0.005239 seconds`);
+/// - the dots DKMS adds, one every 3 seconds, after a step's `...` while it runs in the
+///   background (`make -j2 ... M=/var/lib/dkms/NAME/VERSION/build.......`).
 pub fn normalise(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
-        let line = if line.starts_with("(Reading database ... ")
+        let line = if line.ends_with("....") {
+            format!("{}...", line.trim_end_matches('.'))
+        } else if line.starts_with("(Reading database ... ")
             && line.ends_with(" files and directories currently installed.)")
         {
             "(Reading database ... N files and directories currently installed.)".to_string()
@@ -120,24 +126,26 @@ pub(super) fn module_files(dir: &Path) -> Vec<String> {
 }
 
 /// Where a run's module caches are wrong: ours must have one (a cache, by its magic) in the
-/// installed tree after its second run and nowhere else (in no initramfs image, no staged
-/// root); kmod's none at all.
+/// installed tree from its second run on ([`CACHE_PLACES`]) and nowhere else (in no initramfs
+/// image, no staged root); kmod's none at all.
 fn cache_problems(run: &Run) -> Vec<String> {
     let name = run.depmod.name();
     let mut problems = Vec::new();
-    let expected = match run.depmod {
-        Depmod::Ours => Some(format!("{CACHE_PLACE}: {CACHE}")),
-        Depmod::Kmod34 => None,
+    let expected: Vec<String> = match run.depmod {
+        Depmod::Ours => CACHE_PLACES.iter().map(|p| format!("{p}: {CACHE}")).collect(),
+        Depmod::Kmod34 => Vec::new(),
     };
     for (key, bytes) in run.indexes.iter().filter(|(k, _)| k.ends_with(&format!(": {CACHE}"))) {
-        if Some(key) != expected.as_ref() {
+        if !expected.contains(key) {
             problems.push(format!("{key}: a module cache in {name}'s run, where none belongs"));
         } else if !bytes.starts_with(CACHE_MAGIC) {
             problems.push(format!("{key}: not a module cache ({} bytes)", bytes.len()));
         }
     }
-    if let Some(key) = expected.filter(|k| !run.indexes.contains_key(k)) {
-        problems.push(format!("{key}: missing (ours starts its cache on the second run)"));
+    for key in expected.iter().filter(|k| !run.indexes.contains_key(*k)) {
+        problems.push(format!(
+            "{key}: missing (ours keeps a cache in the installed tree from its second run on)"
+        ));
     }
     problems
 }
@@ -165,7 +173,10 @@ pub fn differences(a: &Run, b: &Run, out: &Path) -> Vec<String> {
     }
     let dir = out.join("differences");
     let is_cache = |k: &&String| k.ends_with(&format!(": {CACHE}"));
-    for key in a.indexes.keys().chain(b.indexes.keys()).filter(|k| !is_cache(k)) {
+    // Each file once, whichever run has it.
+    let keys: std::collections::BTreeSet<&String> =
+        a.indexes.keys().chain(b.indexes.keys()).collect();
+    for key in keys.into_iter().filter(|k| !is_cache(k)) {
         match (a.indexes.get(key), b.indexes.get(key)) {
             (Some(x), Some(y)) if x == y => {}
             (Some(x), Some(y)) => {
@@ -179,7 +190,6 @@ pub fn differences(a: &Run, b: &Run, out: &Path) -> Vec<String> {
             (None, _) => diffs.push(format!("{key}: only in {bn}'s run")),
         }
     }
-    diffs.dedup();
     if a.image_modules != b.image_modules {
         for (key, x) in &a.image_modules {
             let y = b.image_modules.get(key);
@@ -197,7 +207,7 @@ mod tests {
     use super::*;
 
     fn run(depmod: Depmod, caches: &[(&str, &[u8])]) -> Run {
-        let mut indexes = BTreeMap::from([(format!("{CACHE_PLACE}: modules.dep"), vec![])]);
+        let mut indexes = BTreeMap::from([(format!("{}: modules.dep", CACHE_PLACES[0]), vec![])]);
         for (place, bytes) in caches {
             indexes.insert(format!("{place}: {CACHE}"), bytes.to_vec());
         }
@@ -216,35 +226,69 @@ mod tests {
         }
     }
 
-    /// Ours' cache belongs in the installed tree after its second run, nowhere else; kmod's
+    /// Ours' cache belongs in the installed tree from its second run on, nowhere else; kmod's
     /// runs have none. It is never compared as an index.
     #[test]
     fn the_module_cache_is_where_it_belongs() {
-        let cache = b"DMRSCACH and the rest";
-        let good = run(Depmod::Ours, &[(CACHE_PLACE, cache)]);
+        let cache: &[u8] = b"DMRSCACH and the rest";
+        let [second, installed, removed] = CACHE_PLACES;
+        let everywhere = [(second, cache), (installed, cache), (removed, cache)];
+        let good = run(Depmod::Ours, &everywhere);
         let kmod = run(Depmod::Kmod34, &[]);
         let out = std::env::temp_dir();
         assert_eq!(differences(&kmod, &good, &out), Vec::<String>::new());
         let missing = run(Depmod::Ours, &[]);
-        assert_eq!(
-            differences(&kmod, &missing, &out),
-            [format!("{CACHE_PLACE}: {CACHE}: missing (ours starts its cache on the second run)")]
-        );
+        let missing_each = |p: &str| {
+            format!(
+                "{p}: {CACHE}: missing (ours keeps a cache in the installed tree from its second run on)"
+            )
+        };
+        assert_eq!(differences(&kmod, &missing, &out), CACHE_PLACES.map(missing_each));
+        let gone = run(Depmod::Ours, &[(second, cache), (installed, cache)]);
+        assert_eq!(differences(&kmod, &gone, &out), [missing_each(removed)]);
         let image = "image of dracut: lib/modules/6.1";
-        let in_image = run(Depmod::Ours, &[(CACHE_PLACE, cache), (image, cache)]);
+        let in_image = run(Depmod::Ours, &[&everywhere[..], &[(image, cache)]].concat());
         assert_eq!(
             differences(&kmod, &in_image, &out),
             [format!("{image}: {CACHE}: a module cache in ours's run, where none belongs")]
         );
-        let in_kmod = run(Depmod::Kmod34, &[(CACHE_PLACE, cache)]);
+        let in_kmod = run(Depmod::Kmod34, &[(second, cache)]);
         assert_eq!(
             differences(&in_kmod, &good, &out),
-            [format!("{CACHE_PLACE}: {CACHE}: a module cache in kmod34's run, where none belongs")]
+            [format!("{second}: {CACHE}: a module cache in kmod34's run, where none belongs")]
         );
-        let garbage = run(Depmod::Ours, &[(CACHE_PLACE, b"garbage")]);
+        let garbage =
+            run(Depmod::Ours, &[(second, cache), (installed, b"garbage"), (removed, cache)]);
         assert_eq!(
             differences(&kmod, &garbage, &out),
-            [format!("{CACHE_PLACE}: {CACHE}: not a module cache (7 bytes)")]
+            [format!("{installed}: {CACHE}: not a module cache (7 bytes)")]
+        );
+    }
+
+    /// An index that differs, or that one run lacks, is named once.
+    #[test]
+    fn each_differing_index_is_named_once() {
+        let cache: &[u8] = b"DMRSCACH";
+        let ours = |dep: &[u8]| {
+            let mut r = run(Depmod::Ours, &CACHE_PLACES.map(|p| (p, cache)));
+            r.indexes.insert("staged root: modules.dep".into(), dep.to_vec());
+            r
+        };
+        let mut kmod = run(Depmod::Kmod34, &[]);
+        kmod.indexes.insert("staged root: modules.dep".into(), b"a.ko:\n".to_vec());
+        kmod.indexes.insert("staged root: modules.alias".into(), Vec::new());
+        let out = std::env::temp_dir().join(format!("compare-test-{}", std::process::id()));
+        let diffs = differences(&kmod, &ours(b"b.ko:\n"), &out);
+        let _ = std::fs::remove_dir_all(&out);
+        assert_eq!(
+            diffs,
+            [
+                "staged root: modules.alias: only in kmod34's run".to_string(),
+                format!(
+                    "staged root: modules.dep: different bytes (both in {})",
+                    out.join("differences").display()
+                ),
+            ]
         );
     }
 
@@ -264,6 +308,13 @@ mod tests {
             normalise(dracut),
             "dracut: FAILED: /usr/lib/dracut/dracut-install -D /var/tmp/dracut.XXXXXX/initramfs \
              -a umount\ndracut: Duration: N seconds\ndracut: Files:                    889\n"
+        );
+        let dkms = "make -j2 KERNELRELEASE=6.1 -C /lib/modules/6.1/build M=/var/lib/dkms/m/1/build\
+                    .....\ndepmod...\nCleaning build area...(bad exit status: 2)\n";
+        assert_eq!(
+            normalise(dkms),
+            "make -j2 KERNELRELEASE=6.1 -C /lib/modules/6.1/build M=/var/lib/dkms/m/1/build...\n\
+             depmod...\nCleaning build area...(bad exit status: 2)\n"
         );
         let kept =
             "W: (Reading database ... 5 other things)\nE: /var/tmp/mkinitramfs_ab/x: 7 seconds\n";

@@ -1,21 +1,25 @@
 //! depmod's real callers, unchanged, in a Debian 12 root: the kernel package's maintainer scripts
-//! (`dpkg -i linux-image-*`), `mkinitramfs`, `dracut`, and a build system's
-//! `depmod -a -b ROOTFS -F System.map VERSION` on a staged root.
+//! (`dpkg -i linux-image-*`), `mkinitramfs`, `dracut`, a build system's
+//! `depmod -a -b ROOTFS -F System.map VERSION` on a staged root, and DKMS installing and removing
+//! a module.
 //!
 //! The same steps run twice, each in a fresh copy of the root (the kernel package's install,
-//! then a second `depmod -a VERSION` on the installed tree, as DKMS makes, then the images): once with kmod 34.2's depmod in
-//! the place of the system's (`/sbin/depmod` diverted, a wrapper running kmod 34.2 through its own
+//! then a second `depmod -a VERSION` on the installed tree, then the images, then DKMS on the
+//! installed tree): once with kmod 34.2's depmod in the place of the system's (`/sbin/depmod` diverted, a wrapper running kmod 34.2 through its own
 //! loader put there), once with ours, installed from the Debian package `scripts/deb` builds. A
 //! [`Run`] keeps what each caller said and every index it left, in the root and inside each image,
 //! for [`differences`]; its disk image and initramfs images are then booted (`tests/callers.rs`).
 //!
 //! Here: the steps of a run, the disk image, the boot. `in_place`: putting each depmod in the
 //! system's place and taking ours away again. `compare`: what a run keeps, and how two differ.
+//! `dkms`: the DKMS steps.
 
 mod compare;
+mod dkms;
 mod in_place;
 
-pub use compare::{CACHE, CACHE_PLACE, differences, normalise};
+pub use compare::{CACHE, CACHE_PLACES, differences, normalise};
+pub use dkms::{AFTER_INSTALL, AFTER_REMOVE, ALIAS, MODULE};
 pub use in_place::{DRACUT_PATH, MKINITRAMFS_PATH, SYSTEM_DEPMOD};
 
 use compare::{module_dirs, module_files, snapshot};
@@ -63,6 +67,9 @@ pub struct Inputs {
     pub debroot: PathBuf,
     /// The kernel package (`scripts/fetch deb amd64`).
     pub kernel_deb: PathBuf,
+    /// Its headers and the packages they need by name, as `.deb` files in this directory
+    /// (`scripts/fetch headers VERSION`), for DKMS.
+    pub headers: PathBuf,
     /// kmod's own package (`scripts/fetch package kmod`), reinstalled over the diversion.
     pub kmod_deb: PathBuf,
     /// kmod 34.2, extracted (`scripts/fetch kmod34`).
@@ -152,8 +159,9 @@ pub fn run(depmod: Depmod, inputs: &Inputs) -> Result<Run, String> {
     call(&root, &mut calls, &["dpkg", "-i", "/tmp/linux-image.deb"])?;
     snapshot(&root.path(&moddir), "root after dpkg -i", &mut indexes)?;
     step.lap("dpkg -i", &mut log);
-    // A second run on the installed tree, as DKMS makes after building a module: ours then
-    // starts its module cache there (the images made next must not take it).
+    // A second run on the installed tree, as an administrator or a package's trigger makes: ours
+    // then starts its module cache there (the images made next must not take it; DKMS's runs at
+    // the end use it).
     call(&root, &mut calls, &["depmod", "-a", &version])?;
     snapshot(&root.path(&moddir), "root after depmod -a", &mut indexes)?;
     step.lap("depmod -a", &mut log);
@@ -193,6 +201,9 @@ pub fn run(depmod: Depmod, inputs: &Inputs) -> Result<Run, String> {
 
     let (kernel, images, disk) = disk_image(&root, &dir, &version)?;
     step.lap("disk image", &mut log);
+    // After the disk image: the boots are of the system as the kernel package left it.
+    dkms::install_and_remove(&root, &inputs.headers, &version, &mut calls, &mut indexes)?;
+    step.lap("DKMS install and remove", &mut log);
     let (removal, install_script) = match depmod {
         Depmod::Kmod34 => (None, None),
         Depmod::Ours => {
