@@ -1,8 +1,9 @@
 //! depmod's real callers, unchanged, in a Debian 12 root (qemu-tests/README.md, "Callers"): the
 //! kernel package's maintainer scripts, mkinitramfs, dracut, a build system's call and DKMS, once
 //! with kmod 34.2's depmod in the system's place and once with ours from the Debian package. Every
-//! index they leave and everything they say must be the same; the images made with either depmod
-//! must boot the kernel from a virtio disk; the package must give kmod's depmod back on removal.
+//! index they leave and everything they say must be the same, and so must what the kernel
+//! package's purge leaves; the images made with either depmod must boot the kernel from a virtio
+//! disk; the package must give kmod's depmod back on removal.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -165,6 +166,15 @@ fn callers_same_with_kmod34_and_ours() {
     for pair in callers::CACHE_PLACES.windows(2) {
         assert!(cache_at(pair[0]) != cache_at(pair[1]), "{name}: the cache {pair:?} is the same");
     }
+    // Purging the kernel package took the cache with the indexes (`modules.*.bin`). What it
+    // leaves is the same with kmod 34.2's depmod (`differences`): Debian 12's postrm predates
+    // `modules.weakdep`, which both write.
+    assert!(
+        !runs.ours.after_purge.iter().any(|n| n == callers::CACHE),
+        "{name}: {} left after dpkg --purge of the kernel package: {:?}",
+        callers::CACHE,
+        runs.ours.after_purge
+    );
     let cache_bytes = caches[0];
     let bytes: usize =
         runs.ours.indexes.values().map(Vec::len).sum::<usize>() - caches.iter().sum::<usize>();
@@ -173,11 +183,12 @@ fn callers_same_with_kmod34_and_ours() {
         "callers: {} callers ({}), {} index files ({bytes} bytes) and {modules} module files in {} \
          images identical with kmod 34.2's depmod and ours; DKMS's module indexed, found by \
          modprobe, and gone once removed; ours' module cache ({cache_bytes} bytes) in the \
-         installed tree only: PASS",
+         installed tree only, and gone with the kernel package's purge (left: {:?}): PASS",
         runs.ours.calls.len(),
         runs.ours.calls.iter().map(|c| c.command.as_str()).collect::<Vec<_>>().join("; "),
         runs.ours.indexes.len() - caches.len(),
         runs.ours.image_modules.len(),
+        runs.ours.after_purge,
     ));
 }
 

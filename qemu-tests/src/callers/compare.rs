@@ -83,6 +83,15 @@ pub(super) fn snapshot(
     Ok(())
 }
 
+/// The names of what is in `dir`, sorted, or `(no directory)` when it is gone.
+pub(super) fn left_in(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return vec!["(no directory)".to_string()] };
+    let mut names: Vec<String> =
+        entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
 /// The `lib/modules/VERSION` directories under an unpacked image (symbolic links not followed:
 /// `lib` is often one to `usr/lib`).
 pub(super) fn module_dirs(top: &Path, version: &str) -> Vec<PathBuf> {
@@ -190,6 +199,13 @@ pub fn differences(a: &Run, b: &Run, out: &Path) -> Vec<String> {
             (None, _) => diffs.push(format!("{key}: only in {bn}'s run")),
         }
     }
+    if a.after_purge != b.after_purge {
+        diffs.push(format!(
+            "left in the module directory after the kernel package's purge: {:?} with {an}, \
+             {:?} with {bn}",
+            a.after_purge, b.after_purge
+        ));
+    }
     if a.image_modules != b.image_modules {
         for (key, x) in &a.image_modules {
             let y = b.image_modules.get(key);
@@ -217,6 +233,7 @@ mod tests {
             calls: Vec::new(),
             indexes,
             image_modules: BTreeMap::new(),
+            after_purge: Vec::new(),
             log: Vec::new(),
             removal: None,
             install_script: None,
@@ -265,7 +282,7 @@ mod tests {
         );
     }
 
-    /// An index that differs, or that one run lacks, is named once.
+    /// An index that differs, or that one run lacks, is named once; so is what a purge left.
     #[test]
     fn each_differing_index_is_named_once() {
         let cache: &[u8] = b"DMRSCACH";
@@ -275,10 +292,13 @@ mod tests {
             r
         };
         let mut kmod = run(Depmod::Kmod34, &[]);
+        kmod.after_purge = vec!["build".into()];
         kmod.indexes.insert("staged root: modules.dep".into(), b"a.ko:\n".to_vec());
         kmod.indexes.insert("staged root: modules.alias".into(), Vec::new());
         let out = std::env::temp_dir().join(format!("compare-test-{}", std::process::id()));
-        let diffs = differences(&kmod, &ours(b"b.ko:\n"), &out);
+        let mut b = ours(b"b.ko:\n");
+        b.after_purge = vec!["build".into(), CACHE.into()];
+        let diffs = differences(&kmod, &b, &out);
         let _ = std::fs::remove_dir_all(&out);
         assert_eq!(
             diffs,
@@ -288,6 +308,9 @@ mod tests {
                     "staged root: modules.dep: different bytes (both in {})",
                     out.join("differences").display()
                 ),
+                "left in the module directory after the kernel package's purge: [\"build\"] \
+                 with kmod34, [\"build\", \"modules.cache.bin\"] with ours"
+                    .to_string(),
             ]
         );
     }

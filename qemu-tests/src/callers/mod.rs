@@ -1,11 +1,11 @@
 //! depmod's real callers, unchanged, in a Debian 12 root: the kernel package's maintainer scripts
 //! (`dpkg -i linux-image-*`), `mkinitramfs`, `dracut`, a build system's
-//! `depmod -a -b ROOTFS -F System.map VERSION` on a staged root, and DKMS installing and removing
-//! a module.
+//! `depmod -a -b ROOTFS -F System.map VERSION` on a staged root, DKMS installing and removing a
+//! module, and the kernel package's purge (which must take ours' module cache with the indexes).
 //!
 //! The same steps run twice, each in a fresh copy of the root (the kernel package's install,
 //! then a second `depmod -a VERSION` on the installed tree, then the images, then DKMS on the
-//! installed tree): once with kmod 34.2's depmod in the place of the system's (`/sbin/depmod` diverted, a wrapper running kmod 34.2 through its own
+//! installed tree, then the purge): once with kmod 34.2's depmod in the place of the system's (`/sbin/depmod` diverted, a wrapper running kmod 34.2 through its own
 //! loader put there), once with ours, installed from the Debian package `scripts/deb` builds. A
 //! [`Run`] keeps what each caller said and every index it left, in the root and inside each image,
 //! for [`differences`]; its disk image and initramfs images are then booted (`tests/callers.rs`).
@@ -22,7 +22,7 @@ pub use compare::{CACHE, CACHE_PLACES, differences, normalise};
 pub use dkms::{AFTER_INSTALL, AFTER_REMOVE, ALIAS, MODULE};
 pub use in_place::{DRACUT_PATH, MKINITRAMFS_PATH, SYSTEM_DEPMOD};
 
-use compare::{module_dirs, module_files, snapshot};
+use compare::{left_in, module_dirs, module_files, snapshot};
 use in_place::{check_in_place, install_script, put_in_place, remove_package};
 
 use std::collections::BTreeMap;
@@ -107,6 +107,8 @@ pub struct Run {
     pub indexes: BTreeMap<String, Vec<u8>>,
     /// The module files in each image, relative to its module directory.
     pub image_modules: BTreeMap<String, Vec<String>>,
+    /// What is left in the module directory once the kernel package is purged ([`left_in`]).
+    pub after_purge: Vec<String>,
     /// What was checked about the depmod in place, and how long each step took.
     pub log: Vec<String>,
     /// Ours only: removing the package gave kmod's depmod back (what was checked, or why not).
@@ -121,10 +123,15 @@ pub struct Run {
     pub disk: PathBuf,
 }
 
+/// The package name of a `.deb` file.
+fn package_name(deb: &Path) -> Result<String, String> {
+    let package = run_host(Command::new("dpkg-deb").arg("--field").arg(deb).arg("Package"))?;
+    Ok(package.trim().to_string())
+}
+
 /// The kernel release of a `linux-image-VERSION` package.
 pub fn kernel_version(deb: &Path) -> Result<String, String> {
-    let package = run_host(Command::new("dpkg-deb").arg("--field").arg(deb).arg("Package"))?;
-    let package = package.trim();
+    let package = package_name(deb)?;
     package
         .strip_prefix("linux-image-")
         .map(|v| v.trim_end_matches("-unsigned").to_string())
@@ -204,6 +211,12 @@ pub fn run(depmod: Depmod, inputs: &Inputs) -> Result<Run, String> {
     // After the disk image: the boots are of the system as the kernel package left it.
     dkms::install_and_remove(&root, &inputs.headers, &version, &mut calls, &mut indexes)?;
     step.lap("DKMS install and remove", &mut log);
+    // Purging the kernel package removes its indexes (its postrm: the named ones and
+    // `modules.*.bin`), then the module directory if nothing else is left in it.
+    let kernel_package = package_name(&inputs.kernel_deb)?;
+    call(&root, &mut calls, &["dpkg", "--purge", &kernel_package])?;
+    let after_purge = left_in(&root.path(&moddir));
+    step.lap("dpkg --purge", &mut log);
     let (removal, install_script) = match depmod {
         Depmod::Kmod34 => (None, None),
         Depmod::Ours => {
@@ -219,6 +232,7 @@ pub fn run(depmod: Depmod, inputs: &Inputs) -> Result<Run, String> {
         calls,
         indexes,
         image_modules,
+        after_purge,
         log,
         removal,
         install_script,
