@@ -107,7 +107,8 @@ pub struct Run {
     pub indexes: BTreeMap<String, Vec<u8>>,
     /// The module files in each image, relative to its module directory.
     pub image_modules: BTreeMap<String, Vec<String>>,
-    /// What is left in the module directory once the kernel package is purged ([`left_in`]).
+    /// What is left in the module directory once the kernel package is purged: the names,
+    /// sorted, or `(no directory)`.
     pub after_purge: Vec<String>,
     /// What was checked about the depmod in place, and how long each step took.
     pub log: Vec<String>,
