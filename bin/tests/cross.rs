@@ -230,3 +230,66 @@ fn unit_tests_on_aarch64_and_s390x() {
         );
     }
 }
+
+/// The Debian package of each board's build (`scripts/deb --binary`, as `scripts/deb --target
+/// TARGET` makes it): named and labelled with the board's Debian architecture (read from the
+/// binary's ELF header; s390x's is big-endian), this program's version (asked of the binary under
+/// qemu-user), holding that very binary, and the same maintainer scripts as every package.
+#[test]
+fn debian_packages_for_boards() {
+    for board in [&AARCH64, &ARMV7, &RISCV64, &S390X] {
+        if which(board.qemu).is_none() {
+            missing(&format!("{} (Debian: qemu-user-static)", board.qemu));
+            return;
+        }
+        let Some(binary) = cross_build(board.target, &[]) else { return };
+        let out = scratch(&format!("deb-{}", board.arch));
+        let made = Command::new(repo().join("scripts/deb"))
+            .arg("--binary")
+            .arg(&binary)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .expect("scripts/deb runs");
+        assert!(
+            made.status.success(),
+            "scripts/deb --binary {}: {}\n{}",
+            binary.display(),
+            made.status,
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let deb = PathBuf::from(String::from_utf8_lossy(&made.stdout).trim());
+        let version = env!("CARGO_PKG_VERSION");
+        assert_eq!(
+            deb.file_name().and_then(|n| n.to_str()),
+            Some(format!("depmod-rs_{version}_{}.deb", board.arch).as_str())
+        );
+        let field = |name: &str| {
+            let o = Command::new("dpkg-deb").arg("--field").arg(&deb).arg(name).output();
+            String::from_utf8_lossy(&o.expect("dpkg-deb runs").stdout).trim().to_string()
+        };
+        assert_eq!(field("Architecture"), board.arch, "{}", deb.display());
+        assert_eq!(field("Version"), version, "{}", deb.display());
+        let unpacked = out.join("unpacked");
+        let status = Command::new("dpkg-deb")
+            .arg("-R")
+            .arg(&deb)
+            .arg(&unpacked)
+            .status()
+            .expect("dpkg-deb runs");
+        assert!(status.success(), "dpkg-deb -R {}", deb.display());
+        let packaged = fs::read(unpacked.join("usr/libexec/depmod-rs/depmod")).unwrap_or_default();
+        assert!(
+            packaged == fs::read(&binary).unwrap_or_default(),
+            "{}: /usr/libexec/depmod-rs/depmod is not {}",
+            deb.display(),
+            binary.display()
+        );
+        for script in ["preinst", "postinst", "prerm", "postrm"] {
+            let ours = fs::read(repo().join("bin/debian").join(script)).unwrap_or_default();
+            let packed = fs::read(unpacked.join("DEBIAN").join(script)).unwrap_or_default();
+            assert!(!ours.is_empty() && packed == ours, "{}: DEBIAN/{script}", deb.display());
+        }
+        let _ = fs::remove_dir_all(&out);
+    }
+}
