@@ -5,10 +5,11 @@
 //!
 //! The same steps run twice, each in a fresh copy of the root (the kernel package's install,
 //! then a second `depmod -a VERSION` on the installed tree, then the images, then DKMS on the
-//! installed tree, then the purge): once with kmod 34.2's depmod in the place of the system's (`/sbin/depmod` diverted, a wrapper running kmod 34.2 through its own
-//! loader put there), once with ours, installed from the Debian package `scripts/deb` builds. A
-//! [`Run`] keeps what each caller said and every index it left, in the root and inside each image,
-//! for [`differences`]; its disk image and initramfs images are then booted (`tests/callers.rs`).
+//! installed tree, then the purge): once with kmod 34.2's depmod in the place of the system's
+//! (`/sbin/depmod` diverted, a wrapper running kmod 34.2 through its own loader put there), once
+//! with ours, installed from the Debian package `scripts/deb` builds. A [`Run`] keeps what each
+//! caller said and every index it left, in the root and inside each image, for [`differences`];
+//! its disk image and initramfs images are then booted (`tests/callers.rs`).
 //!
 //! Here: the steps of a run, the disk image, the boot. `in_place`: putting each depmod in the
 //! system's place and taking ours away again. `compare`: what a run keeps, and how two differ.
