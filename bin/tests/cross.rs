@@ -278,9 +278,10 @@ fn debian_packages_for_boards() {
             .status()
             .expect("dpkg-deb runs");
         assert!(status.success(), "dpkg-deb -R {}", deb.display());
+        let built = fs::read(&binary).unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
         let packaged = fs::read(unpacked.join("usr/libexec/depmod-rs/depmod")).unwrap_or_default();
         assert!(
-            packaged == fs::read(&binary).unwrap_or_default(),
+            packaged == built,
             "{}: /usr/libexec/depmod-rs/depmod is not {}",
             deb.display(),
             binary.display()

@@ -35,8 +35,8 @@ fn runs(name: &str) -> Option<(&'static Host, &'static Runs)> {
     }
     let kmod34 = prereq::fetch(host, name, &["kmod34"])?;
     let kernel_deb = prereq::fetch(host, name, &["deb", "amd64"])?;
-    let version = callers::kernel_version(&kernel_deb).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let headers = prereq::fetch(host, name, &["headers", &version])?;
+    let kernel = callers::Kernel::of(&kernel_deb).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let headers = prereq::fetch(host, name, &["headers", &kernel.version])?;
     let kmod_deb = prereq::fetch(host, name, &["package", "kmod"])?;
     let debroot = prereq::fetch(host, name, &["debroot"])?;
     let result = RUNS.get_or_init(|| {
@@ -52,6 +52,7 @@ fn runs(name: &str) -> Option<(&'static Host, &'static Runs)> {
         let inputs = Inputs {
             debroot,
             kernel_deb,
+            kernel,
             headers,
             kmod_deb,
             kmod34,

@@ -66,8 +66,9 @@ impl Depmod {
 pub struct Inputs {
     /// The root's tarball (`scripts/fetch debroot`).
     pub debroot: PathBuf,
-    /// The kernel package (`scripts/fetch deb amd64`).
+    /// The kernel package (`scripts/fetch deb amd64`), and what [`Kernel::of`] reads of it.
     pub kernel_deb: PathBuf,
+    pub kernel: Kernel,
     /// Its headers and the packages they need by name, as `.deb` files in this directory
     /// (`scripts/fetch headers VERSION`), for DKMS.
     pub headers: PathBuf,
@@ -125,26 +126,33 @@ pub struct Run {
     pub disk: PathBuf,
 }
 
-/// The package name of a `.deb` file.
-fn package_name(deb: &Path) -> Result<String, String> {
-    let package = run_host(Command::new("dpkg-deb").arg("--field").arg(deb).arg("Package"))?;
-    Ok(package.trim().to_string())
+/// A `linux-image-VERSION` package's name and kernel release.
+#[derive(Clone, Debug)]
+pub struct Kernel {
+    /// The package name (`linux-image-6.1.0-57-amd64`), which `dpkg --purge` takes.
+    pub package: String,
+    /// The kernel release (`6.1.0-57-amd64`): the module directory's name.
+    pub version: String,
 }
 
-/// The kernel release of a `linux-image-VERSION` package.
-pub fn kernel_version(deb: &Path) -> Result<String, String> {
-    let package = package_name(deb)?;
-    package
-        .strip_prefix("linux-image-")
-        .map(|v| v.trim_end_matches("-unsigned").to_string())
-        .ok_or_else(|| format!("{}: package {package} is no linux-image-*", deb.display()))
+impl Kernel {
+    /// Reads both from the `.deb` file `deb` (its `Package` field).
+    pub fn of(deb: &Path) -> Result<Kernel, String> {
+        let package = run_host(Command::new("dpkg-deb").arg("--field").arg(deb).arg("Package"))?;
+        let package = package.trim().to_string();
+        let version = package
+            .strip_prefix("linux-image-")
+            .map(|v| v.trim_end_matches("-unsigned").to_string())
+            .ok_or_else(|| format!("{}: package {package} is no linux-image-*", deb.display()))?;
+        Ok(Kernel { package, version })
+    }
 }
 
 /// Makes the root, puts `depmod` in place, runs every caller, keeps what they left, and makes
 /// the disk image.
 pub fn run(depmod: Depmod, inputs: &Inputs) -> Result<Run, String> {
     let dir = inputs.out.join(depmod.name());
-    let version = kernel_version(&inputs.kernel_deb)?;
+    let version = inputs.kernel.version.clone();
     let mut log = Vec::new();
     let mut step = Stopwatch::new(depmod);
     let root = Root::unpack(&inputs.debroot, &dir.join("root"))?;
@@ -215,8 +223,7 @@ pub fn run(depmod: Depmod, inputs: &Inputs) -> Result<Run, String> {
     step.lap("DKMS install and remove", &mut log);
     // Purging the kernel package removes its indexes (its postrm: the named ones and
     // `modules.*.bin`), then the module directory if nothing else is left in it.
-    let kernel_package = package_name(&inputs.kernel_deb)?;
-    call(&root, &mut calls, &["dpkg", "--purge", &kernel_package])?;
+    call(&root, &mut calls, &["dpkg", "--purge", &inputs.kernel.package])?;
     let after_purge = left_in(&root.path(&moddir));
     step.lap("dpkg --purge", &mut log);
     let (removal, install_script) = match depmod {
