@@ -17,7 +17,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use common::{Depmod, OUTPUTS, compare_dirs, compress, scratch};
-use depmod_core::cache::{Cache, Identity, Stamp, Time, reseal};
+use depmod_core::cache::{Cache, FORMAT, Identity, Stamp, Time, reseal};
 use depmod_core::output::fixture::spec;
 
 const VERSION: &str = "4.4.4";
@@ -419,7 +419,7 @@ fn a_bad_cache_is_named_and_ignored() {
         (
             "another format",
             edit(&good, |b| b[8..12].copy_from_slice(&7u32.to_le_bytes())),
-            "format 7, not 1 (another version wrote it)".to_string(),
+            format!("format 7, not {FORMAT} (another version wrote it)"),
         ),
         (
             "another build",

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use depmod_core::bytes::Shared;
 
+use depmod_core::cache::listing::{Listed, ListingBuf};
 use depmod_core::cache::{Cache, CacheWriter, Identity, Stamp, Time};
 use depmod_core::elf::writer::{Class, ModuleSpec};
 use depmod_core::index::IndexBuilder;
@@ -160,6 +161,16 @@ fn main() {
     for (i, (name, info)) in infos.iter().enumerate() {
         let path = format!("/lib/modules/1.0/kernel/{name}.ko");
         w.add(path.as_bytes(), stamp(i as u64), info).expect("a clean synthetic module");
+    }
+    let mut top = ListingBuf::new();
+    top.push(Listed::Directory, b"kernel");
+    let mut kernel = ListingBuf::new();
+    for name in infos.iter().map(|(name, _)| format!("{name}.ko")) {
+        kernel.push(Listed::Module, name.as_bytes());
+    }
+    for (path, listing) in [("/lib/modules/1.0/", top), ("/lib/modules/1.0/kernel/", kernel)] {
+        let entries = listing.encoded().expect("names that can be recorded");
+        w.add_listing(path.as_bytes(), stamp(80), entries).expect("settled");
     }
     let full = w.finish().expect("small cache");
     let empty = CacheWriter::new(id, settled).finish().expect("empty cache");

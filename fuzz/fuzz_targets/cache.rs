@@ -4,13 +4,15 @@
 //!
 //! Whatever the reader accepts: every string it returns lies inside the file; each record is
 //! found again by its path, with its stamp; its rebuilt `ModuleInfo` says what the record says;
-//! encoded again (a new writer, and one updating this cache) it reads back the same, and
+//! each directory listing is found again by its path, and its entries' names can be opened in
+//! place; encoded again (a new writer, and one updating this cache) it reads back the same, and
 //! encoding that again gives the same bytes.
 #![no_main]
 
 use depmod_core::bytes::Shared;
 use std::ops::Range;
 
+use depmod_core::cache::listing;
 use depmod_core::cache::{Cache, CacheWriter, Identity, Record, Stamp, Time, reseal};
 use depmod_core::module::Scratch;
 use libfuzzer_sys::fuzz_target;
@@ -38,15 +40,25 @@ fn lists(r: &Record<'_>) -> Lists {
     )
 }
 
-/// Everything a cache says that a writer keeps, comparable: its options, its file entries and
-/// its records.
-type Contents = (Vec<u8>, Vec<(Vec<u8>, Stamp)>, Vec<(Vec<u8>, Stamp, Lists)>);
+/// Everything a cache says that a writer keeps, comparable: its options, its file entries, its
+/// directory listings and its records.
+type Contents = (
+    Vec<u8>,
+    Vec<(Vec<u8>, Stamp)>,
+    Vec<(Vec<u8>, Stamp, Vec<u8>)>,
+    Vec<(Vec<u8>, Stamp, Lists)>,
+);
 
 /// The [`Contents`] of `cache`.
 fn contents(cache: &Cache<'_>) -> Contents {
     (
         cache.options().to_vec(),
         cache.files().filter(|f| settled(&f.1)).map(|(p, s)| (p.to_vec(), s)).collect(),
+        cache
+            .listings()
+            .filter(|l| settled(&l.1))
+            .map(|(p, s, e)| (p.to_vec(), s, e.to_vec()))
+            .collect(),
         cache
             .records()
             .filter(|r| settled(&r.stamp()))
@@ -69,6 +81,11 @@ fn encode(cache: &Cache<'_>, update: bool) -> Vec<u8> {
     for (path, stamp) in cache.files() {
         if settled(&stamp) {
             w.add_file(path, stamp).expect("a file entry the reader accepted");
+        }
+    }
+    for (path, stamp, entries) in cache.listings() {
+        if settled(&stamp) {
+            w.add_listing(path, stamp, entries).expect("a listing the reader accepted");
         }
     }
     for r in cache.records().filter(|r| settled(&r.stamp())) {
@@ -109,6 +126,15 @@ fuzz_target!(|data: &[u8]| {
     }
     for (path, _) in cache.files() {
         assert!(inside(&file, path));
+    }
+    for (path, stamp, entries) in cache.listings() {
+        assert!(inside(&file, path) && inside(&file, entries));
+        assert_eq!(cache.listing(path), Some((stamp, entries)), "each listing is found by its path");
+        assert!(listing::check(entries).is_ok());
+        for (_, name) in listing::entries(entries) {
+            assert!(!name.is_empty() && name != b"." && name != b"..");
+            assert!(!name.contains(&b'/') && !name.contains(&0));
+        }
     }
     let said = contents(&cache);
     for update in [false, true] {

@@ -12,6 +12,11 @@
 //! then every part, without trusting any count or offset) and then reads records in place:
 //! [`Cache::get`] finds a path, [`Record::info`] rebuilds its [`ModuleInfo`].
 //!
+//! The cache also keeps the listings of the module tree's directories, each with the stamp the
+//! directory had when it was listed ([`listing`], [`Cache::listing`]): a directory whose stamp
+//! is unchanged holds the entries it held (adding, removing or renaming an entry changes its
+//! change time), so the walk stats its module files without listing it.
+//!
 //! # Format (version [`FORMAT`])
 //!
 //! Integers are little-endian whatever the host; the header records the writer's byte order
@@ -30,6 +35,8 @@
 //! tail:
 //! options  u32 length + bytes: the caller's own summary of its options (opaque here)
 //! files    u32 count, each: u16 path length, path, stamp (other inputs and outputs, see below)
+//! dirs     u32 count, each: u16 path length, path, stamp, u32 length + the encoded entries of
+//!          the directory's listing ([`listing`])
 //! symbols  u32 count, each: u32 end of its name in the pool, u32 CRC; then the pool: u32
 //!          length + the names, each starting where the previous one ends
 //! stamp    dev u64, ino u64, size u64, mtime seconds i64, ctime seconds i64, mtime nanoseconds
@@ -72,6 +79,15 @@
 //!   sets the modification time back with `touch -r`), a new size or modification time. The
 //!   stamp written for a module read this run is `fstat` of the descriptor it was read from,
 //!   taken before reading.
+//! - **Directories.** The walk opens each directory below the top one as a path only (`O_PATH`,
+//!   which reads nothing) and asks [`Cache::listing`] for it; when the directory's stamp is the
+//!   one recorded, the recorded entries stand for `readdir`'s, and the module files among them
+//!   are stamped as above. Otherwise, or without a listing, the directory is listed. The stamp
+//!   recorded is `fstat` of the directory before it was read: an entry added, removed or renamed
+//!   since moves its change time (and a directory replaced or mounted over has another inode or
+//!   device). A listing with an entry whose type can change without the directory changing (a
+//!   symbolic link) is not recorded, nor is the listing of the directory the cache and indexes
+//!   are written to (each run changes it).
 //! - **Racing writers.** A file changed within the clock tick in which it was stamped keeps its
 //!   stamp: the writer only keeps records whose both times are older than `settled_before`,
 //!   which the caller takes from the real-time clock before the walk starts, less a second (file
@@ -94,6 +110,7 @@
 //!   its own messages when `-e` or `-v` asks for them. `modules.dep` need not be touched for
 //!   `-A`: every cached module is older than the run that wrote the cache.
 
+pub mod listing;
 mod read;
 mod write;
 
@@ -107,7 +124,7 @@ pub use write::{CacheWriter, NotCached, TooLarge};
 /// The first eight bytes of a cache file.
 pub const MAGIC: [u8; 8] = *b"DMRSCACH";
 /// The format version this code reads and writes.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 /// The byte-order mark, written in the writer's byte order.
 const BYTE_ORDER: u32 = 0x0102_0304;
 /// Bytes of the fixed header.

@@ -9,7 +9,7 @@ use core::ops::Range;
 
 use super::WEAK;
 use super::{BYTE_ORDER, CRC_AT, Cursor, FORMAT, HEADER, Identity, Layout, MAGIC, STAMP, TAIL_AT};
-use super::{ModuleInfo, Stamp, checksum, hash, id_at};
+use super::{ModuleInfo, Stamp, checksum, hash, id_at, listing};
 use crate::bytes::eq;
 use crate::module::Scratch;
 
@@ -320,6 +320,14 @@ impl<'a> Record<'a> {
     }
 }
 
+/// Where one directory listing lies: its path, its stamp, and its encoded entries.
+#[derive(Clone, Debug)]
+struct DirLayout {
+    path: Range<usize>,
+    stamp: usize,
+    entries: Range<usize>,
+}
+
 /// A checked cache file.
 #[derive(Clone, Debug)]
 pub struct Cache<'a> {
@@ -327,6 +335,10 @@ pub struct Cache<'a> {
     options: &'a [u8],
     /// Where the file entries start, and how many there are.
     files: (usize, usize),
+    /// The directory listings, in the order they were written.
+    dirs: Vec<DirLayout>,
+    /// Listing numbers (plus one; zero is empty) by path.
+    dir_table: Vec<u32>,
     symbols: Symbols<'a>,
     /// Where each record's parts lie, in the order they were written.
     records: Vec<Layout>,
@@ -336,6 +348,8 @@ pub struct Cache<'a> {
 
 /// Bytes of a file entry but its path.
 const FILE_ENTRY: usize = 2 + STAMP;
+/// Bytes of a directory listing but its path and entries.
+const DIR_ENTRY: usize = 2 + STAMP + 4;
 /// Bytes of a record but its path and lists.
 const RECORD: usize = 2 + STAMP + 5 * 4;
 
@@ -399,15 +413,32 @@ impl<'a> Cache<'a> {
             cur.short("file path")?;
             cur.stamp()?;
         }
+        let dir_count = cur.count("directory listings", DIR_ENTRY)?;
+        let mut dirs = Vec::with_capacity(dir_count);
+        for _ in 0..dir_count {
+            let path = cur.short("directory path")?;
+            let stamp = cur.at;
+            cur.stamp()?;
+            let at = cur.at;
+            let entries = cur.long("directory listing")?;
+            if let Err(bad) = listing::check(entries) {
+                let at = (at + 4 + bad) as u64;
+                return Err(Rejected::Corrupt { at, what: "directory entry" });
+            }
+            dirs.push(DirLayout { path, stamp, entries: at + 4..cur.at });
+        }
         let symbols = Symbols::read(&mut cur)?;
         if cur.left() > 0 {
             return Err(cur.corrupt("bytes after the symbol names"));
         }
 
+        let dir_table = alloc::vec![0; (dir_count * 2).next_power_of_two().max(8)];
         let mut cache = Cache {
             file,
             options,
             files,
+            dirs,
+            dir_table,
             symbols,
             records: Vec::with_capacity(count),
             table: alloc::vec![0; (count * 2).next_power_of_two().max(8)],
@@ -423,7 +454,72 @@ impl<'a> Cache<'a> {
         if rec.left() > 0 {
             return Err(rec.corrupt("bytes between the records and the tail"));
         }
+        for n in 0..cache.dirs.len() {
+            if !cache.place_dir(n) {
+                let at = cache.dirs.get(n).map_or(0, |d| d.path.start as u64);
+                return Err(Rejected::Corrupt { at, what: "directory listed twice" });
+            }
+        }
         Ok(cache)
+    }
+
+    /// Puts listing `n` in the lookup table; `false` if its path is there already.
+    fn place_dir(&mut self, n: usize) -> bool {
+        let data: &'a [u8] = self.file;
+        let Some(path) = self.dirs.get(n).and_then(|d| data.get(d.path.clone())) else {
+            return false;
+        };
+        let mask = self.dir_table.len() - 1;
+        let mut i = hash(path, 1) as usize & mask;
+        loop {
+            match self.dir_table.get(i).copied() {
+                Some(0) => {
+                    if let Some(slot) = self.dir_table.get_mut(i) {
+                        *slot = n as u32 + 1;
+                    }
+                    return true;
+                }
+                Some(other) => {
+                    if self.dir_path(other as usize - 1) == path {
+                        return false;
+                    }
+                    i = (i + 1) & mask;
+                }
+                None => return false,
+            }
+        }
+    }
+
+    fn dir_path(&self, n: usize) -> &'a [u8] {
+        let data: &'a [u8] = self.file;
+        self.dirs.get(n).and_then(|d| data.get(d.path.clone())).unwrap_or_default()
+    }
+
+    fn dir(&self, n: usize) -> Option<(&'a [u8], Stamp, &'a [u8])> {
+        let data: &'a [u8] = self.file;
+        let d = self.dirs.get(n)?;
+        let stamp = Cursor { data, at: d.stamp }.stamp().ok()?;
+        Some((data.get(d.path.clone())?, stamp, data.get(d.entries.clone())?))
+    }
+
+    /// The listing recorded for the directory at `path` (as the walk spells it, with a final
+    /// `/`): the directory's stamp when it was listed, and its entries
+    /// ([`super::listing::entries`]). The stamp says whether it still describes the directory.
+    pub fn listing(&self, path: &[u8]) -> Option<(Stamp, &'a [u8])> {
+        let mask = self.dir_table.len() - 1;
+        let mut i = hash(path, 1) as usize & mask;
+        loop {
+            let n = self.dir_table.get(i).copied().filter(|&n| n != 0)? as usize - 1;
+            if self.dir_path(n) == path {
+                return self.dir(n).map(|(_, stamp, entries)| (stamp, entries));
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Every directory listing (path, stamp, entries), in the order they were written.
+    pub fn listings(&self) -> impl Iterator<Item = (&'a [u8], Stamp, &'a [u8])> + '_ {
+        (0..self.dirs.len()).filter_map(|n| self.dir(n))
     }
 
     /// Puts record `n` in the lookup table; `false` if its path is there already.

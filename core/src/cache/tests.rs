@@ -3,6 +3,7 @@ use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use super::listing::{Listed, ListingBuf};
 use super::*;
 use crate::Endian;
 use crate::elf::writer::{Class, ModuleSpec};
@@ -379,7 +380,92 @@ fn sample() -> Vec<u8> {
     for (p, s, info) in modules(3) {
         w.add(&p, s, &info).unwrap();
     }
+    for (path, n) in [(&b"/lib/modules/6.1/kernel/"[..], 10), (b"/lib/modules/6.1/kernel/net/", 11)]
+    {
+        w.add_listing(
+            path,
+            stamp(n),
+            &listing_of(&[(Listed::Module, "a.ko"), (Listed::Directory, "net")]),
+        )
+        .unwrap();
+    }
     w.finish().unwrap()
+}
+
+/// The encoded listing of `entries`.
+fn listing_of(entries: &[(Listed, &str)]) -> Vec<u8> {
+    let mut buf = ListingBuf::new();
+    for (kind, name) in entries {
+        buf.push(*kind, name.as_bytes());
+    }
+    buf.encoded().unwrap().to_vec()
+}
+
+#[test]
+fn listings_round_trip() {
+    let mut w = CacheWriter::new(ID, SETTLED);
+    let net = listing_of(&[(Listed::Module, "dummy.ko"), (Listed::Directory, "wireless")]);
+    let top = listing_of(&[(Listed::Directory, "kernel"), (Listed::Module, "extra.ko.xz")]);
+    w.add_listing(b"/lib/modules/6.1/kernel/net/", stamp(1), &net).unwrap();
+    w.add_listing(b"/lib/modules/6.1/", stamp(2), &top).unwrap();
+    w.add_listing(b"/lib/modules/6.1/empty/", stamp(3), &[]).unwrap();
+    // Refused: a path listed already, a stamp not settled, a malformed listing.
+    assert_eq!(w.add_listing(b"/lib/modules/6.1/", stamp(4), &top), Err(NotCached::Duplicate));
+    let fresh = Stamp { ctime: SETTLED, ..stamp(5) };
+    assert_eq!(w.add_listing(b"/x/", fresh, &top), Err(NotCached::Unsettled));
+    assert_eq!(w.add_listing(b"/y/", stamp(6), &[0, 9, b'a']), Err(NotCached::BadListing));
+    let file: Shared = w.finish().unwrap().into();
+    let cache = Cache::parse(&file, ID).unwrap();
+    assert_eq!(cache.listing(b"/lib/modules/6.1/kernel/net/"), Some((stamp(1), &net[..])));
+    assert_eq!(cache.listing(b"/lib/modules/6.1/"), Some((stamp(2), &top[..])));
+    assert_eq!(cache.listing(b"/lib/modules/6.1/empty/"), Some((stamp(3), &[][..])));
+    for absent in [&b"/lib/modules/6.1"[..], b"/x/", b"/y/", b"/lib/modules/6.1/kernel/"] {
+        assert_eq!(cache.listing(absent), None, "{absent:?}");
+    }
+    let all: Vec<_> = cache.listings().map(|(p, s, _)| (p.to_vec(), s)).collect();
+    assert_eq!(
+        all,
+        [
+            (b"/lib/modules/6.1/kernel/net/".to_vec(), stamp(1)),
+            (b"/lib/modules/6.1/".to_vec(), stamp(2)),
+            (b"/lib/modules/6.1/empty/".to_vec(), stamp(3)),
+        ]
+    );
+    let (_, entries) = cache.listing(b"/lib/modules/6.1/kernel/net/").unwrap();
+    let names: Vec<_> = listing::entries(entries).collect();
+    assert_eq!(names, [(Listed::Module, &b"dummy.ko"[..]), (Listed::Directory, &b"wireless"[..])]);
+}
+
+#[test]
+fn listings_that_no_writer_writes() {
+    let file = sample();
+    let Parts { dirs, .. } = parts(&file);
+    // The first listing's entries: its path, stamp, and the length of its entries come first.
+    let path_len = usize::from(u16::from_le_bytes([file[dirs + 4], file[dirs + 5]]));
+    let entries = dirs + 4 + 2 + path_len + STAMP + 4;
+    // An entry of kind 2; a name with a slash in it ("a.ko" is the first name).
+    let f = edited(&file, |f| f[entries] = 2);
+    assert_eq!(parse(&f), Err(Rejected::Corrupt { at: entries as u64, what: "directory entry" }));
+    let f = edited(&file, |f| f[entries + 3] = b'/');
+    assert_eq!(parse(&f), Err(Rejected::Corrupt { at: entries as u64, what: "directory entry" }));
+    // A listing count larger than the rest of the file.
+    let f = edited(&file, |f| put32(f, dirs, 0x4000_0000));
+    assert_eq!(
+        parse(&f),
+        Err(Rejected::TooMany { at: dirs as u64, what: "directory listings", count: 0x4000_0000 })
+    );
+    // The same directory twice ("net/" made "net" + a second final slash... of equal length:
+    // the second path made the first's).
+    let second = dirs + 4 + 2 + path_len + STAMP + 4 + word(&file, entries - 4) as usize;
+    let f = edited(&file, |f| {
+        let first = f[dirs + 6..dirs + 6 + path_len].to_vec();
+        f.splice(second + 2..second + 2 + path_len + 4, first);
+        f[second..second + 2].copy_from_slice(&(path_len as u16).to_le_bytes());
+        let len = f.len() as u64;
+        f[16..24].copy_from_slice(&len.to_le_bytes());
+    });
+    let Err(Rejected::Corrupt { what, .. }) = parse(&f) else { panic!("{:?}", parse(&f)) };
+    assert_eq!(what, "directory listed twice");
 }
 
 fn parse(file: &[u8]) -> Result<usize, Rejected> {
@@ -486,9 +572,10 @@ struct Parts {
     /// The record count, and the first record.
     records: usize,
     first: usize,
-    /// The tail: options, files' count, symbols' count, the pool's length.
+    /// The tail: options, files' count, listings' count, symbols' count, the pool's length.
     tail: usize,
     files: usize,
+    dirs: usize,
     symbols: usize,
     pool: usize,
 }
@@ -504,12 +591,17 @@ fn parts(file: &[u8]) -> Parts {
     }
     let tail = word(file, TAIL_AT) as usize;
     let files = tail + 4 + word(file, tail) as usize;
-    let mut symbols = files + 4;
+    let mut dirs = files + 4;
     for _ in 0..word(file, files) {
+        dirs += 2 + usize::from(u16::from_le_bytes([file[dirs], file[dirs + 1]])) + STAMP;
+    }
+    let mut symbols = dirs + 4;
+    for _ in 0..word(file, dirs) {
         symbols += 2 + usize::from(u16::from_le_bytes([file[symbols], file[symbols + 1]])) + STAMP;
+        symbols += 4 + word(file, symbols) as usize;
     }
     let pool = symbols + 4 + 8 * word(file, symbols) as usize;
-    Parts { records: at, first: at + 4, tail, files, symbols, pool }
+    Parts { records: at, first: at + 4, tail, files, dirs, symbols, pool }
 }
 
 /// Where the list counts of the record at `at` lie.
@@ -609,7 +701,7 @@ fn records_that_no_writer_writes() {
 fn reasons_read_well() {
     let reasons = [
         (Rejected::Truncated { len: 10, expected: 32 }, "truncated: 10 bytes of 32"),
-        (Rejected::OtherFormat { format: 2 }, "format 2, not 1 (another version wrote it)"),
+        (Rejected::OtherFormat { format: 1 }, "format 1, not 2 (another version wrote it)"),
         (Rejected::OtherByteOrder, "written on a host of the other byte order"),
         (
             Rejected::TooMany { at: 40, what: "records", count: 7 },

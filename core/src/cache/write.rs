@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use super::{BYTE_ORDER, CRC_AT, Cursor, FORMAT, HEADER, Identity, MAGIC, Record, Stamp};
-use super::{ModuleInfo, TAIL_AT, Time, WEAK, checksum, hash, id_at};
+use super::{ModuleInfo, TAIL_AT, Time, WEAK, checksum, hash, id_at, listing};
 use crate::cache::Cache;
 
 /// Why a module (or another file) is not put in the cache. None is an error: the file is read
@@ -32,6 +32,8 @@ pub enum NotCached {
     Duplicate,
     /// The cache would grow past what its 32-bit counts and offsets address.
     Full,
+    /// A directory listing's entries are not a well-formed listing.
+    BadListing,
 }
 
 impl fmt::Display for NotCached {
@@ -44,6 +46,7 @@ impl fmt::Display for NotCached {
             NotCached::WideCrc => "one of its CRCs does not fit in 32 bits",
             NotCached::Duplicate => "its path is cached already",
             NotCached::Full => "the cache is full",
+            NotCached::BadListing => "its listing is malformed",
         })
     }
 }
@@ -201,6 +204,10 @@ pub struct CacheWriter<'a> {
     /// Encoded file entries, and how many.
     files: Vec<u8>,
     file_count: u32,
+    /// Encoded directory listings, where each starts in `dirs`, and their numbers by path.
+    dirs: Vec<u8>,
+    dir_starts: Vec<u32>,
+    dir_paths: Table,
     /// Where each record starts in `out`.
     starts: Vec<u32>,
     /// Where each record's symbol numbers start in `out`, and how many there are (exports then
@@ -265,6 +272,9 @@ impl<'a> CacheWriter<'a> {
             settled_before,
             files: Vec::new(),
             file_count: 0,
+            dirs: Vec::new(),
+            dir_starts: Vec::new(),
+            dir_paths: Table::default(),
             starts: Vec::new(),
             ids: Vec::new(),
             paths: Table::default(),
@@ -307,6 +317,36 @@ impl<'a> CacheWriter<'a> {
         push_short(&mut self.files, path).map_err(|()| NotCached::LongPath)?;
         push_stamp(&mut self.files, &stamp);
         self.file_count += 1;
+        Ok(())
+    }
+
+    /// Records the listing of the directory at `path` (as the walk spells it, with a final `/`),
+    /// whose stamp before it was listed is `stamp`: its entries as [`listing::ListingBuf`]
+    /// encodes them. Under the same rules as a module's stamp.
+    pub fn add_listing(
+        &mut self,
+        path: &[u8],
+        stamp: Stamp,
+        entries: &[u8],
+    ) -> Result<(), NotCached> {
+        self.check_settled(&stamp)?;
+        listing::check(entries).map_err(|_| NotCached::BadListing)?;
+        let len = u32::try_from(entries.len()).map_err(|_| NotCached::Full)?;
+        let number = u32::try_from(self.dir_starts.len()).map_err(|_| NotCached::Full)?;
+        if self.dirs.len() + path.len() + entries.len() > PART {
+            return Err(NotCached::Full);
+        }
+        let h = hash(path, 1);
+        if self.dir_paths.find(h, |n| path_at(&self.dirs, &self.dir_starts, n) == path).is_some() {
+            return Err(NotCached::Duplicate);
+        }
+        let start = self.dirs.len();
+        push_short(&mut self.dirs, path).map_err(|()| NotCached::LongPath)?;
+        push_stamp(&mut self.dirs, &stamp);
+        push_u32(&mut self.dirs, len);
+        self.dirs.extend_from_slice(entries);
+        self.dir_starts.push(start as u32);
+        self.dir_paths.insert(h, number);
         Ok(())
     }
 
@@ -483,6 +523,8 @@ impl<'a> CacheWriter<'a> {
             + 4
             + self.files.len() as u64
             + 4
+            + self.dirs.len() as u64
+            + 4
             + self.symbols.entries.len() as u64
             + 4
             + self.symbols.pool.len() as u64;
@@ -495,6 +537,8 @@ impl<'a> CacheWriter<'a> {
         out.extend_from_slice(&self.options);
         push_u32(&mut out, self.file_count);
         out.extend_from_slice(&self.files);
+        push_u32(&mut out, self.dir_starts.len() as u32);
+        out.extend_from_slice(&self.dirs);
         push_u32(&mut out, self.symbols.len());
         out.extend_from_slice(&self.symbols.entries);
         push_u32(&mut out, self.symbols.pool.len() as u32);
