@@ -12,8 +12,9 @@
 //! 2. [`File::read`] and [`Session::new`] read and check the cache: a file cut short, garbled,
 //!    written by another build of this program, on a host of the other byte order, or for
 //!    another module directory is reported at `-v` and not used (every module is read).
-//! 3. The walk looks each module file up: a file whose stamp is the one recorded is not read
-//!    ([`load::load_or_recall`]).
+//! 3. The walk takes the recorded listing of each directory whose stamp is the one recorded
+//!    instead of listing it ([`crate::walk`]), and looks each module file up: a file whose stamp
+//!    is the one recorded is not read ([`load::load_or_recall`]).
 //! 4. The indexes in place are what this run would write ([`Session::unchanged`]) when the
 //!    cache says they were made from these very inputs: the same options and configuration
 //!    ([`summary`]), every input with its recorded stamp, every module file found recalled, in
@@ -50,6 +51,7 @@ use crate::install::{self, Installed};
 use crate::load::{self, FileFound, Found, Got, Loaded, Loader};
 use crate::log::{Log, log};
 use crate::usable::Kept;
+use crate::walk::{self, DirListing};
 use crate::{outputs, par, read};
 
 /// The cache's file name in the output directory: it matches `modules.*.bin`, which Debian's
@@ -171,6 +173,9 @@ pub struct Session<'c> {
     /// Everything but the modules is as the cache records it (step 4 of the module's
     /// documentation, the modules aside).
     current: bool,
+    /// The output directory's (device, inode), when a cache is written: its listing is never
+    /// recorded (each run changes it).
+    output_id: Option<(u64, u64)>,
 }
 
 impl<'c> Session<'c> {
@@ -211,6 +216,10 @@ impl<'c> Session<'c> {
         let write = !disabled(opts) && files && (file.present || (system && indexed()));
         let current =
             files && cache.as_ref().is_some_and(|c| Recorded::current(c, &summary, &inputs, dirs));
+        let output_id = write
+            .then(|| rustix::fs::stat(OsStr::from_bytes(&dirs.output)).ok())
+            .flatten()
+            .map(|st| walk::id(Some(&load::stamp(&st))));
         Session {
             cache,
             old: file.bytes.as_deref(),
@@ -220,7 +229,14 @@ impl<'c> Session<'c> {
             inputs,
             write,
             current,
+            output_id,
         }
+    }
+
+    /// What the walk does with directory listings: whether it keeps those a new cache records
+    /// (when this run writes one), and the directory whose listing it never records.
+    pub fn listings(&self) -> (bool, Option<(u64, u64)>) {
+        (self.write, self.output_id)
     }
 
     /// The checked cache, for the walk.
@@ -258,9 +274,9 @@ impl<'c> Session<'c> {
     }
 
     /// After [`Session::unchanged`]: records the new stamps of the files that were read again,
-    /// so that the next run recalls them (the rest of the cache stays as it is). When one of
-    /// them cannot be recorded yet (it changed within the settling time), the cache is left as
-    /// it is, and the next run reads it again.
+    /// and the directories listed again, so that the next run recalls them (the rest of the
+    /// cache stays as it is). When one of the files cannot be recorded yet (it changed within
+    /// the settling time), the cache is left as it is, and the next run reads it again.
     pub fn refresh(&self, log: &Log, found: &Found<'_>) {
         let Some(cache) = self.cache.as_ref().filter(|_| self.write) else { return };
         // The stamps of the files read again. Nothing to do without any, or when one cannot be
@@ -274,7 +290,10 @@ impl<'c> Session<'c> {
             })
             .peekable();
         let settled = self.inputs.settled;
-        if stamps.peek().is_none() || !stamps.all(|s| s.is_some_and(|s| s.is_settled(settled))) {
+        let listed = found.listings.iter().any(|l| l.fresh && l.stamp.is_settled(settled));
+        if (stamps.peek().is_none() && !listed)
+            || !stamps.all(|s| s.is_some_and(|s| s.is_settled(settled)))
+        {
             return;
         }
         let identity = Identity { program: PROGRAM.as_bytes(), tree: &self.tree };
@@ -291,6 +310,7 @@ impl<'c> Session<'c> {
                 return;
             }
         }
+        add_listings(&mut writer, &found.listings);
         writer.set_options(cache.options());
         for (path, stamp) in cache.files() {
             if writer.add_file(path, stamp).is_err() {
@@ -326,7 +346,7 @@ impl<'c> Session<'c> {
             Some(cache) => CacheWriter::update(cache, identity, settled),
             None => CacheWriter::new(identity, settled),
         };
-        for entry in &entries.0 {
+        for entry in &entries.files {
             // A module not kept is read again next time.
             let _ = match entry {
                 Entry::Keep(record) => writer.keep(record),
@@ -342,7 +362,8 @@ impl<'c> Session<'c> {
                 Entry::Nothing => Ok(()),
             };
         }
-        let complete = writer.len() == entries.0.len();
+        let complete = writer.len() == entries.files.len();
+        add_listings(&mut writer, &entries.listings);
         Some(Encoded { writer, complete })
     }
 
@@ -386,8 +407,20 @@ pub struct Encoded<'c> {
     complete: bool,
 }
 
-/// What the cache writer takes of each file loaded, in the order found.
-pub struct Entries<'c>(Vec<Entry<'c>>);
+/// Records the directory listings the walk kept (one that cannot be recorded yet is listed
+/// again next time).
+fn add_listings(writer: &mut CacheWriter<'_>, listings: &[DirListing]) {
+    for l in listings {
+        let _ = writer.add_listing(&l.path, l.stamp, &l.entries);
+    }
+}
+
+/// What the cache writer takes of each file loaded, in the order found, and the directory
+/// listings of the walk.
+pub struct Entries<'c> {
+    files: Vec<Entry<'c>>,
+    listings: Vec<DirListing>,
+}
 
 enum Entry<'c> {
     /// A record recalled: copied as it is.
@@ -421,7 +454,7 @@ pub fn split<'c>(
     threads: usize,
     write: bool,
 ) -> (Vec<Module>, Vec<Loaded>, Entries<'c>) {
-    let Found { modules, slots, mut files } = found;
+    let Found { modules, listings, slots, mut files } = found;
     if files.iter().any(|(_, got)| matches!(got, Got::Recalled(_, None))) {
         let runs: Vec<&[FileFound<'c>]> = files.chunks(load::RUN).collect();
         let rebuilt = par::map_slice_with(&runs, threads, Scratch::default, |scratch, _, run| {
@@ -472,7 +505,7 @@ pub fn split<'c>(
             _ => {}
         }
     }
-    (modules, loaded, Entries(entries))
+    (modules, loaded, Entries { files: entries, listings })
 }
 
 /// What decides the outputs besides the files the run reads: the options (but `-n` and the

@@ -189,6 +189,8 @@ fn report_sparse(sparse: &Sparse, locals: Option<&LocalSymbols>) {
 pub struct Found<'c> {
     /// The modules, in kmod's array order.
     pub modules: Vec<Module>,
+    /// The directory listings a new cache records, in walk order (only when one is written).
+    pub listings: Vec<walk::DirListing>,
     /// Each module's file in `files`.
     pub slots: Vec<usize>,
     /// Every file loaded, with what it gave: in the order the walk found them, then the
@@ -227,13 +229,19 @@ enum Done<'c> {
 /// while `find` goes on. The records recalled are rebuilt on those threads meanwhile when
 /// `rebuild` says so, or from the first file read that does not say what its record says on (a
 /// run that recalls every file, or reads only other builds of the same modules, may need none).
-/// A module whose file was not reported, or under another path, is loaded afterwards.
+/// A module whose file was not reported, or under another path, is loaded afterwards. The walk
+/// takes the listings of unchanged directories from `cache`, and keeps those a new cache
+/// records when `record` says so (never that of the directory `unrecorded`).
 pub fn while_finding<'c>(
     threads: usize,
     cache: Option<&Cache<'c>>,
     rebuild: bool,
+    (record, unrecorded): (bool, Option<(u64, u64)>),
     find: impl FnOnce(walk::Found<'_>) -> Result<Vec<Module>, Failed>,
 ) -> Result<Found<'c>, Failed> {
+    let listings: RefCell<Vec<walk::DirListing>> = RefCell::default();
+    let listed = |listing: walk::DirListing| listings.borrow_mut().push(listing);
+    let listed: Option<&dyn Fn(walk::DirListing)> = record.then_some(&listed);
     // Each file found, in order: its record when it was recalled (`None`: handed over to be
     // read, with its path).
     let found: RefCell<Vec<FoundSoFar<'c>>> = RefCell::default();
@@ -284,7 +292,8 @@ pub fn while_finding<'c>(
                     }
                 }
             };
-            let modules = find(walk::Found { tell: &tell, stamps: cache.is_some() });
+            let stamps = cache.is_some();
+            let modules = find(walk::Found { tell: &tell, stamps, cache, listed, unrecorded });
             let rest = recalled.take();
             if rebuild.load(Ordering::Relaxed) && !rest.is_empty() {
                 push(Job::Rebuild(rest));
@@ -341,7 +350,7 @@ pub fn while_finding<'c>(
         let got = load_or_recall(&mut loader, cache, &path);
         files.push((Cow::Owned(path), got));
     }
-    Ok(Found { modules, slots, files })
+    Ok(Found { modules, listings: listings.into_inner(), slots, files })
 }
 
 #[cfg(test)]
@@ -444,7 +453,7 @@ mod tests {
         let b = dir.write("b.ko", &module(&[], &["b"], &[]));
         let c = dir.write("c.ko", b"not elf");
         let module_of = |p: &std::path::Path| Module::new(p.as_os_str().as_bytes().to_vec(), b"/");
-        let found = while_finding(2, None, true, |found| {
+        let found = while_finding(2, None, true, (false, None), |found| {
             (found.tell)(FoundFile { path: c.as_os_str().as_bytes(), stamp: None });
             (found.tell)(FoundFile { path: a.as_os_str().as_bytes(), stamp: None });
             Ok(vec![module_of(&a), module_of(&b), module_of(&c)])
@@ -466,6 +475,6 @@ mod tests {
             .collect();
         assert_eq!(exports, [b"a".to_vec(), b"b".to_vec(), vec![]]);
         assert!(loaded[2].elf_error.is_some());
-        assert!(while_finding(1, None, true, |_| Err(Failed)).is_err());
+        assert!(while_finding(1, None, true, (false, None), |_| Err(Failed)).is_err());
     }
 }

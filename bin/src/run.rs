@@ -52,7 +52,8 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
     let rebuild = session.rebuild_early(messages);
     // Before the readers start, which open files while the walk goes on.
     let root_fd = walk::first_free_fd();
-    let found = load::while_finding(threads, session.cache(), rebuild, |found| {
+    let listings = session.listings();
+    let found = load::while_finding(threads, session.cache(), rebuild, listings, |found| {
         find::modules(log, dirs, &config, explicit, found, threads, root_fd)
     })?;
     if phases.on() {
@@ -60,6 +61,9 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
         let recalled = recalled.count();
         let read = found.files.len() - recalled;
         phases.mark(&format!("walk and load ({recalled} files recalled, {read} read)"));
+        let fresh = found.listings.iter().filter(|l| l.fresh).count();
+        let kept = found.listings.len() - fresh;
+        phases.mark(&format!("directory listings ({kept} recalled, {fresh} read)"));
     }
     let unchanged = session.unchanged(&found);
     if unchanged {

@@ -4,12 +4,19 @@
 //! What they hold is taken in kmod's order (depth first, each directory's entries in `readdir`
 //! order) on the caller's thread, which tells of each module file and says what could not be
 //! listed, as kmod does as it goes.
+//!
+//! With a module cache, a directory whose stamp is the one its recorded listing has is not
+//! listed again: it is opened as a path only, and the recorded entries stand for `readdir`'s
+//! (see "Directories" in [`depmod_core::cache`]). The walk tells of each directory's listing
+//! that can be recorded, for the next cache.
 
-use std::ffi::CStr;
+use std::ffi::OsStr;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
-use depmod_core::cache::Stamp;
+use depmod_core::cache::listing::{self, Listed, ListingBuf};
+use depmod_core::cache::{Cache, Stamp};
 use depmod_core::tree::ModuleSet;
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, RawDir};
@@ -48,6 +55,26 @@ const NAMES: usize = 1024;
 pub struct Found<'a> {
     pub tell: &'a dyn Fn(FoundFile<'_>),
     pub stamps: bool,
+    /// The module cache, whose directory listings stand for those of unchanged directories.
+    pub cache: Option<&'a Cache<'a>>,
+    /// Told of each directory listing that can be recorded in a new cache, in walk order.
+    pub listed: Option<&'a dyn Fn(DirListing)>,
+    /// The directory (device, inode) whose listing is never recorded: the one the indexes and
+    /// the cache are written to, which each run changes.
+    pub unrecorded: Option<(u64, u64)>,
+}
+
+/// A directory's listing, as a module cache records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirListing {
+    /// The directory's path, with a final `/`.
+    pub path: Vec<u8>,
+    /// Its stamp before it was listed.
+    pub stamp: Stamp,
+    /// Its entries ([`listing`]).
+    pub entries: Vec<u8>,
+    /// Whether it was listed this run (not taken from the cache).
+    pub fresh: bool,
 }
 
 /// Walks one directory tree, adding module files to a [`ModuleSet`].
@@ -81,9 +108,22 @@ struct Dir {
     path: Vec<u8>,
     /// `(device, inode)` of the directories above it, to stop at symlink loops.
     ancestors: Arc<[(u64, u64)]>,
-    /// The top directory comes open, with its `(device, inode)`; the others are opened by the
-    /// thread that lists them.
-    open: Option<(OwnedFd, (u64, u64))>,
+    /// The top directory comes open, with its stamp; the others are opened by the thread that
+    /// lists them.
+    open: Option<(OwnedFd, Option<Stamp>)>,
+}
+
+/// What the threads listing directories need to know.
+#[derive(Clone, Copy)]
+struct Lister<'a> {
+    excludes: &'a [Vec<u8>],
+    /// Module files are stamped.
+    stamps: bool,
+    /// Recorded listings, for directories whose stamp is unchanged.
+    cache: Option<&'a Cache<'a>>,
+    /// Listings are recorded.
+    record: bool,
+    unrecorded: Option<(u64, u64)>,
 }
 
 /// What one directory holds, in `readdir` order, less what the walk skips and files of no
@@ -98,6 +138,8 @@ struct Listing {
     unlisted: Option<Unlisted>,
     /// Why reading its entries stopped early.
     error: Option<io::Error>,
+    /// The listing as a cache records it, when it can be recorded.
+    record: Option<DirListing>,
 }
 
 enum Entry {
@@ -151,20 +193,27 @@ impl<'a, 'c> Walk<'a, 'c> {
         };
         let mut path = root.to_vec();
         path.push(b'/');
-        let id = id(rustix::fs::fstat(&fd).ok().as_ref());
-        let top = Dir { path: path.clone(), ancestors: Arc::new([]), open: Some((fd, id)) };
-        let excludes = self.excludes;
-        let stamps = self.found.is_some_and(|f| f.stamps);
+        let stamp = rustix::fs::fstat(&fd).ok().map(|st| load::stamp(&st));
+        let top = Dir { path: path.clone(), ancestors: Arc::new([]), open: Some((fd, stamp)) };
+        let found = self.found;
+        let stamps = found.is_some_and(|f| f.stamps);
+        let lister = Lister {
+            excludes: self.excludes,
+            stamps,
+            cache: found.and_then(|f| f.cache),
+            record: found.is_some_and(|f| f.listed.is_some()),
+            unrecorded: found.and_then(|f| f.unrecorded),
+        };
         // Files that are read keep every thread busy: the walk then stays on the caller's.
         let threads = if stamps { self.threads } else { 1 };
         par::tree(
             threads,
             top,
             || Vec::with_capacity(ENTRIES_BUFFER),
-            |buffer, dir| list(dir, excludes, stamps, buffer),
+            |buffer, dir| list(dir, lister, buffer),
             |get| {
-                if let Some((listing, first)) = get(0) {
-                    self.take(get, &listing, first, 0, &mut path);
+                if let Some((mut listing, first)) = get(0) {
+                    self.take(get, &mut listing, first, 0, &mut path);
                 }
             },
         );
@@ -176,7 +225,7 @@ impl<'a, 'c> Walk<'a, 'c> {
     fn take(
         &mut self,
         get: &mut dyn FnMut(usize) -> Option<(Listing, usize)>,
-        listing: &Listing,
+        listing: &mut Listing,
         mut child: usize,
         depth: usize,
         path: &mut Vec<u8>,
@@ -197,12 +246,12 @@ impl<'a, 'c> Walk<'a, 'c> {
                     self.set.add(path.clone());
                 }
                 Entry::Dir => {
-                    let Some((sub, first)) = get(child) else { continue };
+                    let Some((mut sub, first)) = get(child) else { continue };
                     child += 1;
                     match &sub.unlisted {
                         None => {
                             path.push(b'/');
-                            self.take(get, &sub, first, depth + 1, path);
+                            self.take(get, &mut sub, first, depth + 1, path);
                         }
                         Some(Unlisted::Open(e)) => {
                             log!(self.log, Error, "openat(", dfd, ", ", name, ", O_RDONLY): ", e);
@@ -238,31 +287,91 @@ impl<'a, 'c> Walk<'a, 'c> {
         if let Some(e) = &listing.error {
             log!(self.log, Error, "readdir(", &path[..], "): ", e);
         }
+        if let (Some(record), Some(listed)) =
+            (listing.record.take(), self.found.and_then(|f| f.listed))
+        {
+            listed(record);
+        }
     }
 }
 
 /// Lists `dir` (opening it first, unless it comes open): its entries, and the directories among
-/// them to list next. Module files are stamped when `stamps` says so. `buffer` (empty) takes the
-/// entries as they are read.
-fn list(dir: Dir, excludes: &[Vec<u8>], stamps: bool, buffer: &mut Vec<u8>) -> (Listing, Vec<Dir>) {
+/// them to list next. Module files are stamped when `lister.stamps` says so. A directory whose
+/// stamp is the one of its listing in the cache is not read: the listing stands for it. `buffer`
+/// (empty) takes the entries as they are read.
+fn list(mut dir: Dir, lister: Lister<'_>, buffer: &mut Vec<u8>) -> (Listing, Vec<Dir>) {
     let mut listing = Listing {
         names: Vec::with_capacity(NAMES),
         entries: Vec::with_capacity(ENTRIES),
         ..Listing::default()
     };
     let mut children = Vec::new();
-    let (fd, id) = match dir.open {
-        Some(open) => open,
-        None => match open(&dir) {
-            Ok(open) => open,
+    let recorded = lister.cache.and_then(|c| c.listing(&dir.path));
+    let (opened, path_only) = match dir.open.take() {
+        Some(open) => (Ok(open), false),
+        // Opened as a path only when its recorded listing may do.
+        None => match recorded.and_then(|_| open_path(&dir)) {
+            Some(opened) => (opened, true),
+            None => (open(&dir), false),
+        },
+    };
+    let (fd, stamp) = match opened {
+        Ok(open) => open,
+        Err(unlisted) => {
+            listing.unlisted = Some(unlisted);
+            return (listing, children);
+        }
+    };
+    // Shared by the subdirectories.
+    let ancestors: Arc<[(u64, u64)]> =
+        dir.ancestors.iter().copied().chain([id(stamp.as_ref())]).collect();
+    let recordable =
+        lister.record && stamp.is_some() && lister.unrecorded != Some(id(stamp.as_ref()));
+    let mut add = |listing: &mut Listing, name: &[u8], what: Entry| {
+        if let Entry::Dir = what {
+            let path = [&dir.path[..], name, b"/"].concat();
+            children.push(Dir { path, ancestors: Arc::clone(&ancestors), open: None });
+        }
+        listing.names.extend_from_slice(name);
+        listing.entries.push((listing.names.len(), what));
+    };
+    if let (Some((then, entries)), Some(now)) = (recorded, stamp) {
+        if then == now {
+            for (kind, name) in listing::entries(entries) {
+                if lister.excludes.iter().any(|x| x.as_slice() == name) {
+                    continue;
+                }
+                let what = match kind {
+                    Listed::Module => Entry::Module(match lister.stamps {
+                        true => stat(fd.as_fd(), OsStr::from_bytes(name))
+                            .ok()
+                            .map(|st| load::stamp(&st)),
+                        false => None,
+                    }),
+                    Listed::Directory => Entry::Dir,
+                };
+                add(&mut listing, name, what);
+            }
+            if recordable {
+                let entries = entries.to_vec();
+                listing.record =
+                    Some(DirListing { path: dir.path.clone(), stamp: now, entries, fresh: false });
+            }
+            return (listing, children);
+        }
+    }
+    // Listed: a path-only descriptor is opened again to read.
+    let fd = match path_only {
+        true => match open(&dir) {
+            Ok((fd, _)) => fd,
             Err(unlisted) => {
                 listing.unlisted = Some(unlisted);
                 return (listing, children);
             }
         },
+        false => fd,
     };
-    // Shared by the subdirectories.
-    let ancestors: Arc<[(u64, u64)]> = dir.ancestors.iter().copied().chain([id]).collect();
+    let mut record = ListingBuf::new();
     let mut entries = RawDir::new(fd.as_fd(), buffer.spare_capacity_mut());
     while let Some(entry) = entries.next() {
         let entry = match entry {
@@ -276,7 +385,16 @@ fn list(dir: Dir, excludes: &[Vec<u8>], stamps: bool, buffer: &mut Vec<u8>) -> (
         if name == b"." || name == b".." || name == b"build" || name == b"source" {
             continue;
         }
-        if excludes.iter().any(|x| x.as_slice() == name) {
+        // What a cache records, before the exclusions (which it applies when used).
+        if recordable {
+            match entry.file_type() {
+                FileType::RegularFile if is_module_name(name) => record.push(Listed::Module, name),
+                FileType::RegularFile => {}
+                FileType::Directory => record.push(Listed::Directory, name),
+                _ => record.spoil(),
+            }
+        }
+        if lister.excludes.iter().any(|x| x.as_slice() == name) {
             continue;
         }
         // The type `readdir` gives, or else `fstatat`'s, whose answer then also stamps a module.
@@ -289,52 +407,74 @@ fn list(dir: Dir, excludes: &[Vec<u8>], stamps: bool, buffer: &mut Vec<u8>) -> (
         };
         let what = match file_type {
             Ok(FileType::RegularFile) if is_module_name(name) => {
-                let st = match stamps {
+                let st = match lister.stamps {
                     true => taken.or_else(|| stat(fd.as_fd(), entry.file_name()).ok()),
                     false => None,
                 };
                 Entry::Module(st.map(|st| load::stamp(&st)))
             }
             Ok(FileType::RegularFile) => continue,
-            Ok(FileType::Directory) => {
-                let path = [&dir.path[..], name, b"/"].concat();
-                children.push(Dir { path, ancestors: Arc::clone(&ancestors), open: None });
-                Entry::Dir
-            }
+            Ok(FileType::Directory) => Entry::Dir,
             Ok(other) => Entry::Unsupported(other.as_raw_mode()),
             Err(e) => Entry::Unstatable(e),
         };
-        listing.names.extend_from_slice(name);
-        listing.entries.push((listing.names.len(), what));
+        add(&mut listing, name, what);
+    }
+    if let (true, None, Some(stamp), Some(entries)) =
+        (recordable, &listing.error, stamp, record.encoded())
+    {
+        let entries = entries.to_vec();
+        listing.record = Some(DirListing { path: dir.path.clone(), stamp, entries, fresh: true });
     }
     (listing, children)
 }
 
+/// Opens the directory `dir` (not the top one) as a path only, to compare its stamp with its
+/// recorded listing's, and checks it as [`open`] does. `None` when it cannot be opened so:
+/// [`open`] then says why.
+fn open_path(dir: &Dir) -> Option<Result<(OwnedFd, Option<Stamp>), Unlisted>> {
+    let path = dir.path.strip_suffix(b"/").unwrap_or(&dir.path);
+    let flags = OFlags::PATH | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(CWD, path, flags, Mode::empty()).ok()?;
+    let st = rustix::fs::fstat(&fd).ok()?;
+    Some(checked(dir, fd, &st))
+}
+
 /// Opens the directory `dir` (not the top one) and checks that it is one, and not one above it.
-fn open(dir: &Dir) -> Result<(OwnedFd, (u64, u64)), Unlisted> {
+fn open(dir: &Dir) -> Result<(OwnedFd, Option<Stamp>), Unlisted> {
     let path = dir.path.strip_suffix(b"/").unwrap_or(&dir.path);
     let fd = rustix::fs::openat(CWD, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| Unlisted::Open(io::Error::from(e)))?;
-    let st = rustix::fs::fstat(&fd);
-    if let Ok(st) = &st {
-        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-            return Err(Unlisted::NotDir);
-        }
-        if let Some(depth) = dir.ancestors.iter().position(|&a| a == id(Some(st))) {
-            return Err(Unlisted::Loop(dir.ancestors.len() - depth));
-        }
+    match rustix::fs::fstat(&fd) {
+        Ok(st) => checked(dir, fd, &st),
+        Err(_) => Ok((fd, None)),
     }
-    Ok((fd, id(st.as_ref().ok())))
 }
 
-/// A directory's `(device, inode)`, from its `fstat`; one no directory has when that failed.
-#[allow(clippy::unnecessary_cast)] // the field types differ between targets
-fn id(st: Option<&rustix::fs::Stat>) -> (u64, u64) {
-    st.map_or((u64::MAX, u64::MAX), |st| (st.st_dev as u64, st.st_ino as u64))
+/// `fd` of `dir`, with its stamp from `st`, unless `st` is not a directory's or is that of one
+/// above it.
+fn checked(
+    dir: &Dir,
+    fd: OwnedFd,
+    st: &rustix::fs::Stat,
+) -> Result<(OwnedFd, Option<Stamp>), Unlisted> {
+    if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+        return Err(Unlisted::NotDir);
+    }
+    let stamp = load::stamp(st);
+    if let Some(depth) = dir.ancestors.iter().position(|&a| a == id(Some(&stamp))) {
+        return Err(Unlisted::Loop(dir.ancestors.len() - depth));
+    }
+    Ok((fd, Some(stamp)))
+}
+
+/// A directory's `(device, inode)`, from its stamp; one no directory has without one.
+pub fn id(stamp: Option<&Stamp>) -> (u64, u64) {
+    stamp.map_or((u64::MAX, u64::MAX), |s| (s.dev, s.ino))
 }
 
 /// `fstatat(dir, name, &st, 0)`: what `name` leads to, following symbolic links.
-fn stat(dir: BorrowedFd<'_>, name: &CStr) -> Result<rustix::fs::Stat, Errno> {
+fn stat(dir: BorrowedFd<'_>, name: impl rustix::path::Arg) -> Result<rustix::fs::Stat, Errno> {
     rustix::fs::statat(dir, name, AtFlags::empty()).map_err(|e| Errno(e.raw_os_error()))
 }
 

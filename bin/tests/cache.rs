@@ -232,6 +232,14 @@ impl Twin {
         line[from..line.find(')').unwrap()].to_string()
     }
 
+    /// The `directory listings` line of the last warm run: `N recalled, M read` (the listings a
+    /// cache can record).
+    fn listed(&self) -> String {
+        let line = self.timing.iter().find(|l| l.contains("directory listings")).expect("a line");
+        let from = line.find('(').unwrap() + 1;
+        line[from..line.find(')').unwrap()].to_string()
+    }
+
     /// Whether the last warm run found the indexes current (and left them).
     fn kept_indexes(&self) -> bool {
         self.timing.iter().any(|l| l.contains("indexes current"))
@@ -675,6 +683,86 @@ fn another_build_of_a_module_leaves_the_indexes() {
     t.run(DEFAULT);
     assert_eq!(t.loaded(), "4 files recalled, 0 read");
     assert!(t.kept_indexes());
+}
+
+/// Directory listings: the cache records that of each settled directory but the one the
+/// indexes are written to, and a directory whose stamp did not change is not listed again. Any
+/// change to what a directory holds is found: a module added (the directory's modification time
+/// then put back), renamed, a directory moved in another's place, a symbolic link (a directory
+/// with one is not recorded), a name excluded by the configuration.
+#[test]
+fn directories_are_listed_again_when_they_change() {
+    let mut t = Twin::new("listings");
+    t.start_cache();
+    let dir = |rel: &str| format!("{}/{rel}", t.warm.moddir().display()).into_bytes();
+    let (top, kernel, sub) = (dir(""), dir("kernel/"), dir("kernel/sub/"));
+    t.warm.with_cache(|c| {
+        assert!(c.listing(&top).is_none(), "the output directory's listing is not recorded");
+        assert!(c.listing(&kernel).is_some() && c.listing(&sub).is_some());
+    });
+    assert_eq!(t.listed(), "2 recalled, 0 read");
+    let settled_run = |t: &mut Twin, what: &str| {
+        t.run(DEFAULT);
+        assert!(!t.kept_indexes(), "{what}: the indexes were left");
+        settle();
+        t.run(DEFAULT);
+        t.run(DEFAULT);
+        assert!(t.kept_indexes(), "{what}: then current");
+    };
+    // A module added to kernel/sub, whose modification time is then put back: its change time
+    // moved.
+    t.apply(|tree| {
+        let sub = tree.moddir().join("kernel/sub");
+        let then = fs::metadata(&sub).unwrap().modified().unwrap();
+        tree.write(
+            &format!("lib/modules/{VERSION}/kernel/sub/e.ko"),
+            &spec(&["alias=e"], &[], &[]).build(),
+        );
+        fs::File::open(&sub).unwrap().set_modified(then).unwrap();
+        assert_eq!(fs::metadata(&sub).unwrap().modified().unwrap(), then);
+    });
+    t.run(DEFAULT);
+    assert!(t.warm.read("modules.alias").contains("alias e e\n"));
+    assert_eq!(t.listed(), "1 recalled, 1 read");
+    settle();
+    t.run(DEFAULT);
+    t.run(DEFAULT);
+    assert_eq!(t.listed(), "2 recalled, 0 read");
+    // Renamed within a directory.
+    t.apply(|tree| {
+        let sub = tree.moddir().join("kernel/sub");
+        fs::rename(sub.join("e.ko"), sub.join("f.ko")).unwrap();
+    });
+    settled_run(&mut t, "renamed");
+    assert!(t.warm.read("modules.dep").contains("kernel/sub/f.ko:"));
+    // Another directory moved in kernel/sub's place, with other modules.
+    t.apply(|tree| {
+        let kernel = tree.moddir().join("kernel");
+        fs::create_dir(kernel.join("other")).unwrap();
+        fs::write(kernel.join("other/g.ko"), spec(&["alias=g"], &[], &[]).build()).unwrap();
+        fs::rename(kernel.join("sub"), tree.root.join("old-sub")).unwrap();
+        fs::rename(kernel.join("other"), kernel.join("sub")).unwrap();
+    });
+    settled_run(&mut t, "moved in");
+    assert!(t.warm.read("modules.dep").contains("kernel/sub/g.ko:"));
+    assert!(!t.warm.read("modules.dep").contains("kernel/sub/d.ko:"));
+    // A name excluded by the configuration, in a listing recalled; then included again.
+    for exclude in [true, false] {
+        t.apply(|tree| match exclude {
+            true => tree.write("etc/depmod.d/exclude.conf", b"exclude g.ko\n"),
+            false => fs::remove_file(tree.root.join("etc/depmod.d/exclude.conf")).unwrap(),
+        });
+        t.run(DEFAULT);
+        assert_eq!(t.warm.read("modules.dep").contains("kernel/sub/g.ko:"), !exclude);
+        assert_eq!(t.listed(), "2 recalled, 0 read");
+    }
+    // A symbolic link to a module in kernel/: the directory's listing is no longer recorded.
+    t.apply(|tree| {
+        std::os::unix::fs::symlink("a.ko", tree.moddir().join("kernel/link.ko")).unwrap();
+    });
+    settled_run(&mut t, "symbolic link");
+    t.warm.with_cache(|c| assert!(c.listing(&kernel).is_none(), "a listing with a link"));
+    assert_eq!(t.listed(), "1 recalled, 0 read");
 }
 
 /// Modules added and removed, settled or not: the indexes follow, and are never left stale.

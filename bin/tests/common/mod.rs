@@ -200,7 +200,7 @@ impl Depmod {
 /// With `DEPMOD_RS_WARM=1`, a build of ours runs from a warm module cache: on the same copy,
 /// once its modules are settled, a first run writes the cache (an empty `modules.cache.bin`
 /// asks for one under `-b`), its indexes are removed, and the run returned recalls every module
-/// from it (checked with its `DEPMOD_TIMING` line, taken out of stderr).
+/// and directory listing from it (checked with its `DEPMOD_TIMING` lines, taken out of stderr).
 pub fn index_copy(
     depmod: &Depmod,
     root: &Path,
@@ -252,6 +252,10 @@ pub fn index_copy(
         // Every module recalled (the trees' modules all read without a defect).
         let walk = timing.iter().find(|l| l.contains("walk and load")).expect("a timing line");
         assert!(walk.contains(" 0 read)"), "{name}: not every module was recalled: {walk}");
+        // Nor any directory listed again (but the module directory, whose listing is never
+        // recorded, and any with a symbolic link).
+        let dirs = timing.iter().find(|l| l.contains("directory listings")).expect("a line");
+        assert!(dirs.contains(" 0 read)"), "{name}: directories were listed again: {dirs}");
         eprint!("{name} ({version}), warm: {walk}");
         err = rest.concat();
     }
