@@ -212,7 +212,7 @@ impl<'a> Record<'a> {
 
     /// The module file's path.
     pub fn path(&self) -> &'a [u8] {
-        self.data().get(self.layout.path()).unwrap_or_default()
+        path_at(self.data(), &self.layout)
     }
 
     /// The stamp the module file had when it was read.
@@ -328,6 +328,16 @@ struct DirLayout {
     entries: Range<usize>,
 }
 
+/// The path of the record laid out as `layout` in `data`.
+fn path_at<'a>(data: &'a [u8], layout: &Layout) -> &'a [u8] {
+    data.get(layout.path()).unwrap_or_default()
+}
+
+/// The path of the listing laid out as `dir` in `data`.
+fn dir_path<'a>(data: &'a [u8], dir: &DirLayout) -> &'a [u8] {
+    data.get(dir.path.clone()).unwrap_or_default()
+}
+
 /// A checked cache file.
 #[derive(Clone, Debug)]
 pub struct Cache<'a> {
@@ -335,15 +345,61 @@ pub struct Cache<'a> {
     options: &'a [u8],
     /// Where the file entries start, and how many there are.
     files: (usize, usize),
-    /// The directory listings, in the order they were written.
+    /// The directory listings, in the order they were written, and their numbers by path.
     dirs: Vec<DirLayout>,
-    /// Listing numbers (plus one; zero is empty) by path.
-    dir_table: Vec<u32>,
+    dir_table: ByPath,
     symbols: Symbols<'a>,
-    /// Where each record's parts lie, in the order they were written.
+    /// Where each record's parts lie, in the order they were written, and their numbers by path.
     records: Vec<Layout>,
-    /// Record numbers (plus one; zero is empty) by path.
-    table: Vec<u32>,
+    table: ByPath,
+}
+
+/// Numbers by path, in an open-addressing table (each stored plus one; zero is empty): a parsed
+/// cache's records, or its listings. The caller says what path each number has.
+#[derive(Clone, Debug)]
+struct ByPath {
+    slots: Vec<u32>,
+    /// Seeds the hash (records and listings hash their paths differently).
+    seed: u64,
+}
+
+impl ByPath {
+    /// A table for `count` numbers.
+    fn new(count: usize, seed: u64) -> Self {
+        ByPath { slots: alloc::vec![0; (count * 2).next_power_of_two().max(8)], seed }
+    }
+
+    /// Puts `n`, whose path is `path`; `false` if a number with that path is there already.
+    fn place<'p>(&mut self, n: u32, path: &[u8], path_of: impl Fn(u32) -> &'p [u8]) -> bool {
+        let mask = self.slots.len() - 1;
+        let mut i = hash(path, self.seed) as usize & mask;
+        loop {
+            match self.slots.get(i).copied() {
+                Some(0) => {
+                    if let Some(slot) = self.slots.get_mut(i) {
+                        *slot = n + 1;
+                    }
+                    return true;
+                }
+                Some(other) if eq(path_of(other - 1), path) => return false,
+                Some(_) => i = (i + 1) & mask,
+                None => return false,
+            }
+        }
+    }
+
+    /// The number whose path is `path`, if there is one.
+    fn find<'p>(&self, path: &[u8], path_of: impl Fn(u32) -> &'p [u8]) -> Option<u32> {
+        let mask = self.slots.len() - 1;
+        let mut i = hash(path, self.seed) as usize & mask;
+        loop {
+            let n = self.slots.get(i).copied().filter(|&n| n != 0)? - 1;
+            if eq(path_of(n), path) {
+                return Some(n);
+            }
+            i = (i + 1) & mask;
+        }
+    }
 }
 
 /// Bytes of a file entry but its path.
@@ -432,21 +488,22 @@ impl<'a> Cache<'a> {
             return Err(cur.corrupt("bytes after the symbol names"));
         }
 
-        let dir_table = alloc::vec![0; (dir_count * 2).next_power_of_two().max(8)];
         let mut cache = Cache {
             file,
             options,
             files,
             dirs,
-            dir_table,
+            dir_table: ByPath::new(dir_count, 1),
             symbols,
             records: Vec::with_capacity(count),
-            table: alloc::vec![0; (count * 2).next_power_of_two().max(8)],
+            table: ByPath::new(count, 0),
         };
         for n in 0..count as u32 {
             let layout = Record::check(&mut rec, symbols)?;
             cache.records.push(layout);
-            if !cache.place(n) {
+            let records = &cache.records;
+            let path_of = |m: u32| records.get(m as usize).map_or(&[][..], |l| path_at(data, l));
+            if !cache.table.place(n, path_of(n), path_of) {
                 let at = u64::from(layout.start);
                 return Err(Rejected::Corrupt { at, what: "module path recorded twice" });
             }
@@ -454,96 +511,37 @@ impl<'a> Cache<'a> {
         if rec.left() > 0 {
             return Err(rec.corrupt("bytes between the records and the tail"));
         }
-        for n in 0..cache.dirs.len() {
-            if !cache.place_dir(n) {
-                let at = cache.dirs.get(n).map_or(0, |d| d.path.start as u64);
+        for n in 0..cache.dirs.len() as u32 {
+            let dirs = &cache.dirs;
+            let path_of = |m: u32| dirs.get(m as usize).map_or(&[][..], |d| dir_path(data, d));
+            if !cache.dir_table.place(n, path_of(n), path_of) {
+                let at = dirs.get(n as usize).map_or(0, |d| d.path.start as u64);
                 return Err(Rejected::Corrupt { at, what: "directory listed twice" });
             }
         }
         Ok(cache)
     }
 
-    /// Puts listing `n` in the lookup table; `false` if its path is there already.
-    fn place_dir(&mut self, n: usize) -> bool {
+    fn dir(&self, n: u32) -> Option<(&'a [u8], Stamp, &'a [u8])> {
         let data: &'a [u8] = self.file;
-        let Some(path) = self.dirs.get(n).and_then(|d| data.get(d.path.clone())) else {
-            return false;
-        };
-        let mask = self.dir_table.len() - 1;
-        let mut i = hash(path, 1) as usize & mask;
-        loop {
-            match self.dir_table.get(i).copied() {
-                Some(0) => {
-                    if let Some(slot) = self.dir_table.get_mut(i) {
-                        *slot = n as u32 + 1;
-                    }
-                    return true;
-                }
-                Some(other) => {
-                    if self.dir_path(other as usize - 1) == path {
-                        return false;
-                    }
-                    i = (i + 1) & mask;
-                }
-                None => return false,
-            }
-        }
-    }
-
-    fn dir_path(&self, n: usize) -> &'a [u8] {
-        let data: &'a [u8] = self.file;
-        self.dirs.get(n).and_then(|d| data.get(d.path.clone())).unwrap_or_default()
-    }
-
-    fn dir(&self, n: usize) -> Option<(&'a [u8], Stamp, &'a [u8])> {
-        let data: &'a [u8] = self.file;
-        let d = self.dirs.get(n)?;
+        let d = self.dirs.get(n as usize)?;
         let stamp = Cursor { data, at: d.stamp }.stamp().ok()?;
-        Some((data.get(d.path.clone())?, stamp, data.get(d.entries.clone())?))
+        Some((dir_path(data, d), stamp, data.get(d.entries.clone())?))
     }
 
     /// The listing recorded for the directory at `path` (as the walk spells it, with a final
     /// `/`): the directory's stamp when it was listed, and its entries
     /// ([`super::listing::entries`]). The stamp says whether it still describes the directory.
     pub fn listing(&self, path: &[u8]) -> Option<(Stamp, &'a [u8])> {
-        let mask = self.dir_table.len() - 1;
-        let mut i = hash(path, 1) as usize & mask;
-        loop {
-            let n = self.dir_table.get(i).copied().filter(|&n| n != 0)? as usize - 1;
-            if self.dir_path(n) == path {
-                return self.dir(n).map(|(_, stamp, entries)| (stamp, entries));
-            }
-            i = (i + 1) & mask;
-        }
+        let data: &'a [u8] = self.file;
+        let path_of = |m: u32| self.dirs.get(m as usize).map_or(&[][..], |d| dir_path(data, d));
+        let n = self.dir_table.find(path, path_of)?;
+        self.dir(n).map(|(_, stamp, entries)| (stamp, entries))
     }
 
     /// Every directory listing (path, stamp, entries), in the order they were written.
     pub fn listings(&self) -> impl Iterator<Item = (&'a [u8], Stamp, &'a [u8])> + '_ {
-        (0..self.dirs.len()).filter_map(|n| self.dir(n))
-    }
-
-    /// Puts record `n` in the lookup table; `false` if its path is there already.
-    fn place(&mut self, n: u32) -> bool {
-        let Some(path) = self.record(n).map(|r| r.path()) else { return false };
-        let mask = self.table.len() - 1;
-        let mut i = hash(path, 0) as usize & mask;
-        loop {
-            match self.table.get(i).copied() {
-                Some(0) => {
-                    if let Some(slot) = self.table.get_mut(i) {
-                        *slot = n + 1;
-                    }
-                    return true;
-                }
-                Some(other) => {
-                    if self.record(other - 1).is_some_and(|r| eq(r.path(), path)) {
-                        return false;
-                    }
-                    i = (i + 1) & mask;
-                }
-                None => return false,
-            }
-        }
+        (0..self.dirs.len() as u32).filter_map(|n| self.dir(n))
     }
 
     fn record(&self, n: u32) -> Option<Record<'a>> {
@@ -554,16 +552,9 @@ impl<'a> Cache<'a> {
     /// The record of the module file at `path`, if there is one. Its stamp says whether it
     /// still describes the file.
     pub fn get(&self, path: &[u8]) -> Option<Record<'a>> {
-        let mask = self.table.len() - 1;
-        let mut i = hash(path, 0) as usize & mask;
-        loop {
-            let n = self.table.get(i).copied().filter(|&n| n != 0)?;
-            let record = self.record(n - 1)?;
-            if eq(record.path(), path) {
-                return Some(record);
-            }
-            i = (i + 1) & mask;
-        }
+        let data: &'a [u8] = self.file;
+        let path_of = |m: u32| self.records.get(m as usize).map_or(&[][..], |l| path_at(data, l));
+        self.record(self.table.find(path, path_of)?)
     }
 
     /// Every record, in the order they were written.
