@@ -19,29 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-static inline uint64_t load64(const unsigned char *p)
-{
-	uint64_t v;
-	__builtin_memcpy(&v, p, 8);
-	return v;
-}
-
-static inline void store64(unsigned char *p, uint64_t v)
-{
-	__builtin_memcpy(p, &v, 8);
-}
-
-static inline uint32_t load32(const unsigned char *p)
-{
-	uint32_t v;
-	__builtin_memcpy(&v, p, 4);
-	return v;
-}
-
-static inline void store32(unsigned char *p, uint32_t v)
-{
-	__builtin_memcpy(p, &v, 4);
-}
+#include "words.h"
 
 /* Up to 16 bytes: two overlapping moves of the widest size that fits. */
 static inline void copy_short(unsigned char *d, const unsigned char *s, size_t n)

@@ -19,7 +19,7 @@ mod install;
 mod kernel_symbols;
 mod load;
 mod log;
-mod memcpy;
+mod native;
 mod outputs;
 mod par;
 mod quick;

@@ -194,8 +194,9 @@ fn s390x_big_endian_on_s390x_trees() {
     );
 }
 
-/// The unit tests of the library and of the program (the portable `memcpy` among them), built for
-/// a board and run under qemu-user: aarch64 (musl, little-endian) and s390x (big-endian).
+/// The unit tests of the library and of the program (the portable `memcpy`, and `memcmp` and
+/// `bcmp`, among them), built for a board and run under qemu-user: aarch64 (musl,
+/// little-endian) and s390x (big-endian).
 #[test]
 fn unit_tests_on_aarch64_and_s390x() {
     for board in [&AARCH64, &S390X] {
