@@ -126,6 +126,13 @@ struct Lister<'a> {
     unrecorded: Option<(u64, u64)>,
 }
 
+impl Lister<'_> {
+    /// Whether the configuration excludes entries named `name` (kmod's `exclude`).
+    fn excluded(&self, name: &[u8]) -> bool {
+        self.excludes.iter().any(|x| x.as_slice() == name)
+    }
+}
+
 /// What one directory holds, in `readdir` order, less what the walk skips and files of no
 /// interest.
 #[derive(Default)]
@@ -338,7 +345,7 @@ fn list(mut dir: Dir, lister: Lister<'_>, buffer: &mut Vec<u8>) -> (Listing, Vec
     if let (Some((then, entries)), Some(now)) = (recorded, stamp) {
         if then == now {
             for (kind, name) in listing::entries(entries) {
-                if lister.excludes.iter().any(|x| x.as_slice() == name) {
+                if lister.excluded(name) {
                     continue;
                 }
                 let what = match kind {
@@ -394,7 +401,7 @@ fn list(mut dir: Dir, lister: Lister<'_>, buffer: &mut Vec<u8>) -> (Listing, Vec
                 _ => record.spoil(),
             }
         }
-        if lister.excludes.iter().any(|x| x.as_slice() == name) {
+        if lister.excluded(name) {
             continue;
         }
         // The type `readdir` gives, or else `fstatat`'s, whose answer then also stamps a module.

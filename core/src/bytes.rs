@@ -75,7 +75,11 @@ pub fn fgets_lines(data: &[u8], size: usize) -> impl Iterator<Item = &[u8]> {
 }
 
 /// Byte-string order (as `memcmp`, then length), eight bytes at a time. The hot comparisons go
-/// through this rather than the C library's `memcmp`, which musl implements a byte at a time.
+/// through this rather than the C library's `memcmp`: musl's compares a byte at a time (the
+/// static builds replace it, `bin/native/memcmp.c`, but other users of this library may link
+/// it), and this loop is inlined where the short names and keys compared here would pay for a
+/// call. With slice comparisons at its 13 call sites instead, a first run of Debian's amd64 tree
+/// took 2.4% more instructions (callgrind, 596.0 M against 610.1 M, with the replaced memcmp).
 #[inline]
 pub fn cmp(a: &[u8], b: &[u8]) -> core::cmp::Ordering {
     let mut ca = a.chunks_exact(8);
