@@ -1,8 +1,8 @@
 //! `install_floor DIR RUNS FILE...`: how long installing these files takes, as depmod installs
 //! its indexes, with nothing computed: each FILE of DIR (its contents read beforehand) is
-//! written to a fresh temporary file in DIR, all are flushed at once (`fdatasync`, one thread
-//! each), renamed over the originals, and DIR is synced. Prints the fastest and the median of
-//! RUNS, in ms.
+//! written to a fresh temporary file in DIR and flushed (`fdatasync`, one after the other, as
+//! depmod's flusher thread does), all are renamed over the originals, and DIR is synced. Prints
+//! the fastest and the median of RUNS, in ms.
 //!
 //! With the indexes a re-run rewrites after a module is removed, this is the part of that
 //! re-run no implementation can avoid besides the walk (the README's module cache section
@@ -43,7 +43,7 @@ fn main() {
     println!("install of {} files: min {min:.3} ms, median {median:.3} ms", files.len());
 }
 
-/// One install: temporary files written, flushed together, renamed, the directory synced.
+/// One install: temporary files written and flushed, renamed, the directory synced.
 fn install(dir: &std::path::Path, files: &[(PathBuf, Vec<u8>)]) {
     let written: Vec<(PathBuf, File)> = files
         .iter()
@@ -56,11 +56,9 @@ fn install(dir: &std::path::Path, files: &[(PathBuf, Vec<u8>)]) {
             (tmp, file)
         })
         .collect();
-    std::thread::scope(|s| {
-        for (_, file) in &written {
-            s.spawn(|| file.sync_data().unwrap());
-        }
-    });
+    for (_, file) in &written {
+        file.sync_data().unwrap();
+    }
     for ((tmp, _), (path, _)) in written.iter().zip(files) {
         fs::rename(tmp, path).unwrap();
     }

@@ -1,9 +1,10 @@
 //! How work is shared out over threads: a parallel map with per-thread state, whose results
 //! come out in input order whatever the scheduling (all at the end, or each as soon as it and
-//! those before it are done: [`for_each_in_order`]), and its form for work that finds more work
-//! ([`tree`]: results taken depth first). Every parallel phase uses one of them: listing the
-//! module directories ([`tree`]), loading the modules (while the walk is still finding them),
-//! the dependency pass, the outputs, and the flush of the written files.
+//! those before it are done: [`for_each_in_order`]), its form for work that finds more work
+//! ([`tree`]: results taken depth first), and a [`Worker`] thread that works through items in
+//! the background. Every parallel phase uses one of them: listing the module directories
+//! ([`tree`]), loading the modules (while the walk is still finding them), the dependency pass,
+//! the outputs, and the flush of the written files (a [`Worker`], while the outputs are made).
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -338,6 +339,42 @@ struct Slots<R> {
 impl<R> Done<R> {
     fn lock(&self) -> std::sync::MutexGuard<'_, Slots<R>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A thread of its own that works through items as they are handed over, one after the other in
+/// the order given, while the caller goes on: [`Worker::push`] hands one over, and
+/// [`Worker::finish`] waits until all are done. The work stops at its first `Err`; the items
+/// after it are dropped undone.
+pub struct Worker<T, E> {
+    queue: std::sync::Arc<Queue<T>>,
+    thread: std::thread::JoinHandle<Result<(), E>>,
+}
+
+impl<T: Send + 'static, E: Send + 'static> Worker<T, E> {
+    /// Starts the thread, named `name`, which does `work(item)` for each item; fails when no
+    /// thread can be started.
+    pub fn spawn(
+        name: &str,
+        mut work: impl FnMut(T) -> Result<(), E> + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let queue = std::sync::Arc::new(Queue::default());
+        let items = std::sync::Arc::clone(&queue);
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || std::iter::from_fn(|| items.pop()).try_for_each(|(_, t)| work(t)))?;
+        Ok(Worker { queue, thread })
+    }
+
+    /// Hands `item` over.
+    pub fn push(&self, item: T) {
+        self.queue.push(item);
+    }
+
+    /// Waits until every item handed over is done; the first failure, if any.
+    pub fn finish(self) -> Result<(), E> {
+        self.queue.close();
+        self.thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 }
 
