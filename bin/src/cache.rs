@@ -43,16 +43,15 @@ use depmod_core::ModuleInfo;
 use depmod_core::bytes::Shared;
 use depmod_core::cache::{Cache, CacheWriter, Identity, Record, Stamp, Time};
 use depmod_core::config::{Config, Search};
-use depmod_core::module::Scratch;
 use depmod_core::tree::Module;
 
 use crate::cli::{Dirs, Options};
 use crate::install::{self, Installed};
-use crate::load::{self, FileFound, Found, Got, Loaded, Loader};
+use crate::load::{self, FileFound, Found, Got, Loaded};
 use crate::log::{Log, log};
 use crate::usable::Kept;
 use crate::walk::{self, DirListing};
-use crate::{outputs, par, read};
+use crate::{outputs, read};
 
 /// The cache's file name in the output directory: it matches `modules.*.bin`, which Debian's
 /// kernel packages remove with the indexes, and is no name libkmod opens.
@@ -249,13 +248,6 @@ impl<'c> Session<'c> {
         self.write
     }
 
-    /// Whether the records recalled are rebuilt while the walk goes on: not when the indexes
-    /// may turn out current (which needs none), unless `needed` (the dependency pass runs
-    /// anyway, for its messages).
-    pub fn rebuild_early(&self, needed: bool) -> bool {
-        needed || !self.current
-    }
-
     /// Whether the indexes in place are what this run would write (see the module's
     /// documentation): everything but the modules was, and the module files found are those
     /// recorded, in the order recorded, each recalled or read again with what its record says
@@ -300,7 +292,7 @@ impl<'c> Session<'c> {
         let mut writer = CacheWriter::update(cache, identity, self.inputs.settled);
         for (path, got) in &found.files {
             let kept = match got {
-                Got::Recalled(record, _) => writer.keep(record),
+                Got::Recalled(record) => writer.keep(record),
                 Got::Read { loaded: Ok(info), stamp: Some(stamp) } => {
                     writer.add(path, *stamp, info)
                 }
@@ -445,31 +437,12 @@ pub fn same(info: &ModuleInfo, record: &Record<'_>) -> bool {
         && info.imports().map(|i| (i.name, i.crc, i.weak)).eq(record.imports())
 }
 
-/// Makes what was loaded into the modules' [`Loaded`] list (rebuilding on `threads` threads the
-/// recalled records not rebuilt yet), and what the cache writer takes when the run writes a
-/// cache (`write`; otherwise nothing, which keeps a run without one as lean as before). Each
-/// file's [`ModuleInfo`] is moved once, from where it was loaded to the list.
-pub fn split<'c>(
-    found: Found<'c>,
-    threads: usize,
-    write: bool,
-) -> (Vec<Module>, Vec<Loaded>, Entries<'c>) {
-    let Found { modules, listings, slots, mut files } = found;
-    if files.iter().any(|(_, got)| matches!(got, Got::Recalled(_, None))) {
-        let runs: Vec<&[FileFound<'c>]> = files.chunks(load::RUN).collect();
-        let rebuilt = par::map_slice_with(&runs, threads, Scratch::default, |scratch, _, run| {
-            let rebuild = |(_, got): &FileFound<'c>| match got {
-                Got::Recalled(record, None) => record.info(scratch).map(Box::new),
-                _ => None,
-            };
-            run.iter().map(rebuild).collect::<Vec<_>>()
-        });
-        for ((_, got), info) in files.iter_mut().zip(rebuilt.into_iter().flatten()) {
-            if let Got::Recalled(_, slot @ None) = got {
-                *slot = info;
-            }
-        }
-    }
+/// Makes what was loaded into the modules' [`Loaded`] list (a recalled record's [`ModuleInfo`]
+/// is the record, read in place), and what the cache writer takes when the run writes a cache
+/// (`write`; otherwise nothing, which keeps a run without one as lean as before). Each file's
+/// [`ModuleInfo`] is moved once, from where it was loaded to the list.
+pub fn split<'c>(found: Found<'c>, write: bool) -> (Vec<Module>, Vec<Loaded>, Entries<'c>) {
+    let Found { modules, listings, slots, files } = found;
     let mut files: Vec<Option<FileFound<'c>>> = files.into_iter().map(Some).collect();
     let kept = if write { files.len() } else { 0 };
     let mut entries: Vec<Entry<'c>> =
@@ -479,12 +452,7 @@ pub fn split<'c>(
         // Every module has its file, once.
         let Some((path, got)) = files.get_mut(slot).and_then(Option::take) else { continue };
         let (l, e) = match got {
-            Got::Recalled(record, Some(info)) => (Ok(info), Entry::Keep(record)),
-            // A record that cannot be rebuilt (it cannot happen to a checked cache) is read.
-            Got::Recalled(_, None) => match load::load(&mut Loader::default(), &path) {
-                (Ok(info), Some(stamp)) => (Ok(info), Entry::Module { path, stamp, module }),
-                (loaded, _) => (loaded, Entry::Nothing),
-            },
+            Got::Recalled(record) => (Ok(Box::new(record.info())), Entry::Keep(record)),
             Got::Read { loaded: Ok(info), stamp: Some(stamp) } => {
                 (Ok(info), Entry::Module { path, stamp, module })
             }
@@ -498,7 +466,7 @@ pub fn split<'c>(
     // The files no module has.
     for (file, entry) in files.into_iter().zip(&mut entries) {
         match file {
-            Some((_, Got::Recalled(record, _))) => *entry = Entry::Keep(record),
+            Some((_, Got::Recalled(record))) => *entry = Entry::Keep(record),
             Some((path, Got::Read { loaded: Ok(info), stamp: Some(stamp) })) => {
                 *entry = Entry::Other { path, stamp, info }
             }

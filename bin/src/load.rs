@@ -10,7 +10,6 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::fs::{Mode, OFlags};
 
@@ -59,10 +58,9 @@ struct Opened {
 /// What a module file gave this run: the cache's record, or what reading it gave.
 #[derive(Debug)]
 pub enum Got<'c> {
-    /// The cache's record: the file's stamp is the one recorded. Its [`ModuleInfo`] is rebuilt
-    /// while the walk goes on, or (`None`) only when it is needed: a run that finds nothing
-    /// changed needs none.
-    Recalled(Record<'c>, Option<Box<ModuleInfo>>),
+    /// The cache's record: the file's stamp is the one recorded ([`Record::info`] reads it in
+    /// place).
+    Recalled(Record<'c>),
     /// The file was read: what it gave, and its stamp (`fstat` before it was read).
     Read { loaded: Loaded, stamp: Option<Stamp> },
 }
@@ -96,7 +94,7 @@ fn still_good(record: &Record<'_>, file: FoundFile<'_>) -> bool {
 /// reading the file gives.
 pub fn load_or_recall<'c>(loader: &mut Loader, cache: Option<&Cache<'c>>, path: &[u8]) -> Got<'c> {
     if let Some(record) = recall(cache, FoundFile { path, stamp: None }) {
-        return Got::Recalled(record, None);
+        return Got::Recalled(record);
     }
     let (loaded, stamp) = load(loader, path);
     Got::Read { loaded, stamp }
@@ -202,40 +200,19 @@ pub struct Found<'c> {
 /// One file found: its path (a recalled file's is its record's) and what it gave.
 pub type FileFound<'c> = (Cow<'c, [u8]>, Got<'c>);
 
-/// Records rebuilt per piece of work: enough to make handing it out cheap.
-pub const RUN: usize = 256;
-
-/// Work for the loading threads.
-enum Job<'c> {
-    /// Reads the file found `n`th, at this path, whose record (if any) is out of date.
-    Read(usize, Vec<u8>, Option<Record<'c>>),
-    /// Rebuilds these records (of the files found at these places).
-    Rebuild(Vec<(usize, Record<'c>)>),
-}
-
 /// A file found: its record when it was recalled, which holds its path (`None`: handed over to
 /// be read, with its path).
 type FoundSoFar<'c> = Option<Record<'c>>;
 
-/// What the loading threads did.
-#[allow(clippy::large_enum_variant)] // each moved once: a box would cost an allocation per file
-enum Done<'c> {
-    Read(usize, Vec<u8>, Got<'c>),
-    Rebuilt(Vec<(usize, Option<Box<ModuleInfo>>)>),
-}
-
 /// The loading phase: each module file `find` reports is recalled from `cache` on the spot
 /// (its stamp taken where the walk is, which is cheap) or else loaded on `threads` threads
-/// while `find` goes on. The records recalled are rebuilt on those threads meanwhile when
-/// `rebuild` says so, or from the first file read that does not say what its record says on (a
-/// run that recalls every file, or reads only other builds of the same modules, may need none).
-/// A module whose file was not reported, or under another path, is loaded afterwards. The walk
-/// takes the listings of unchanged directories from `cache`, and keeps those a new cache
-/// records when `record` says so (never that of the directory `unrecorded`).
+/// while `find` goes on. A module whose file was not reported, or under another path, is
+/// loaded afterwards. The walk takes the listings of unchanged directories from `cache`, and
+/// keeps those a new cache records when `record` says so (never that of the directory
+/// `unrecorded`).
 pub fn while_finding<'c>(
     threads: usize,
     cache: Option<&Cache<'c>>,
-    rebuild: bool,
     (record, unrecorded): (bool, Option<(u64, u64)>),
     find: impl FnOnce(walk::Found<'_>) -> Result<Vec<Module>, Failed>,
 ) -> Result<Found<'c>, Failed> {
@@ -245,83 +222,37 @@ pub fn while_finding<'c>(
     // Each file found, in order: its record when it was recalled (`None`: handed over to be
     // read, with its path).
     let found: RefCell<Vec<FoundSoFar<'c>>> = RefCell::default();
-    // Records recalled and not handed over yet to be rebuilt, and whether they are.
-    let recalled: RefCell<Vec<(usize, Record<'c>)>> = RefCell::default();
-    let rebuild = AtomicBool::new(rebuild);
-    let (modules, done) = par::map_with(
+    let (modules, reads) = par::map_with(
         threads,
         Loader::default,
-        |loader, _, job: Job<'c>| match job {
-            Job::Read(i, path, record) => {
-                let (loaded, stamp) = load(loader, &path);
-                // Another build of a module, which says what its record says, changes nothing
-                // the records are needed for.
-                let same = match (&loaded, record) {
-                    (Ok(info), Some(record)) => crate::cache::same(info, &record),
-                    _ => false,
-                };
-                if !same {
-                    rebuild.store(true, Ordering::Relaxed);
-                }
-                Done::Read(i, path, Got::Read { loaded, stamp })
-            }
-            Job::Rebuild(records) => {
-                let infos = records
-                    .into_iter()
-                    .map(|(i, r)| (i, r.info(&mut loader.scratch).map(Box::new)));
-                Done::Rebuilt(infos.collect())
-            }
+        |loader, _, (i, path): (usize, Vec<u8>)| {
+            let (loaded, stamp) = load(loader, &path);
+            (i, path, Got::Read { loaded, stamp })
         },
         |push| {
             let tell = |file: FoundFile<'_>| {
                 let mut found = found.borrow_mut();
                 let n = found.len();
-                let record = cache.and_then(|c| c.get(file.path));
-                match record.filter(|record| still_good(record, file)) {
-                    Some(record) => {
-                        found.push(Some(record));
-                        let mut recalled = recalled.borrow_mut();
-                        recalled.push((n, record));
-                        if rebuild.load(Ordering::Relaxed) && recalled.len() >= RUN {
-                            push(Job::Rebuild(std::mem::take(&mut *recalled)));
-                        }
-                    }
+                match recall(cache, file) {
+                    Some(record) => found.push(Some(record)),
                     None => {
-                        push(Job::Read(n, file.path.to_vec(), record));
+                        push((n, file.path.to_vec()));
                         found.push(None);
                     }
                 }
             };
             let stamps = cache.is_some();
-            let modules = find(walk::Found { tell: &tell, stamps, cache, listed, unrecorded });
-            let rest = recalled.take();
-            if rebuild.load(Ordering::Relaxed) && !rest.is_empty() {
-                push(Job::Rebuild(rest));
-            }
-            modules
+            find(walk::Found { tell: &tell, stamps, cache, listed, unrecorded })
         },
     );
     let modules = modules?;
-    // What the threads did, in the order it was handed over: the files to read, and the
-    // records to rebuild, each by the number of the file found, ascending.
-    let mut reads: Vec<(usize, Vec<u8>, Got<'c>)> = Vec::new();
-    let mut rebuilt: Vec<(usize, Option<Box<ModuleInfo>>)> = Vec::new();
-    for d in done {
-        match d {
-            Done::Read(i, path, got) => reads.push((i, path, got)),
-            Done::Rebuilt(infos) => rebuilt.extend(infos),
-        }
-    }
-    let (mut reads, mut rebuilt) = (reads.into_iter().peekable(), rebuilt.into_iter().peekable());
-    // Every file handed over came back: each found file, recalled (its path is its record's)
-    // or read.
+    // Every file handed over came back, in the order it was handed over: each found file,
+    // recalled (its path is its record's) or read.
+    let mut reads = reads.into_iter().peekable();
     let mut files: Vec<FileFound<'c>> = Vec::with_capacity(found.borrow().len());
     for (i, f) in found.into_inner().into_iter().enumerate() {
         match f {
-            Some(record) => {
-                let info = rebuilt.next_if(|r| r.0 == i).and_then(|r| r.1);
-                files.push((Cow::Borrowed(record.path()), Got::Recalled(record, info)));
-            }
+            Some(record) => files.push((Cow::Borrowed(record.path()), Got::Recalled(record))),
             None => {
                 if let Some((_, path, got)) = reads.next_if(|r| r.0 == i) {
                     files.push((Cow::Owned(path), got));
@@ -329,7 +260,7 @@ pub fn while_finding<'c>(
             }
         }
     }
-    debug_assert!(reads.next().is_none() && rebuilt.next().is_none(), "all merged");
+    debug_assert!(reads.next().is_none(), "all merged");
     let mut slots = Vec::with_capacity(modules.len());
     let mut late = Vec::new();
     {
@@ -453,7 +384,7 @@ mod tests {
         let b = dir.write("b.ko", &module(&[], &["b"], &[]));
         let c = dir.write("c.ko", b"not elf");
         let module_of = |p: &std::path::Path| Module::new(p.as_os_str().as_bytes().to_vec(), b"/");
-        let found = while_finding(2, None, true, (false, None), |found| {
+        let found = while_finding(2, None, (false, None), |found| {
             (found.tell)(FoundFile { path: c.as_os_str().as_bytes(), stamp: None });
             (found.tell)(FoundFile { path: a.as_os_str().as_bytes(), stamp: None });
             Ok(vec![module_of(&a), module_of(&b), module_of(&c)])
@@ -475,6 +406,6 @@ mod tests {
             .collect();
         assert_eq!(exports, [b"a".to_vec(), b"b".to_vec(), vec![]]);
         assert!(loaded[2].elf_error.is_some());
-        assert!(while_finding(1, None, true, (false, None), |_| Err(Failed)).is_err());
+        assert!(while_finding(1, None, (false, None), |_| Err(Failed)).is_err());
     }
 }

@@ -49,11 +49,10 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
     let verbose = opts.verbose > 0;
     // The dependency pass has messages to print, whatever the cache says.
     let messages = verbose || options.print_unknown;
-    let rebuild = session.rebuild_early(messages);
     // Before the readers start, which open files while the walk goes on.
     let root_fd = walk::first_free_fd();
     let listings = session.listings();
-    let found = load::while_finding(threads, session.cache(), rebuild, listings, |found| {
+    let found = load::while_finding(threads, session.cache(), listings, |found| {
         find::modules(log, dirs, &config, explicit, found, threads, root_fd)
     })?;
     if phases.on() {
@@ -73,7 +72,7 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
             return keep_indexes(log, dirs);
         }
     }
-    let (modules, loaded, entries) = cache::split(found, threads, session.writes());
+    let (modules, loaded, entries) = cache::split(found, session.writes());
     phases.mark("recall");
     let kept = usable::keep(log, modules, loaded);
     phases.mark("keep");

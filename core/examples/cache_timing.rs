@@ -18,7 +18,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use depmod_core::ModuleInfo;
 use depmod_core::cache::{Cache, CacheWriter, Identity, NotCached, Stamp, Time};
-use depmod_core::module::Scratch;
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
@@ -155,14 +154,13 @@ fn main() {
 
     // Every module comes back as it was read.
     let cache = Cache::parse(&file, id).unwrap();
-    let mut scratch = Scratch::default();
     for (p, s, info) in &modules {
         if !info.is_clean() {
             continue;
         }
         let r = cache.get(p).unwrap();
         assert_eq!(r.stamp(), *s);
-        assert_eq!(summary(&r.info(&mut scratch).unwrap()), summary(info));
+        assert_eq!(summary(&r.info()), summary(info));
     }
 
     // CACHE_TIMING_ONLY=load (or write) repeats that part alone, for a profiler.
@@ -170,11 +168,8 @@ fn main() {
         Ok("load") => {
             for _ in 0..runs {
                 let cache = Cache::parse(&file, id).unwrap();
-                let mut scratch = Scratch::default();
-                let n = modules
-                    .iter()
-                    .filter_map(|(p, _, _)| cache.get(p).and_then(|r| r.info(&mut scratch)))
-                    .count();
+                let n =
+                    modules.iter().filter_map(|(p, _, _)| cache.get(p).map(|r| r.info())).count();
                 assert!(n > 0);
             }
             return;
@@ -218,12 +213,11 @@ fn main() {
         "load (parse, get and rebuild all):   {}",
         ms(timed(runs, || {
             let cache = Cache::parse(&file, id).unwrap();
-            let mut scratch = Scratch::default();
             let infos: Vec<ModuleInfo> = modules
                 .iter()
                 .filter_map(|(p, s, _)| {
                     let r = cache.get(p)?;
-                    (r.stamp() == *s).then(|| r.info(&mut scratch)).flatten()
+                    (r.stamp() == *s).then(|| r.info())
                 })
                 .collect();
             assert_eq!(infos.len(), modules.len() - skipped.len());
@@ -235,11 +229,10 @@ fn main() {
             let cache = Cache::parse(&file, id).unwrap();
             let (a, b) = modules.split_at(modules.len() / 2);
             let half = |part: &[(Vec<u8>, Stamp, ModuleInfo)]| {
-                let mut scratch = Scratch::default();
                 part.iter()
                     .filter_map(|(p, s, _)| {
                         let r = cache.get(p)?;
-                        (r.stamp() == *s).then(|| r.info(&mut scratch)).flatten()
+                        (r.stamp() == *s).then(|| r.info())
                     })
                     .collect::<Vec<ModuleInfo>>()
             };

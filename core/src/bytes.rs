@@ -121,8 +121,8 @@ pub fn to_usize(value: u64) -> Option<usize> {
     usize::try_from(value).ok()
 }
 
-/// Bytes many owners share: a cache file, read into memory or mapped, which the records rebuilt
-/// from it point into. Cloning it takes another reference.
+/// Bytes many owners share: a cache file, read into memory or mapped, which the modules recalled
+/// from it read in place. Cloning it takes another reference.
 #[derive(Clone)]
 pub struct Shared(alloc::sync::Arc<dyn AsRef<[u8]> + Send + Sync>);
 

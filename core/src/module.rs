@@ -1,10 +1,10 @@
-//! The validated record of one module: everything depmod needs from its file, copied out of it.
+//! The validated record of one module: everything depmod needs from its file, copied out of it,
+//! or read in place from a module cache's record of it.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::ops::Range;
 
-use crate::bytes::Shared;
+use crate::cache::read::Held;
 use crate::elf::{Elf, Import, ImportScratch, LocalSymbols, Symbols};
 use crate::error::{Anomaly, Error};
 use crate::modinfo;
@@ -33,41 +33,60 @@ enum List {
 
 const LISTS: usize = 5;
 
-/// Where a record's strings are kept.
+/// A module's lists.
 #[derive(Clone, Debug)]
-enum Strings {
-    /// Its own copy.
-    Own(Box<[u8]>),
-    /// A buffer many records share (a cache file read once), which its items point into.
-    Shared(Shared),
+enum Lists {
+    /// Read from its file: copies of its strings, one after the other, and the items of each
+    /// list, which lie in them ([`List`] order; `ends` closes each list).
+    Read { strings: Box<[u8]>, items: Box<[Item]>, ends: [u32; LISTS] },
+    /// Recalled from a module cache: its record, read in place.
+    Recorded(Held),
 }
 
-impl Default for Strings {
+impl Default for Lists {
     fn default() -> Self {
-        Strings::Own(Box::default())
+        Lists::Read { strings: Box::default(), items: Box::default(), ends: [0; LISTS] }
     }
 }
 
-impl Strings {
-    fn bytes(&self) -> &[u8] {
+/// One of two iterators over the same items: a module's list as read, or as recorded.
+enum Either<A, B> {
+    Read(A),
+    Recorded(B),
+}
+
+impl<T, A: ExactSizeIterator<Item = T>, B: ExactSizeIterator<Item = T>> Iterator for Either<A, B> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
         match self {
-            Strings::Own(b) => b,
-            Strings::Shared(b) => b,
+            Either::Read(a) => a.next(),
+            Either::Recorded(b) => b.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            Either::Read(a) => a.size_hint(),
+            Either::Recorded(b) => b.size_hint(),
         }
     }
 }
 
-/// What depmod uses of one module file. It owns copies of the strings (in one allocation, with
-/// one more for the list entries), so the file's bytes can be dropped or their buffer reused.
+impl<T, A: ExactSizeIterator<Item = T>, B: ExactSizeIterator<Item = T>> ExactSizeIterator
+    for Either<A, B>
+{
+}
+
+/// What depmod uses of one module file. Read from the file, it owns copies of the strings (in
+/// one allocation, with one more for the list entries), so the file's bytes can be dropped or
+/// their buffer reused; recalled from a module cache, it is the record, read in place.
 ///
 /// Each part is read independently, as libkmod does: a module whose symbol table is broken can
 /// still have aliases. The first error of each part is kept for the caller to report.
 #[derive(Clone, Debug, Default)]
 pub struct ModuleInfo {
-    strings: Strings,
-    items: Box<[Item]>,
-    /// Where each [`List`] ends in `items`.
-    ends: [u32; LISTS],
+    lists: Lists,
     /// Why the file is not a usable ELF object at all (its header checks failed). The other
     /// parts are then empty and their errors unset.
     pub elf_error: Option<Error>,
@@ -103,26 +122,16 @@ impl Scratch {
         self.lists.iter_mut().for_each(Vec::clear);
     }
 
-    /// Moves the pushed lists into `info`, with its strings: a copy of the pushed ones, or
-    /// `shared`.
-    fn fill(&self, info: &mut ModuleInfo, shared: Option<Shared>) {
-        info.strings = match shared {
-            Some(buffer) => Strings::Shared(buffer),
-            None => Strings::Own(self.strings.as_slice().into()),
-        };
+    /// Copies the pushed lists, with their strings, into `info`.
+    fn fill(&self, info: &mut ModuleInfo) {
+        let mut ends = [0; LISTS];
         let mut items = Vec::with_capacity(self.lists.iter().map(Vec::len).sum());
-        for (end, list) in info.ends.iter_mut().zip(&self.lists) {
+        for (end, list) in ends.iter_mut().zip(&self.lists) {
             items.extend_from_slice(list);
             *end = items.len() as u32;
         }
-        info.items = items.into_boxed_slice();
-    }
-
-    /// Starts rebuilding a [`ModuleInfo`] from its lists, as a cache stored them: each string
-    /// is a range of `shared` (the cache file, which the record then holds on to).
-    pub fn rebuild(&mut self, shared: Shared) -> Rebuild<'_> {
-        self.clear();
-        Rebuild { scratch: self, shared, outside: false, in_order: true, list: 0, ends: [0; LISTS] }
+        let (strings, items) = (self.strings.as_slice().into(), items.into_boxed_slice());
+        info.lists = Lists::Read { strings, items, ends };
     }
 
     /// Forgets the items of `list` pushed after `mark` strings (a list that failed half-way).
@@ -131,112 +140,6 @@ impl Scratch {
         if let Some(l) = self.lists.get_mut(list as usize) {
             l.clear();
         }
-    }
-}
-
-/// A [`ModuleInfo`] being rebuilt from its lists (a cache's copy of a module read without any
-/// error or anomaly), its strings left where they are in a shared buffer. Each list gets its
-/// items in order, whatever the order of the calls across lists.
-#[derive(Debug)]
-pub struct Rebuild<'s> {
-    scratch: &'s mut Scratch,
-    shared: Shared,
-    /// A range was outside the buffer (or too long for an item).
-    outside: bool,
-    /// While the lists come in their stored order, every item goes to the first list's vector
-    /// (the record's items as they will be stored), `list` being the current list and `ends`
-    /// closing those before it.
-    in_order: bool,
-    list: usize,
-    ends: [u32; LISTS],
-}
-
-impl Rebuild<'_> {
-    fn push(&mut self, list: List, at: Range<usize>, crc: u64, weak: bool) {
-        let len = at.end.checked_sub(at.start).and_then(|l| u32::try_from(l).ok());
-        let item = match (u32::try_from(at.start), len) {
-            (Ok(start), Some(len)) if len < WEAK && at.end <= self.shared.len() => {
-                Item { start, len: len | if weak { WEAK } else { 0 }, crc }
-            }
-            _ => {
-                self.outside = true;
-                return;
-            }
-        };
-        let list = list as usize;
-        if self.in_order && list < self.list {
-            self.spread();
-        }
-        let [all, ..] = &mut self.scratch.lists;
-        if self.in_order {
-            for end in self.ends.get_mut(self.list..list).unwrap_or_default() {
-                *end = all.len() as u32;
-            }
-            self.list = list;
-            all.push(item);
-        } else if let Some(l) = self.scratch.lists.get_mut(list) {
-            l.push(item);
-        }
-    }
-
-    /// Moves the items gathered in order to the vectors of their lists.
-    fn spread(&mut self) {
-        let [first, ..] = &mut self.scratch.lists;
-        let all = core::mem::take(first);
-        let mut start = 0;
-        let lists = self.scratch.lists.iter_mut().zip(self.ends).take(self.list + 1);
-        for (l, (vec, end)) in lists.enumerate() {
-            let end = if l < self.list { end as usize } else { all.len() };
-            vec.clear();
-            vec.extend_from_slice(all.get(start..end).unwrap_or_default());
-            start = end;
-        }
-        self.in_order = false;
-    }
-
-    /// Adds an `alias=` value, at `at` in the shared buffer.
-    pub fn alias(&mut self, at: Range<usize>) {
-        self.push(List::Aliases, at, 0, false);
-    }
-
-    /// Adds a `softdep=` value, at `at` in the shared buffer.
-    pub fn softdep(&mut self, at: Range<usize>) {
-        self.push(List::Softdeps, at, 0, false);
-    }
-
-    /// Adds a `weakdep=` value, at `at` in the shared buffer.
-    pub fn weakdep(&mut self, at: Range<usize>) {
-        self.push(List::Weakdeps, at, 0, false);
-    }
-
-    /// Adds an exported symbol, its name at `at` in the shared buffer.
-    pub fn export(&mut self, at: Range<usize>, crc: u64) {
-        self.push(List::Exports, at, crc, false);
-    }
-
-    /// Adds a needed symbol, its name at `at` in the shared buffer.
-    pub fn import(&mut self, at: Range<usize>, crc: u64, weak: bool) {
-        self.push(List::Imports, at, crc, weak);
-    }
-
-    /// The record, without errors or anomaly; `None` if a range was outside the buffer.
-    pub fn finish(mut self) -> Option<ModuleInfo> {
-        if self.outside {
-            return None;
-        }
-        let mut info = ModuleInfo::default();
-        if self.in_order {
-            let [all, ..] = &self.scratch.lists;
-            for end in self.ends.get_mut(self.list..).unwrap_or_default() {
-                *end = all.len() as u32;
-            }
-            info.strings = Strings::Shared(self.shared);
-            info.items = all.as_slice().into();
-            info.ends = self.ends;
-        } else {
-            self.scratch.fill(&mut info, Some(self.shared));
-        }
-        Some(info)
     }
 }
 
@@ -280,25 +183,22 @@ impl ModuleInfo {
         read_modinfo(elf, scratch);
         info.imports_error = read_imports(&mut symbols, scratch).err();
         scratch.imports = symbols_scratch;
-        scratch.fill(&mut info, None);
+        scratch.fill(&mut info);
         info
     }
 
-    fn list(&self, list: List) -> &[Item] {
-        let i = list as usize;
-        let start = i.checked_sub(1).and_then(|p| self.ends.get(p)).copied().unwrap_or(0);
-        let end = self.ends.get(i).copied().unwrap_or(0);
-        self.items.get(start as usize..end as usize).unwrap_or_default()
-    }
-
-    fn text(&self, item: &Item) -> &[u8] {
-        let start = item.start as usize;
-        let strings = self.strings.bytes();
-        strings.get(start..start + (item.len & !WEAK) as usize).unwrap_or_default()
+    /// The module recalled from a cache: `record`, read in place.
+    pub(crate) fn recorded(record: Held) -> ModuleInfo {
+        ModuleInfo { lists: Lists::Recorded(record), ..ModuleInfo::default() }
     }
 
     fn texts(&self, list: List) -> impl ExactSizeIterator<Item = &[u8]> {
-        self.list(list).iter().map(|i| self.text(i))
+        match &self.lists {
+            Lists::Read { strings, items, ends } => {
+                Either::Read(items_of(items, ends, list).iter().map(|i| text_of(strings, i)))
+            }
+            Lists::Recorded(held) => Either::Recorded(held.record().texts(list as usize)),
+        }
     }
 
     /// `alias=` values, in `.modinfo` order.
@@ -318,16 +218,32 @@ impl ModuleInfo {
 
     /// Exported symbols with their CRCs, in table order.
     pub fn exports(&self) -> impl ExactSizeIterator<Item = (&[u8], u64)> {
-        self.list(List::Exports).iter().map(|i| (self.text(i), i.crc))
+        match &self.lists {
+            Lists::Read { strings, items, ends } => Either::Read(
+                items_of(items, ends, List::Exports).iter().map(|i| (text_of(strings, i), i.crc)),
+            ),
+            Lists::Recorded(held) => Either::Recorded(held.record().exports()),
+        }
     }
 
     /// Needed symbols, in kmod's order.
     pub fn imports(&self) -> impl ExactSizeIterator<Item = Import<'_>> {
-        self.list(List::Imports).iter().map(|i| Import {
-            name: self.text(i),
-            crc: i.crc,
-            weak: i.len & WEAK != 0,
-        })
+        match &self.lists {
+            Lists::Read { strings, items, ends } => {
+                Either::Read(items_of(items, ends, List::Imports).iter().map(|i| Import {
+                    name: text_of(strings, i),
+                    crc: i.crc,
+                    weak: i.len & WEAK != 0,
+                }))
+            }
+            Lists::Recorded(held) => {
+                Either::Recorded(held.record().imports().map(|(name, crc, weak)| Import {
+                    name,
+                    crc,
+                    weak,
+                }))
+            }
+        }
     }
 
     /// Whether the file was read without any error or anomaly: only such a record may be
@@ -340,14 +256,27 @@ impl ModuleInfo {
             && self.anomaly.is_none()
     }
 
-    /// Bytes of heap this record holds (a buffer it shares with others is not counted).
+    /// Bytes of heap this record holds (a cache file it shares with others is not counted).
     pub fn heap_size(&self) -> usize {
-        let own = match &self.strings {
-            Strings::Own(b) => b.len(),
-            Strings::Shared(_) => 0,
-        };
-        own + self.items.len() * core::mem::size_of::<Item>()
+        match &self.lists {
+            Lists::Read { strings, items, .. } => strings.len() + core::mem::size_of_val(&**items),
+            Lists::Recorded(_) => 0,
+        }
     }
+}
+
+/// The items of `list`, of a module's lists as read.
+fn items_of<'i>(items: &'i [Item], ends: &[u32; LISTS], list: List) -> &'i [Item] {
+    let i = list as usize;
+    let start = i.checked_sub(1).and_then(|p| ends.get(p)).copied().unwrap_or(0);
+    let end = ends.get(i).copied().unwrap_or(0);
+    items.get(start as usize..end as usize).unwrap_or_default()
+}
+
+/// The text of `item`, of a module's lists as read.
+fn text_of<'s>(strings: &'s [u8], item: &Item) -> &'s [u8] {
+    let start = item.start as usize;
+    strings.get(start..start + (item.len & !WEAK) as usize).unwrap_or_default()
 }
 
 fn read_exports(symbols: &Symbols<'_, '_>, scratch: &mut Scratch) -> Result<(), Error> {

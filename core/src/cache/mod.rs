@@ -10,7 +10,8 @@
 //!
 //! [`CacheWriter`] encodes records; [`Cache::parse`] checks a whole file once (header, checksum,
 //! then every part, without trusting any count or offset) and then reads records in place:
-//! [`Cache::get`] finds a path, [`Record::info`] rebuilds its [`ModuleInfo`].
+//! [`Cache::get`] finds a path, [`Record::info`] makes its [`ModuleInfo`] (the record, read in
+//! place).
 //!
 //! The cache also keeps the listings of the module tree's directories, each with the stamp the
 //! directory had when it was listed ([`listing`], [`Cache::listing`]): a directory whose stamp
@@ -50,7 +51,8 @@
 //! kernel and module exports, each imported by many modules. Aliases are nearly all unique and
 //! are stored inline. On Debian 12's amd64 tree (4,023 modules) the cache takes 3.1 MB, 0.60
 //! times the eleven indexes together (0.59 on its 6.12 kernel's); checking it takes 0.65 ms,
-//! checking it and rebuilding every record 3.1 ms (`core/examples/cache_timing.rs`).
+//! checking it and looking up every record 3.1 ms (`core/examples/cache_timing.rs`, when
+//! records were still rebuilt into lists of their own).
 //!
 //! # Plugging it into the program
 //!
@@ -73,7 +75,7 @@
 //! - **Keys.** The walk stats each module it finds (`statx` at the directory's descriptor) and
 //!   asks [`Cache::get`] for its path (the path the walk built, as [`crate::tree::Module::path`]
 //!   holds it); a record whose [`Record::stamp`] equals the file's stamp gives the module's
-//!   [`ModuleInfo`] ([`Record::info`], which can run on several threads) without opening the
+//!   [`ModuleInfo`] ([`Record::info`]: the record itself, read in place) without opening the
 //!   file. Any difference means the file is read: a new inode (a rename, `cp -a`, `tar`,
 //!   `rsync -a`, a reinstall), a new change time (any write, even one that keeps the size and
 //!   sets the modification time back with `touch -r`), a new size or modification time. The
@@ -111,7 +113,7 @@
 //!   `-A`: every cached module is older than the run that wrote the cache.
 
 pub mod listing;
-mod read;
+pub(crate) mod read;
 mod write;
 
 use core::ops::Range;

@@ -1,6 +1,6 @@
 //! Reading a cache: the whole file checked once by [`Cache::parse`], then records read in place.
-//! A rebuilt [`ModuleInfo`] keeps its strings where they are, in the file it shares with the
-//! others.
+//! A recalled [`ModuleInfo`] is its record, still read in place: it holds on to the file it
+//! shares with the others ([`Held`]).
 
 use crate::bytes::Shared;
 use alloc::vec::Vec;
@@ -11,7 +11,6 @@ use super::WEAK;
 use super::{BYTE_ORDER, CRC_AT, Cursor, FORMAT, HEADER, Identity, Layout, MAGIC, STAMP, TAIL_AT};
 use super::{ModuleInfo, Stamp, checksum, hash, id_at, listing};
 use crate::bytes::eq;
-use crate::module::Scratch;
 
 /// Why a cache file is not used. Every reason means the same to the caller (a full run); the
 /// reason is for a `-v` message.
@@ -244,7 +243,8 @@ impl<'a> Record<'a> {
         Spans { data: self.data(), at: at as usize, left: left as usize }
     }
 
-    fn texts(&self, list: usize) -> impl ExactSizeIterator<Item = &'a [u8]> + use<'a> {
+    /// The strings of list `list` (0: aliases, 1: softdeps, 2: weakdeps).
+    pub(crate) fn texts(&self, list: usize) -> impl ExactSizeIterator<Item = &'a [u8]> + use<'a> {
         let data = self.data();
         self.spans(list).map(move |s| data.get(s).unwrap_or_default())
     }
@@ -284,22 +284,12 @@ impl<'a> Record<'a> {
         })
     }
 
-    /// The module's [`ModuleInfo`], as it was read; its strings stay in the cache file, which
-    /// it holds on to. (`None` cannot happen to a record of a parsed cache.)
-    pub fn info(&self, scratch: &mut Scratch) -> Option<ModuleInfo> {
-        let mut rebuild = scratch.rebuild(self.file.clone());
-        self.spans(0).for_each(|s| rebuild.alias(s));
-        self.spans(1).for_each(|s| rebuild.softdep(s));
-        self.spans(2).for_each(|s| rebuild.weakdep(s));
-        for id in self.numbers(self.layout.exports) {
-            let (name, crc) = self.symbols.get(id);
-            rebuild.export(name, crc);
-        }
-        for id in self.numbers(self.layout.imports) {
-            let (name, crc) = self.symbols.get(id & !WEAK);
-            rebuild.import(name, crc, id & WEAK != 0);
-        }
-        rebuild.finish()
+    /// The module's [`ModuleInfo`], as it was read: this record, which it reads in place,
+    /// holding on to the cache file.
+    pub fn info(&self) -> ModuleInfo {
+        let Symbols { entries, count, pool, .. } = self.symbols;
+        let symbols = (entries, count, pool);
+        ModuleInfo::recorded(Held { file: self.file.clone(), symbols, layout: self.layout })
     }
 
     /// Reads and checks the record at the cursor, its symbol numbers included.
@@ -317,6 +307,24 @@ impl<'a> Record<'a> {
             }
         }
         Ok(layout)
+    }
+}
+
+/// A record holding on to its cache file: what a recalled [`ModuleInfo`] reads its lists from.
+#[derive(Clone, Debug)]
+pub(crate) struct Held {
+    file: Shared,
+    /// The symbol table's entries, count and pool (as in [`Symbols`]).
+    symbols: (usize, usize, usize),
+    layout: Layout,
+}
+
+impl Held {
+    /// The record, read in place.
+    pub(crate) fn record(&self) -> Record<'_> {
+        let (entries, count, pool) = self.symbols;
+        let symbols = Symbols { data: &self.file, entries, count, pool };
+        Record { file: &self.file, symbols, layout: self.layout }
     }
 }
 

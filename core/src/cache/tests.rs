@@ -7,7 +7,6 @@ use super::listing::{Listed, ListingBuf};
 use super::*;
 use crate::Endian;
 use crate::elf::writer::{Class, ModuleSpec};
-use crate::module::Scratch;
 
 const ID: Identity<'static> =
     Identity { program: b"depmod-rs test build 1", tree: b"/lib/modules/6.1" };
@@ -101,22 +100,15 @@ fn records_round_trip() {
     let file = cache_of(&modules);
     let cache = Cache::parse(&file, ID).unwrap();
     assert_eq!(cache.len(), modules.len());
-    let mut scratch = Scratch::default();
     for (p, s, info) in &modules {
         let record = cache.get(p).unwrap();
         assert_eq!(record.path(), &p[..]);
         assert_eq!(record.stamp(), *s);
-        let rebuilt = record.info(&mut scratch).unwrap();
-        assert_eq!(summary(&rebuilt), summary(info), "{}", p.escape_ascii());
-        // Its strings are the file's: only the list entries are its own.
-        assert_eq!(
-            rebuilt.heap_size(),
-            16 * record.aliases().len()
-                + 16 * rebuilt.softdeps().len()
-                + 16 * rebuilt.weakdeps().len()
-                + 16 * rebuilt.exports().len()
-                + 16 * rebuilt.imports().len()
-        );
+        let recalled = record.info();
+        assert_eq!(summary(&recalled), summary(info), "{}", p.escape_ascii());
+        // It is the record, read in place: nothing of it is its own.
+        assert_eq!(recalled.heap_size(), 0);
+        assert!(recalled.is_clean());
         // The record's own lists say the same.
         assert!(record.aliases().eq(info.aliases()));
         assert!(record.softdeps().eq(info.softdeps()));
@@ -152,11 +144,7 @@ fn kept_records_encode_to_the_same_bytes() {
 /// What a cache says, comparable: each record's path, stamp and lists.
 fn contents(file: &Shared) -> Vec<(Vec<u8>, Stamp, Summary)> {
     let cache = Cache::parse(file, ID).unwrap();
-    let mut scratch = Scratch::default();
-    cache
-        .records()
-        .map(|r| (r.path().to_vec(), r.stamp(), summary(&r.info(&mut scratch).unwrap())))
-        .collect()
+    cache.records().map(|r| (r.path().to_vec(), r.stamp(), summary(&r.info()))).collect()
 }
 
 /// A writer that takes over the old cache copies its records as they are. With few records
@@ -278,7 +266,6 @@ fn files_and_options_round_trip() {
 
 #[test]
 fn what_is_not_cached() {
-    let mut scratch = Scratch::default();
     let good = ModuleInfo::parse(&spec(2).build());
     let mut w = CacheWriter::new(ID, SETTLED);
     let before = w.clone().finish().unwrap();
@@ -300,76 +287,26 @@ fn what_is_not_cached() {
     // Too long for the format.
     let long = vec![b'x'; 70_000];
     assert_eq!(w.add(&long, stamp(0), &good), Err(NotCached::LongPath));
-    let texts: Shared = [&long[..], b"brand_new_symbol", b"bad_crc"].concat().into();
-    let mut rebuild = scratch.rebuild(texts.clone());
-    rebuild.alias(0..70_000);
-    assert_eq!(w.add(b"/a.ko", stamp(0), &rebuild.finish().unwrap()), Err(NotCached::LongString));
-    // A CRC read out of bounds (u64::MAX), after symbols that were new: they are forgotten.
-    let mut rebuild = scratch.rebuild(texts.clone());
-    rebuild.import(70_000..70_016, 7, false);
-    rebuild.export(70_016..70_023, u64::MAX);
-    let wide = rebuild.finish().unwrap();
-    assert_eq!(wide.exports().next(), Some((&b"bad_crc"[..], u64::MAX)));
+    let mut spec = ModuleSpec::new();
+    spec.modinfo = vec![[&b"alias="[..], &long].concat()];
+    let long_alias = ModuleInfo::parse(&spec.build());
+    assert_eq!(w.add(b"/a.ko", stamp(0), &long_alias), Err(NotCached::LongString));
+    // A CRC wider than 32 bits (of `__versions`, 64-bit here), after a symbol that was new: it
+    // is forgotten.
+    let mut spec = ModuleSpec::new();
+    (spec.exports, spec.crcs) = (vec![b"brand_new_symbol".to_vec()], Some(vec![7]));
+    spec.imports = vec![(b"bad_crc".to_vec(), false)];
+    spec.versions = vec![(b"bad_crc".to_vec(), u64::MAX)];
+    let wide = ModuleInfo::parse(&spec.build());
+    assert!(wide.is_clean());
+    assert_eq!(wide.imports().next().map(|i| (i.name, i.crc)), Some((&b"bad_crc"[..], u64::MAX)));
     assert_eq!(w.add(b"/a.ko", stamp(0), &wide), Err(NotCached::WideCrc));
-    // A range outside the buffer is refused.
-    let mut rebuild = scratch.rebuild(texts.clone());
-    rebuild.alias(70_020..70_024);
-    assert!(rebuild.finish().is_none());
     assert_eq!(w.clone().finish().unwrap(), before, "a refused record leaves nothing behind");
     // A path once.
     let s = Stamp { mtime: just, ctime: just, ..stamp(0) };
     w.add(b"/a.ko", s, &good).unwrap();
     assert_eq!(w.add(b"/a.ko", stamp(1), &good), Err(NotCached::Duplicate));
     assert_eq!(w.len(), 1);
-}
-
-/// A record rebuilt from lists given in any order has each list in the order of its calls.
-#[test]
-fn rebuilt_in_any_order() {
-    let texts: Shared = Shared::from(b"a1a2s1w1e1i1i2".to_vec());
-    let t = |i: usize| 2 * i..2 * i + 2;
-    let mut scratch = Scratch::default();
-    let lists = |info: &ModuleInfo| {
-        let v = |it: &mut dyn Iterator<Item = &[u8]>| it.map(<[u8]>::to_vec).collect::<Vec<_>>();
-        (
-            v(&mut info.aliases()),
-            v(&mut info.softdeps()),
-            v(&mut info.weakdeps()),
-            v(&mut info.exports().map(|e| e.0)),
-            info.imports().map(|i| (i.name.to_vec(), i.crc, i.weak)).collect::<Vec<_>>(),
-        )
-    };
-    let mut r = scratch.rebuild(texts.clone());
-    r.alias(t(0));
-    r.alias(t(1));
-    r.softdep(t(2));
-    r.weakdep(t(3));
-    r.export(t(4), 9);
-    r.import(t(5), 1, false);
-    r.import(t(6), 2, true);
-    let in_order = lists(&r.finish().unwrap());
-    let mut r = scratch.rebuild(texts.clone());
-    r.import(t(5), 1, false);
-    r.alias(t(0));
-    r.export(t(4), 9);
-    r.weakdep(t(3));
-    r.import(t(6), 2, true);
-    r.softdep(t(2));
-    r.alias(t(1));
-    let mixed = lists(&r.finish().unwrap());
-    assert_eq!(in_order, mixed);
-    assert_eq!(mixed.0, [b"a1".to_vec(), b"a2".to_vec()]);
-    assert_eq!(mixed.4, [(b"i1".to_vec(), 1, false), (b"i2".to_vec(), 2, true)]);
-    // Lists left out are empty, in order or not.
-    let mut r = scratch.rebuild(texts.clone());
-    r.weakdep(t(3));
-    let only = r.finish().unwrap();
-    assert_eq!((only.aliases().len(), only.weakdeps().len(), only.imports().len()), (0, 1, 0));
-    let mut r = scratch.rebuild(texts);
-    r.import(t(5), 1, false);
-    r.softdep(t(2));
-    let two = r.finish().unwrap();
-    assert_eq!((two.softdeps().len(), two.imports().len(), two.exports().len()), (1, 1, 0));
 }
 
 /// A valid cache of a few modules and some files, for the rejection tests.
