@@ -9,7 +9,7 @@ use core::ops::Range;
 
 use super::WEAK;
 use super::{BYTE_ORDER, CRC_AT, Cursor, FORMAT, HEADER, Identity, Layout, MAGIC, STAMP, TAIL_AT};
-use super::{ModuleInfo, Stamp, checksum, hash, id_at, listing};
+use super::{DIRS, MODULES, ModuleInfo, Stamp, Table, checksum, hash, id_at, listing};
 use crate::bytes::eq;
 
 /// Why a cache file is not used. Every reason means the same to the caller (a full run); the
@@ -355,59 +355,11 @@ pub struct Cache<'a> {
     files: (usize, usize),
     /// The directory listings, in the order they were written, and their numbers by path.
     dirs: Vec<DirLayout>,
-    dir_table: ByPath,
+    dir_table: Table,
     symbols: Symbols<'a>,
     /// Where each record's parts lie, in the order they were written, and their numbers by path.
     records: Vec<Layout>,
-    table: ByPath,
-}
-
-/// Numbers by path, in an open-addressing table (each stored plus one; zero is empty): a parsed
-/// cache's records, or its listings. The caller says what path each number has.
-#[derive(Clone, Debug)]
-struct ByPath {
-    slots: Vec<u32>,
-    /// Seeds the hash (records and listings hash their paths differently).
-    seed: u64,
-}
-
-impl ByPath {
-    /// A table for `count` numbers.
-    fn new(count: usize, seed: u64) -> Self {
-        ByPath { slots: alloc::vec![0; (count * 2).next_power_of_two().max(8)], seed }
-    }
-
-    /// Puts `n`, whose path is `path`; `false` if a number with that path is there already.
-    fn place<'p>(&mut self, n: u32, path: &[u8], path_of: impl Fn(u32) -> &'p [u8]) -> bool {
-        let mask = self.slots.len() - 1;
-        let mut i = hash(path, self.seed) as usize & mask;
-        loop {
-            match self.slots.get(i).copied() {
-                Some(0) => {
-                    if let Some(slot) = self.slots.get_mut(i) {
-                        *slot = n + 1;
-                    }
-                    return true;
-                }
-                Some(other) if eq(path_of(other - 1), path) => return false,
-                Some(_) => i = (i + 1) & mask,
-                None => return false,
-            }
-        }
-    }
-
-    /// The number whose path is `path`, if there is one.
-    fn find<'p>(&self, path: &[u8], path_of: impl Fn(u32) -> &'p [u8]) -> Option<u32> {
-        let mask = self.slots.len() - 1;
-        let mut i = hash(path, self.seed) as usize & mask;
-        loop {
-            let n = self.slots.get(i).copied().filter(|&n| n != 0)? - 1;
-            if eq(path_of(n), path) {
-                return Some(n);
-            }
-            i = (i + 1) & mask;
-        }
-    }
+    table: Table,
 }
 
 /// Bytes of a file entry but its path.
@@ -501,20 +453,22 @@ impl<'a> Cache<'a> {
             options,
             files,
             dirs,
-            dir_table: ByPath::new(dir_count, 1),
+            dir_table: Table::with_capacity(dir_count),
             symbols,
             records: Vec::with_capacity(count),
-            table: ByPath::new(count, 0),
+            table: Table::with_capacity(count),
         };
         for n in 0..count as u32 {
             let layout = Record::check(&mut rec, symbols)?;
             cache.records.push(layout);
             let records = &cache.records;
             let path_of = |m: u32| records.get(m as usize).map_or(&[][..], |l| path_at(data, l));
-            if !cache.table.place(n, path_of(n), path_of) {
+            let (path, h) = (path_of(n), hash(path_of(n), MODULES));
+            if cache.table.find(h, |m| eq(path_of(m), path)).is_some() {
                 let at = u64::from(layout.start);
                 return Err(Rejected::Corrupt { at, what: "module path recorded twice" });
             }
+            cache.table.insert(h, n);
         }
         if rec.left() > 0 {
             return Err(rec.corrupt("bytes between the records and the tail"));
@@ -522,10 +476,12 @@ impl<'a> Cache<'a> {
         for n in 0..cache.dirs.len() as u32 {
             let dirs = &cache.dirs;
             let path_of = |m: u32| dirs.get(m as usize).map_or(&[][..], |d| dir_path(data, d));
-            if !cache.dir_table.place(n, path_of(n), path_of) {
+            let (path, h) = (path_of(n), hash(path_of(n), DIRS));
+            if cache.dir_table.find(h, |m| eq(path_of(m), path)).is_some() {
                 let at = dirs.get(n as usize).map_or(0, |d| d.path.start as u64);
                 return Err(Rejected::Corrupt { at, what: "directory listed twice" });
             }
+            cache.dir_table.insert(h, n);
         }
         Ok(cache)
     }
@@ -543,7 +499,7 @@ impl<'a> Cache<'a> {
     pub fn listing(&self, path: &[u8]) -> Option<(Stamp, &'a [u8])> {
         let data: &'a [u8] = self.file;
         let path_of = |m: u32| self.dirs.get(m as usize).map_or(&[][..], |d| dir_path(data, d));
-        let n = self.dir_table.find(path, path_of)?;
+        let n = self.dir_table.find(hash(path, DIRS), |m| eq(path_of(m), path))?;
         self.dir(n).map(|(_, stamp, entries)| (stamp, entries))
     }
 
@@ -562,7 +518,7 @@ impl<'a> Cache<'a> {
     pub fn get(&self, path: &[u8]) -> Option<Record<'a>> {
         let data: &'a [u8] = self.file;
         let path_of = |m: u32| self.records.get(m as usize).map_or(&[][..], |l| path_at(data, l));
-        self.record(self.table.find(path, path_of)?)
+        self.record(self.table.find(hash(path, MODULES), |m| eq(path_of(m), path))?)
     }
 
     /// Every record, in the order they were written.

@@ -11,7 +11,9 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use super::{BYTE_ORDER, CRC_AT, Cursor, FORMAT, HEADER, Identity, MAGIC, Record, Stamp};
-use super::{ModuleInfo, TAIL_AT, Time, WEAK, checksum, hash, id_at, listing};
+use super::{
+    DIRS, MODULES, ModuleInfo, TAIL_AT, Table, Time, WEAK, checksum, hash, id_at, listing,
+};
 use crate::cache::Cache;
 
 /// Why a module (or another file) is not put in the cache. None is an error: the file is read
@@ -68,56 +70,6 @@ impl core::error::Error for TooLarge {}
 
 /// Most bytes each growing part may take, so that the whole stays under 4 GiB.
 const PART: usize = (u32::MAX / 4) as usize;
-
-/// An open-addressing table of numbers (stored plus one; zero is empty), each with the low 32
-/// bits of its key's hash. The caller hashes and compares keys: the table only knows where the
-/// numbers are, and compares keys only when their hashes agree.
-#[derive(Clone, Debug, Default)]
-struct Table {
-    /// (number plus one, hash).
-    slots: Vec<(u32, u32)>,
-    len: usize,
-}
-
-impl Table {
-    /// The number stored under `h` for which `is` holds.
-    fn find(&self, h: u64, is: impl Fn(u32) -> bool) -> Option<u32> {
-        let mask = self.slots.len().checked_sub(1)?;
-        let mut i = h as usize & mask;
-        loop {
-            match self.slots.get(i) {
-                Some((0, _)) | None => return None,
-                Some(&(n, k)) if k == h as u32 && is(n - 1) => return Some(n - 1),
-                Some(_) => i = (i + 1) & mask,
-            }
-        }
-    }
-
-    /// Puts `n` in the first free slot from `h`'s.
-    fn place(&mut self, h: u32, n: u32) {
-        let mask = self.slots.len().wrapping_sub(1);
-        let mut i = h as usize & mask;
-        while self.slots.get(i).is_some_and(|s| s.0 != 0) {
-            i = (i + 1) & mask;
-        }
-        if let Some(s) = self.slots.get_mut(i) {
-            *s = (n + 1, h);
-        }
-    }
-
-    /// Stores `n` under `h`, growing the table to keep it at most half full.
-    fn insert(&mut self, h: u64, n: u32) {
-        if (self.len + 1) * 2 > self.slots.len() {
-            let old =
-                core::mem::replace(&mut self.slots, alloc::vec![(0, 0); (self.len * 4).max(64)]);
-            for (m, k) in old.into_iter().filter(|s| s.0 != 0) {
-                self.place(k, m - 1);
-            }
-        }
-        self.place(h as u32, n);
-        self.len += 1;
-    }
-}
 
 /// The symbol table being written: (name end, CRC) entries over a pool of names, and a table
 /// to find a symbol's number.
@@ -336,7 +288,7 @@ impl<'a> CacheWriter<'a> {
         if self.dirs.len() + path.len() + entries.len() > PART {
             return Err(NotCached::Full);
         }
-        let h = hash(path, 1);
+        let h = hash(path, DIRS);
         if self.dir_paths.find(h, |n| path_at(&self.dirs, &self.dir_starts, n) == path).is_some() {
             return Err(NotCached::Duplicate);
         }
@@ -406,7 +358,7 @@ impl<'a> CacheWriter<'a> {
         if start > PART {
             return Err(NotCached::Full);
         }
-        let h = hash(path, 0);
+        let h = hash(path, MODULES);
         if self.paths.find(h, |n| self.record_path(n) == path).is_some() {
             return Err(NotCached::Duplicate);
         }
