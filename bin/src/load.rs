@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
@@ -264,7 +265,7 @@ pub fn while_finding<'c>(
     let mut slots = Vec::with_capacity(modules.len());
     let mut late = Vec::new();
     {
-        let by_path: HashMap<&[u8], usize> =
+        let by_path: HashMap<&[u8], usize, BuildHasherDefault<PathHasher>> =
             files.iter().enumerate().map(|(i, (path, _))| (&path[..], i)).collect();
         for m in &modules {
             match by_path.get(m.path()) {
@@ -282,6 +283,28 @@ pub fn while_finding<'c>(
         files.push((Cow::Owned(path), got));
     }
     Ok(Found { modules, listings: listings.into_inner(), slots, files })
+}
+
+/// The hash of the map from the files' paths to their places: kmod's SuperFastHash, spread over
+/// 64 bits. The paths are the tree's own, so std's SipHash, which defends a map against keys
+/// chosen to collide, only cost time: 6.6% of the instructions of a re-run of an unchanged tree.
+#[derive(Default)]
+struct PathHasher(u64);
+
+impl Hasher for PathHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mixed = self.0.rotate_left(29) ^ u64::from(depmod_core::hash::superfast(bytes));
+        self.0 = mixed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    /// A key's length, which `[u8]`'s `Hash` writes before its bytes.
+    fn write_usize(&mut self, n: usize) {
+        self.0 ^= n as u64;
+    }
 }
 
 #[cfg(test)]
