@@ -3,10 +3,10 @@
 //!
 //! Each output goes, as soon as it is generated, to a temporary file created exclusively in the
 //! output directory, written completely, and handed to the [`Flusher`], a thread that flushes
-//! the files one after the other (`fdatasync`) while the next outputs are made. When every output
-//! is written and flushed, they are renamed over the old indexes, in kmod's order, and the
-//! directory is synced. Any failure before the renames removes the temporary files and leaves every old index
-//! as it was. An output identical to the file it would replace (same length, same bytes) is not
+//! the files one after the other (`fdatasync`) while the next outputs are made. When every
+//! output is written and flushed, they are renamed over the old indexes, in kmod's order, and
+//! the directory is synced. Any failure before the renames removes the temporary files and
+//! leaves every old index as it was. An output identical to the file it would replace (same length, same bytes) is not
 //! written at all, so repeated runs on an unchanged tree cost no flash writes;
 //! an unchanged `modules.dep` still gets a new modification time, which `-A` compares.
 //!
@@ -327,16 +327,16 @@ type Failure = (&'static str, io::Error);
 impl Flusher {
     /// Has `file`, the temporary file of index `name`, flushed.
     fn flush(&mut self, name: &'static str, file: File) {
-        if self.worker.is_none() && self.failed.is_none() {
+        if self.failed.is_some() {
+            return;
+        }
+        if self.worker.is_none() {
             let sync = |(name, file): (&'static str, File)| file.sync_data().map_err(|e| (name, e));
             self.worker = par::Worker::spawn("flush", sync).ok();
         }
         match &self.worker {
             Some(worker) => worker.push((name, file)),
-            None if self.failed.is_none() => {
-                self.failed = file.sync_data().err().map(|e| (name, e));
-            }
-            None => {}
+            None => self.failed = file.sync_data().err().map(|e| (name, e)),
         }
     }
 

@@ -57,9 +57,9 @@ mod tests {
         unsafe { compare(lb.as_ptr().add(at.0), rb.as_ptr().add(at.1), n) }
     }
 
-    /// Every length up to 160 (five 32-byte blocks and every tail), at several alignments, equal and then differing at every place
-    /// by a byte above and below (0x80 and more among them: bytes compare as unsigned chars),
-    /// against Rust's own comparison of the slices.
+    /// Every length up to 160 (five 32-byte blocks and every tail), at several alignments, equal
+    /// and then differing at every place by a byte above and below (0x80 and more among them:
+    /// bytes compare as unsigned chars), against Rust's own comparison of the slices.
     #[test]
     fn comparisons_order_as_slices_do() {
         let base: Vec<u8> = (0..160u32).map(|i| (i * 13 + 5) as u8 | 0x40).collect();

@@ -1,5 +1,5 @@
 //! Measures the module cache on a real tree: its size beside the indexes, and the time to write
-//! it, to check it, and to look up and rebuild every module from it.
+//! it, to check it, and to look up every module in it and make its `ModuleInfo`.
 //!
 //! Usage: `cargo run --release -p depmod-core --example cache_timing -- MODULEDIR INDEXDIR [RUNS]`
 //!
@@ -210,7 +210,7 @@ fn main() {
         ms(timed(runs, || drop(Cache::parse(&file, id).unwrap())))
     );
     println!(
-        "load (parse, get and rebuild all):   {}",
+        "load (parse, get and info of all):   {}",
         ms(timed(runs, || {
             let cache = Cache::parse(&file, id).unwrap();
             let infos: Vec<ModuleInfo> = modules

@@ -197,6 +197,7 @@ impl ModuleInfo {
             Lists::Read { strings, items, ends } => {
                 Either::Read(items_of(items, ends, list).iter().map(|i| text_of(strings, i)))
             }
+            // A record keeps its aliases, softdeps and weakdeps in `List`'s order, 0 to 2.
             Lists::Recorded(held) => Either::Recorded(held.record().texts(list as usize)),
         }
     }

@@ -97,10 +97,10 @@ impl fmt::Display for Rejected {
 
 impl core::error::Error for Rejected {}
 
-/// The symbol table: (end of the name in the pool, CRC) entries, then the pool of names.
+/// The symbol table: (end of the name in the pool, CRC) entries, then the pool of names, where
+/// they lie in the cache file (the `data` each method is given).
 #[derive(Clone, Copy, Debug, Default)]
-struct Symbols<'a> {
-    data: &'a [u8],
+struct Symbols {
     /// Where the entries start, and how many there are.
     entries: usize,
     count: usize,
@@ -108,13 +108,13 @@ struct Symbols<'a> {
     pool: usize,
 }
 
-impl<'a> Symbols<'a> {
-    fn word(&self, i: usize) -> u32 {
-        id_at(self.data, self.entries + i * 4)
+impl Symbols {
+    fn word(&self, data: &[u8], i: usize) -> u32 {
+        id_at(data, self.entries + i * 4)
     }
 
     /// Where the name of symbol `n` lies in the data, and its CRC.
-    fn get(&self, n: u32) -> (Range<usize>, u64) {
+    fn get(&self, data: &[u8], n: u32) -> (Range<usize>, u64) {
         let n = n as usize;
         if n >= self.count {
             return (0..0, 0);
@@ -122,7 +122,7 @@ impl<'a> Symbols<'a> {
         // The previous entry's end (or 0), then this entry's end and CRC, read at once.
         let at = self.entries + 8 * n;
         let words: [u8; 16] = match n {
-            0 => self.data.get(at..at + 8).and_then(|w| w.try_into().ok()).map_or(
+            0 => data.get(at..at + 8).and_then(|w| w.try_into().ok()).map_or(
                 [0; 16],
                 |w: [u8; 8]| {
                     let mut all = [0; 16];
@@ -130,7 +130,7 @@ impl<'a> Symbols<'a> {
                     all
                 },
             ),
-            _ => self.data.get(at - 8..at + 8).and_then(|w| w.try_into().ok()).unwrap_or([0; 16]),
+            _ => data.get(at - 8..at + 8).and_then(|w| w.try_into().ok()).unwrap_or([0; 16]),
         };
         let [s0, s1, s2, s3, _, _, _, _, e0, e1, e2, e3, c0, c1, c2, c3] = words;
         let start = u32::from_le_bytes([s0, s1, s2, s3]) as usize;
@@ -138,13 +138,13 @@ impl<'a> Symbols<'a> {
         (self.pool + start..self.pool + end, u64::from(u32::from_le_bytes([c0, c1, c2, c3])))
     }
 
-    fn name(&self, n: u32) -> (&'a [u8], u64) {
-        let (at, crc) = self.get(n);
-        (self.data.get(at).unwrap_or_default(), crc)
+    fn name<'a>(&self, data: &'a [u8], n: u32) -> (&'a [u8], u64) {
+        let (at, crc) = self.get(data, n);
+        (data.get(at).unwrap_or_default(), crc)
     }
 
     /// Reads the table, checking that names follow each other inside the pool.
-    fn read(cur: &mut Cursor<'a>) -> Result<Self, Rejected> {
+    fn read(cur: &mut Cursor<'_>) -> Result<Self, Rejected> {
         let count = cur.count("symbols", 8)?;
         if count > WEAK as usize {
             return Err(cur.corrupt("symbol count"));
@@ -152,10 +152,10 @@ impl<'a> Symbols<'a> {
         let entries = cur.at;
         cur.bytes(count * 8, "symbols")?;
         let pool_len = cur.long("symbol names")?.len();
-        let table = Symbols { data: cur.data, entries, count, pool: cur.at - pool_len };
+        let table = Symbols { entries, count, pool: cur.at - pool_len };
         let mut end = 0;
         for i in 0..count {
-            let next = table.word(2 * i);
+            let next = table.word(cur.data, 2 * i);
             if next < end || next as usize > pool_len {
                 let at = (entries + i * 8) as u64;
                 return Err(Rejected::Corrupt { at, what: "symbol name end" });
@@ -170,7 +170,7 @@ impl<'a> Symbols<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct Record<'a> {
     file: &'a Shared,
-    symbols: Symbols<'a>,
+    symbols: Symbols,
     layout: Layout,
 }
 
@@ -271,15 +271,15 @@ impl<'a> Record<'a> {
 
     /// Exported symbols with their CRCs, in table order.
     pub fn exports(&self) -> impl ExactSizeIterator<Item = (&'a [u8], u64)> + use<'a> {
-        let symbols = self.symbols;
-        self.numbers(self.layout.exports).map(move |id| symbols.name(id))
+        let (data, symbols) = (self.data(), self.symbols);
+        self.numbers(self.layout.exports).map(move |id| symbols.name(data, id))
     }
 
     /// Needed symbols with their CRCs and whether they are weak, in kmod's order.
     pub fn imports(&self) -> impl ExactSizeIterator<Item = (&'a [u8], u64, bool)> + use<'a> {
-        let symbols = self.symbols;
+        let (data, symbols) = (self.data(), self.symbols);
         self.numbers(self.layout.imports).map(move |id| {
-            let (name, crc) = symbols.name(id & !WEAK);
+            let (name, crc) = symbols.name(data, id & !WEAK);
             (name, crc, id & WEAK != 0)
         })
     }
@@ -287,13 +287,12 @@ impl<'a> Record<'a> {
     /// The module's [`ModuleInfo`], as it was read: this record, which it reads in place,
     /// holding on to the cache file.
     pub fn info(&self) -> ModuleInfo {
-        let Symbols { entries, count, pool, .. } = self.symbols;
-        let symbols = (entries, count, pool);
-        ModuleInfo::recorded(Held { file: self.file.clone(), symbols, layout: self.layout })
+        let (file, symbols, layout) = (self.file.clone(), self.symbols, self.layout);
+        ModuleInfo::recorded(Held { file, symbols, layout })
     }
 
     /// Reads and checks the record at the cursor, its symbol numbers included.
-    fn check(cur: &mut Cursor<'a>, symbols: Symbols<'a>) -> Result<Layout, Rejected> {
+    fn check(cur: &mut Cursor<'a>, symbols: Symbols) -> Result<Layout, Rejected> {
         let layout = Layout::read(cur)?;
         let data = cur.data;
         for ((at, n), what) in [(layout.exports, "export"), (layout.imports, "import")] {
@@ -314,17 +313,14 @@ impl<'a> Record<'a> {
 #[derive(Clone, Debug)]
 pub(crate) struct Held {
     file: Shared,
-    /// The symbol table's entries, count and pool (as in [`Symbols`]).
-    symbols: (usize, usize, usize),
+    symbols: Symbols,
     layout: Layout,
 }
 
 impl Held {
     /// The record, read in place.
     pub(crate) fn record(&self) -> Record<'_> {
-        let (entries, count, pool) = self.symbols;
-        let symbols = Symbols { data: &self.file, entries, count, pool };
-        Record { file: &self.file, symbols, layout: self.layout }
+        Record { file: &self.file, symbols: self.symbols, layout: self.layout }
     }
 }
 
@@ -356,7 +352,7 @@ pub struct Cache<'a> {
     /// The directory listings, in the order they were written, and their numbers by path.
     dirs: Vec<DirLayout>,
     dir_table: Table,
-    symbols: Symbols<'a>,
+    symbols: Symbols,
     /// Where each record's parts lie, in the order they were written, and their numbers by path.
     records: Vec<Layout>,
     table: Table,
@@ -463,12 +459,11 @@ impl<'a> Cache<'a> {
             cache.records.push(layout);
             let records = &cache.records;
             let path_of = |m: u32| records.get(m as usize).map_or(&[][..], |l| path_at(data, l));
-            let (path, h) = (path_of(n), hash(path_of(n), MODULES));
-            if cache.table.find(h, |m| eq(path_of(m), path)).is_some() {
+            let path = path_of(n);
+            if !cache.table.insert_new(hash(path, MODULES), n, |m| eq(path_of(m), path)) {
                 let at = u64::from(layout.start);
                 return Err(Rejected::Corrupt { at, what: "module path recorded twice" });
             }
-            cache.table.insert(h, n);
         }
         if rec.left() > 0 {
             return Err(rec.corrupt("bytes between the records and the tail"));
@@ -476,12 +471,11 @@ impl<'a> Cache<'a> {
         for n in 0..cache.dirs.len() as u32 {
             let dirs = &cache.dirs;
             let path_of = |m: u32| dirs.get(m as usize).map_or(&[][..], |d| dir_path(data, d));
-            let (path, h) = (path_of(n), hash(path_of(n), DIRS));
-            if cache.dir_table.find(h, |m| eq(path_of(m), path)).is_some() {
+            let path = path_of(n);
+            if !cache.dir_table.insert_new(hash(path, DIRS), n, |m| eq(path_of(m), path)) {
                 let at = dirs.get(n as usize).map_or(0, |d| d.path.start as u64);
                 return Err(Rejected::Corrupt { at, what: "directory listed twice" });
             }
-            cache.dir_table.insert(h, n);
         }
         Ok(cache)
     }
@@ -554,10 +548,10 @@ impl<'a> Cache<'a> {
     /// The symbol table, as (bytes of the entries, bytes of the names), for a writer updating
     /// this cache.
     pub(super) fn symbol_table(&self) -> (&'a [u8], &'a [u8]) {
-        let s = self.symbols;
-        let entries = s.data.get(s.entries..s.entries + 8 * s.count).unwrap_or_default();
-        let end = if s.count == 0 { 0 } else { s.word(2 * s.count - 2) as usize };
-        let pool = s.data.get(s.pool..s.pool + end).unwrap_or_default();
+        let (s, data): (_, &'a [u8]) = (self.symbols, self.file);
+        let entries = data.get(s.entries..s.entries + 8 * s.count).unwrap_or_default();
+        let end = if s.count == 0 { 0 } else { s.word(data, 2 * s.count - 2) as usize };
+        let pool = data.get(s.pool..s.pool + end).unwrap_or_default();
         (entries, pool)
     }
 
