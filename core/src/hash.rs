@@ -2,8 +2,9 @@
 //!
 //! kmod keeps modules (512 buckets) and symbols (2048 buckets) in a table hashed with Paul Hsieh's
 //! SuperFastHash; each bucket is an array sorted by `strcmp`. Iterating it, bucket by bucket, gives
-//! the order of `modules.symbols` and the initial order of modules. [`Table`] has the same shape,
-//! so lookups and iteration both follow kmod.
+//! the order of `modules.symbols` and the initial order of modules. [`Table`] has the same
+//! buckets, so its iteration follows kmod; its lookups go through an open-addressing table,
+//! `Numbers`, which the module cache also uses.
 
 use alloc::vec::Vec;
 
@@ -59,13 +60,17 @@ pub fn superfast(key: &[u8]) -> u32 {
 /// A map with kmod's bucket structure: `bucket = superfast(key) & (buckets - 1)`, and each bucket
 /// sorted by key bytes. Adding an existing key replaces its value, as `hash_add` does.
 ///
-/// Each entry keeps its key's full hash: a lookup compares hashes and reads the bytes of a key
-/// only when they agree, rather than reading a key (somewhere in a module's memory) at every
-/// step of a binary search.
+/// kmod's buckets give only the order: a lookup goes through a `Numbers` table on a cheaper
+/// hash (`word_hash`), which finds a key in one or two probes, and a key that is not there
+/// (most of the symbols a module needs, when no `System.map` is given) without reading any, where
+/// kmod's SuperFastHash and a walk along its bucket cost twice the instructions.
 #[derive(Clone, Debug)]
 pub struct Table<K, V> {
-    buckets: Vec<Vec<(u32, K, V)>>,
-    len: usize,
+    /// Each bucket's entries (numbers in `entries`), sorted by key bytes.
+    buckets: Vec<Vec<u32>>,
+    /// The entries, in the order they were added.
+    entries: Vec<(K, V)>,
+    lookup: Numbers,
 }
 
 impl<K: AsRef<[u8]>, V> Table<K, V> {
@@ -74,61 +79,157 @@ impl<K: AsRef<[u8]>, V> Table<K, V> {
         debug_assert!(buckets.is_power_of_two());
         let mut v = Vec::with_capacity(buckets);
         v.resize_with(buckets, Vec::new);
-        Table { buckets: v, len: 0 }
+        Table { buckets: v, entries: Vec::new(), lookup: Numbers::default() }
     }
 
-    /// The key's hash and its bucket.
-    fn locate(&self, key: &[u8]) -> (u32, usize) {
-        let hash = superfast(key);
-        (hash, hash as usize & (self.buckets.len() - 1))
+    /// The number of the entry whose key is `key`, whose [`word_hash`] is `h`.
+    fn find(&self, key: &[u8], h: u64) -> Option<u32> {
+        let entries = &self.entries;
+        let is = |n: u32| entries.get(n as usize).is_some_and(|(k, _)| k.as_ref() == key);
+        self.lookup.find(h, is)
     }
 
     /// Inserts or replaces; returns the previous value.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        let (hash, b) = self.locate(key.as_ref());
-        let bucket = self.buckets.get_mut(b)?;
-        match bucket.binary_search_by(|(_, k, _)| crate::bytes::cmp(k.as_ref(), key.as_ref())) {
-            Ok(i) => bucket.get_mut(i).map(|slot| core::mem::replace(&mut slot.2, value)),
-            Err(i) => {
-                bucket.insert(i, (hash, key, value));
-                self.len += 1;
-                None
-            }
+        let h = word_hash(key.as_ref(), 0);
+        if let Some(n) = self.find(key.as_ref(), h) {
+            let (_, old) = self.entries.get_mut(n as usize)?;
+            return Some(core::mem::replace(old, value));
         }
+        let n = u32::try_from(self.entries.len()).ok()?;
+        let b = superfast(key.as_ref()) as usize & (self.buckets.len() - 1);
+        let (entries, bucket) = (&self.entries, self.buckets.get_mut(b)?);
+        let at = bucket.partition_point(|&m| {
+            let k = entries.get(m as usize).map_or(&[][..], |(k, _)| k.as_ref());
+            crate::bytes::cmp(k, key.as_ref()).is_lt()
+        });
+        bucket.insert(at, n);
+        self.lookup.insert(h, n);
+        self.entries.push((key, value));
+        None
     }
 
     /// The value stored under `key`.
     pub fn get(&self, key: &[u8]) -> Option<&V> {
-        let (hash, b) = self.locate(key);
-        let bucket = self.buckets.get(b)?;
-        bucket.iter().find(|(h, k, _)| *h == hash && k.as_ref() == key).map(|(_, _, v)| v)
+        let n = self.find(key, word_hash(key, 0))?;
+        self.entries.get(n as usize).map(|(_, v)| v)
     }
 
     /// The value stored under `key`, mutably.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
-        let (hash, b) = self.locate(key);
-        let bucket = self.buckets.get_mut(b)?;
-        bucket.iter_mut().find(|(h, k, _)| *h == hash && k.as_ref() == key).map(|(_, _, v)| v)
+        let n = self.find(key, word_hash(key, 0))?;
+        self.entries.get_mut(n as usize).map(|(_, v)| v)
     }
 
     /// Number of keys.
     pub fn len(&self) -> usize {
-        self.len
+        self.entries.len()
     }
 
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.entries.is_empty()
     }
 
     /// Entries in kmod's iteration order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.buckets.iter().flatten().map(|(_, k, v)| (k, v))
+        let entries = &self.entries;
+        let entry = |&n: &u32| entries.get(n as usize).map(|(k, v)| (k, v));
+        self.buckets.iter().flatten().filter_map(entry)
     }
 
     /// Entries in kmod's iteration order, consuming the table.
     pub fn into_values(self) -> impl Iterator<Item = V> {
-        self.buckets.into_iter().flatten().map(|(_, _, v)| v)
+        let mut values: Vec<Option<V>> = self.entries.into_iter().map(|(_, v)| Some(v)).collect();
+        let order = self.buckets.into_iter().flatten();
+        order.filter_map(move |n| values.get_mut(n as usize).and_then(Option::take))
+    }
+}
+
+/// A hash of `bytes` and `seed`, eight bytes at a time (lookup tables only; nothing depends on
+/// its values across runs).
+pub(crate) fn word_hash(bytes: &[u8], seed: u64) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = (seed ^ bytes.len() as u64).wrapping_mul(K);
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let w = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+        h = (h ^ w).wrapping_mul(K).rotate_left(31);
+    }
+    let mut tail = [0u8; 8];
+    for (t, &b) in tail.iter_mut().zip(words.remainder()) {
+        *t = b;
+    }
+    h = (h ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    h ^= h >> 32;
+    h = h.wrapping_mul(K);
+    h ^ (h >> 29)
+}
+
+/// An open-addressing table of numbers (stored plus one; zero is empty), each with the low 32
+/// bits of its key's hash: [`Table`]'s lookups, and a module cache's paths and symbols as it is
+/// written or read. The caller hashes and compares keys: the table only knows where the numbers
+/// are, and compares keys only when their hashes agree.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Numbers {
+    /// (number plus one, hash).
+    slots: Vec<(u32, u32)>,
+    len: usize,
+}
+
+impl Numbers {
+    /// A table that holds `count` numbers without growing.
+    pub(crate) fn with_capacity(count: usize) -> Self {
+        let slots = alloc::vec![(0, 0); (count * 2).next_power_of_two().max(64)];
+        Numbers { slots, len: 0 }
+    }
+
+    /// The number stored under `h` for which `is` holds.
+    pub(crate) fn find(&self, h: u64, is: impl Fn(u32) -> bool) -> Option<u32> {
+        let mask = self.slots.len().checked_sub(1)?;
+        let mut i = h as usize & mask;
+        loop {
+            match self.slots.get(i) {
+                Some((0, _)) | None => return None,
+                Some(&(n, k)) if k == h as u32 && is(n - 1) => return Some(n - 1),
+                Some(_) => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    /// Puts `n` in the first free slot from `h`'s.
+    fn place(&mut self, h: u32, n: u32) {
+        let mask = self.slots.len().wrapping_sub(1);
+        let mut i = h as usize & mask;
+        while self.slots.get(i).is_some_and(|s| s.0 != 0) {
+            i = (i + 1) & mask;
+        }
+        if let Some(s) = self.slots.get_mut(i) {
+            *s = (n + 1, h);
+        }
+    }
+
+    /// Stores `n` under `h` unless a number `same` says has its key is there already; whether
+    /// it stored it.
+    pub(crate) fn insert_new(&mut self, h: u64, n: u32, same: impl Fn(u32) -> bool) -> bool {
+        let new = self.find(h, same).is_none();
+        if new {
+            self.insert(h, n);
+        }
+        new
+    }
+
+    /// Stores `n` under `h`, growing the table to keep it at most half full.
+    pub(crate) fn insert(&mut self, h: u64, n: u32) {
+        if (self.len + 1) * 2 > self.slots.len() {
+            let old =
+                core::mem::replace(&mut self.slots, alloc::vec![(0, 0); (self.len * 4).max(64)]);
+            for (m, k) in old.into_iter().filter(|s| s.0 != 0) {
+                self.place(k, m - 1);
+            }
+        }
+        self.place(h as u32, n);
+        self.len += 1;
     }
 }
 
@@ -162,5 +263,54 @@ mod tests {
         assert_eq!(order, expected);
         assert_eq!(t.get(b"charlie"), Some(&7));
         assert_eq!(t.get(b"zulu"), None);
+    }
+
+    #[test]
+    fn many_keys_keep_their_order_through_growth_and_replacement() {
+        let keys: Vec<alloc::string::String> =
+            (0..1000).map(|i| alloc::format!("sym_{}", (i * 7919) % 1000)).collect();
+        let mut t = Table::new(16);
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(t.insert(k.clone(), i), None);
+        }
+        let before: Vec<alloc::string::String> = t.iter().map(|(k, _)| k.clone()).collect();
+        let mut expected = keys.clone();
+        expected.sort_by(|a, b| {
+            let bucket = |k: &str| superfast(k.as_bytes()) & 15;
+            bucket(a).cmp(&bucket(b)).then_with(|| a.cmp(b))
+        });
+        assert_eq!(before, expected);
+
+        // Replacing a value keeps the key where it was; get_mut changes it in place.
+        assert_eq!(t.insert(keys[500].clone(), 5000), Some(500));
+        if let Some(v) = t.get_mut(keys[3].as_bytes()) {
+            *v = 3000;
+        }
+        assert_eq!(t.get(keys[500].as_bytes()), Some(&5000));
+        assert_eq!(t.get(keys[3].as_bytes()), Some(&3000));
+        assert_eq!(t.get(b"sym_1000"), None);
+        assert_eq!(t.len(), 1000);
+        let after: Vec<alloc::string::String> = t.iter().map(|(k, _)| k.clone()).collect();
+        assert_eq!(after, before);
+
+        // into_values follows the same order as iter.
+        let values: Vec<usize> = t.iter().map(|(_, v)| *v).collect();
+        assert_eq!(t.into_values().collect::<Vec<_>>(), values);
+    }
+
+    #[test]
+    fn numbers_find_only_what_was_inserted() {
+        let keys: Vec<[u8; 3]> = (0..300u32).map(|i| [b'k', (i / 256) as u8, i as u8]).collect();
+        let mut n = Numbers::default();
+        for (i, k) in keys.iter().enumerate() {
+            let same = |m: u32| keys.get(m as usize) == Some(k);
+            assert!(n.insert_new(word_hash(k, 7), i as u32, same));
+            assert!(!n.insert_new(word_hash(k, 7), i as u32, same));
+        }
+        for (i, k) in keys.iter().enumerate() {
+            let same = |m: u32| keys.get(m as usize) == Some(k);
+            assert_eq!(n.find(word_hash(k, 7), same), Some(i as u32));
+        }
+        assert_eq!(n.find(word_hash(b"absent", 7), |_| true), None);
     }
 }

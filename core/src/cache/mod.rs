@@ -116,7 +116,6 @@ pub mod listing;
 pub(crate) mod read;
 mod write;
 
-use alloc::vec::Vec;
 use core::ops::Range;
 
 use crate::ModuleInfo;
@@ -201,96 +200,9 @@ pub fn reseal(file: &mut [u8]) {
     }
 }
 
-/// A hash of `bytes` and `seed`, eight bytes at a time (lookup tables only; nothing depends on
-/// its values across runs).
-fn hash(bytes: &[u8], seed: u64) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut h = (seed ^ bytes.len() as u64).wrapping_mul(K);
-    let mut words = bytes.chunks_exact(8);
-    for w in &mut words {
-        let w = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
-        h = (h ^ w).wrapping_mul(K).rotate_left(31);
-    }
-    let mut tail = [0u8; 8];
-    for (t, &b) in tail.iter_mut().zip(words.remainder()) {
-        *t = b;
-    }
-    h = (h ^ u64::from_le_bytes(tail)).wrapping_mul(K);
-    h ^= h >> 32;
-    h = h.wrapping_mul(K);
-    h ^ (h >> 29)
-}
-
 /// The seeds of the hashes of module paths and of directory paths.
 const MODULES: u64 = 0;
 const DIRS: u64 = 1;
-
-/// An open-addressing table of numbers (stored plus one; zero is empty), each with the low 32
-/// bits of its key's hash: a cache's paths and symbols, as it is written or read. The caller
-/// hashes and compares keys: the table only knows where the numbers are, and compares keys only
-/// when their hashes agree.
-#[derive(Clone, Debug, Default)]
-struct Table {
-    /// (number plus one, hash).
-    slots: Vec<(u32, u32)>,
-    len: usize,
-}
-
-impl Table {
-    /// A table that holds `count` numbers without growing.
-    fn with_capacity(count: usize) -> Self {
-        let slots = alloc::vec![(0, 0); (count * 2).next_power_of_two().max(64)];
-        Table { slots, len: 0 }
-    }
-
-    /// The number stored under `h` for which `is` holds.
-    fn find(&self, h: u64, is: impl Fn(u32) -> bool) -> Option<u32> {
-        let mask = self.slots.len().checked_sub(1)?;
-        let mut i = h as usize & mask;
-        loop {
-            match self.slots.get(i) {
-                Some((0, _)) | None => return None,
-                Some(&(n, k)) if k == h as u32 && is(n - 1) => return Some(n - 1),
-                Some(_) => i = (i + 1) & mask,
-            }
-        }
-    }
-
-    /// Puts `n` in the first free slot from `h`'s.
-    fn place(&mut self, h: u32, n: u32) {
-        let mask = self.slots.len().wrapping_sub(1);
-        let mut i = h as usize & mask;
-        while self.slots.get(i).is_some_and(|s| s.0 != 0) {
-            i = (i + 1) & mask;
-        }
-        if let Some(s) = self.slots.get_mut(i) {
-            *s = (n + 1, h);
-        }
-    }
-
-    /// Stores `n` under `h` unless a number `same` says has its key is there already; whether
-    /// it stored it.
-    fn insert_new(&mut self, h: u64, n: u32, same: impl Fn(u32) -> bool) -> bool {
-        let new = self.find(h, same).is_none();
-        if new {
-            self.insert(h, n);
-        }
-        new
-    }
-
-    /// Stores `n` under `h`, growing the table to keep it at most half full.
-    fn insert(&mut self, h: u64, n: u32) {
-        if (self.len + 1) * 2 > self.slots.len() {
-            let old =
-                core::mem::replace(&mut self.slots, alloc::vec![(0, 0); (self.len * 4).max(64)]);
-            for (m, k) in old.into_iter().filter(|s| s.0 != 0) {
-                self.place(k, m - 1);
-            }
-        }
-        self.place(h as u32, n);
-        self.len += 1;
-    }
-}
 
 /// Reads fields in order, each failing with where it was and what it is.
 struct Cursor<'a> {

@@ -9,8 +9,9 @@ use core::ops::Range;
 
 use super::WEAK;
 use super::{BYTE_ORDER, CRC_AT, Cursor, FORMAT, HEADER, Identity, Layout, MAGIC, STAMP, TAIL_AT};
-use super::{DIRS, MODULES, ModuleInfo, Stamp, Table, checksum, hash, id_at, listing};
+use super::{DIRS, MODULES, ModuleInfo, Stamp, checksum, id_at, listing};
 use crate::bytes::eq;
+use crate::hash::{Numbers, word_hash};
 
 /// Why a cache file is not used. Every reason means the same to the caller (a full run); the
 /// reason is for a `-v` message.
@@ -351,11 +352,11 @@ pub struct Cache<'a> {
     files: (usize, usize),
     /// The directory listings, in the order they were written, and their numbers by path.
     dirs: Vec<DirLayout>,
-    dir_table: Table,
+    dir_table: Numbers,
     symbols: Symbols,
     /// Where each record's parts lie, in the order they were written, and their numbers by path.
     records: Vec<Layout>,
-    table: Table,
+    table: Numbers,
 }
 
 /// Bytes of a file entry but its path.
@@ -449,10 +450,10 @@ impl<'a> Cache<'a> {
             options,
             files,
             dirs,
-            dir_table: Table::with_capacity(dir_count),
+            dir_table: Numbers::with_capacity(dir_count),
             symbols,
             records: Vec::with_capacity(count),
-            table: Table::with_capacity(count),
+            table: Numbers::with_capacity(count),
         };
         for n in 0..count as u32 {
             let layout = Record::check(&mut rec, symbols)?;
@@ -460,7 +461,7 @@ impl<'a> Cache<'a> {
             let records = &cache.records;
             let path_of = |m: u32| records.get(m as usize).map_or(&[][..], |l| path_at(data, l));
             let path = path_of(n);
-            if !cache.table.insert_new(hash(path, MODULES), n, |m| eq(path_of(m), path)) {
+            if !cache.table.insert_new(word_hash(path, MODULES), n, |m| eq(path_of(m), path)) {
                 let at = u64::from(layout.start);
                 return Err(Rejected::Corrupt { at, what: "module path recorded twice" });
             }
@@ -472,7 +473,7 @@ impl<'a> Cache<'a> {
             let dirs = &cache.dirs;
             let path_of = |m: u32| dirs.get(m as usize).map_or(&[][..], |d| dir_path(data, d));
             let path = path_of(n);
-            if !cache.dir_table.insert_new(hash(path, DIRS), n, |m| eq(path_of(m), path)) {
+            if !cache.dir_table.insert_new(word_hash(path, DIRS), n, |m| eq(path_of(m), path)) {
                 let at = dirs.get(n as usize).map_or(0, |d| d.path.start as u64);
                 return Err(Rejected::Corrupt { at, what: "directory listed twice" });
             }
@@ -493,7 +494,7 @@ impl<'a> Cache<'a> {
     pub fn listing(&self, path: &[u8]) -> Option<(Stamp, &'a [u8])> {
         let data: &'a [u8] = self.file;
         let path_of = |m: u32| self.dirs.get(m as usize).map_or(&[][..], |d| dir_path(data, d));
-        let n = self.dir_table.find(hash(path, DIRS), |m| eq(path_of(m), path))?;
+        let n = self.dir_table.find(word_hash(path, DIRS), |m| eq(path_of(m), path))?;
         self.dir(n).map(|(_, stamp, entries)| (stamp, entries))
     }
 
@@ -512,7 +513,7 @@ impl<'a> Cache<'a> {
     pub fn get(&self, path: &[u8]) -> Option<Record<'a>> {
         let data: &'a [u8] = self.file;
         let path_of = |m: u32| self.records.get(m as usize).map_or(&[][..], |l| path_at(data, l));
-        self.record(self.table.find(hash(path, MODULES), |m| eq(path_of(m), path))?)
+        self.record(self.table.find(word_hash(path, MODULES), |m| eq(path_of(m), path))?)
     }
 
     /// Every record, in the order they were written.

@@ -11,10 +11,9 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use super::{BYTE_ORDER, CRC_AT, Cursor, FORMAT, HEADER, Identity, MAGIC, Record, Stamp};
-use super::{
-    DIRS, MODULES, ModuleInfo, TAIL_AT, Table, Time, WEAK, checksum, hash, id_at, listing,
-};
+use super::{DIRS, MODULES, ModuleInfo, TAIL_AT, Time, WEAK, checksum, id_at, listing};
 use crate::cache::Cache;
+use crate::hash::{Numbers, word_hash};
 
 /// Why a module (or another file) is not put in the cache. None is an error: the file is read
 /// again next time.
@@ -77,7 +76,7 @@ const PART: usize = (u32::MAX / 4) as usize;
 struct Symbols {
     entries: Vec<u8>,
     pool: Vec<u8>,
-    table: Table,
+    table: Numbers,
     /// Symbols entered in `table` (those taken over from an old cache are entered when a new
     /// symbol is first looked for).
     mapped: u32,
@@ -105,7 +104,7 @@ impl Symbols {
     /// Enters symbol `n` in the lookup table.
     fn enter(&mut self, n: u32) {
         let (name, crc) = self.get(n);
-        self.table.insert(hash(name, u64::from(crc)), n);
+        self.table.insert(word_hash(name, u64::from(crc)), n);
     }
 
     /// The number of symbol `name` with `crc`, added if new.
@@ -115,7 +114,7 @@ impl Symbols {
             self.enter(self.mapped);
             self.mapped += 1;
         }
-        let h = hash(name, u64::from(crc));
+        let h = word_hash(name, u64::from(crc));
         if let Some(n) = self.table.find(h, |n| self.get(n) == (name, crc)) {
             return Ok(n);
         }
@@ -138,7 +137,7 @@ impl Symbols {
         self.entries.truncate(keep as usize * 8);
         self.pool.truncate(end as usize);
         // Rare (a record that failed half-way): the lookup table is made again when needed.
-        self.table = Table::default();
+        self.table = Numbers::default();
         self.mapped = 0;
     }
 }
@@ -159,14 +158,14 @@ pub struct CacheWriter<'a> {
     /// Encoded directory listings, where each starts in `dirs`, and their numbers by path.
     dirs: Vec<u8>,
     dir_starts: Vec<u32>,
-    dir_paths: Table,
+    dir_paths: Numbers,
     /// Where each record starts in `out`.
     starts: Vec<u32>,
     /// Where each record's symbol numbers start in `out`, and how many there are (exports then
     /// imports).
     ids: Vec<(u32, u32, u32)>,
     /// Record numbers by path.
-    paths: Table,
+    paths: Numbers,
     symbols: Symbols,
     /// The old cache file, whose records are copied as they are.
     base: Option<&'a [u8]>,
@@ -226,10 +225,10 @@ impl<'a> CacheWriter<'a> {
             file_count: 0,
             dirs: Vec::new(),
             dir_starts: Vec::new(),
-            dir_paths: Table::default(),
+            dir_paths: Numbers::default(),
             starts: Vec::new(),
             ids: Vec::new(),
-            paths: Table::default(),
+            paths: Numbers::default(),
             symbols: Symbols::default(),
             base: None,
             in_order: true,
@@ -288,7 +287,7 @@ impl<'a> CacheWriter<'a> {
         if self.dirs.len() + path.len() + entries.len() > PART {
             return Err(NotCached::Full);
         }
-        let h = hash(path, DIRS);
+        let h = word_hash(path, DIRS);
         if self.dir_paths.find(h, |n| path_at(&self.dirs, &self.dir_starts, n) == path).is_some() {
             return Err(NotCached::Duplicate);
         }
@@ -358,7 +357,7 @@ impl<'a> CacheWriter<'a> {
         if start > PART {
             return Err(NotCached::Full);
         }
-        let h = hash(path, MODULES);
+        let h = word_hash(path, MODULES);
         if self.paths.find(h, |n| self.record_path(n) == path).is_some() {
             return Err(NotCached::Duplicate);
         }
