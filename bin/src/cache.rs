@@ -24,7 +24,9 @@
 //!    equal the files in place does (`modules.dep` is touched, for `-A`).
 //! 5. Otherwise the run goes on; a new cache is encoded beside the outputs ([`Session::encode`])
 //!    and written after the indexes are installed ([`Session::write`]), unless nothing in it
-//!    changed.
+//!    changed. When only modules changed since the cache was written (everything else as in
+//!    step 4), the indexes in place are the previous run's, and some are patched rather than
+//!    built again ([`crate::prior`]).
 //!
 //! Where a cache is started: only in the system's own module directory (no `-b`), and only
 //! once it has indexes (`modules.dep`) from an earlier run. Image builders index a staging tree
@@ -238,6 +240,13 @@ impl<'c> Session<'c> {
         (self.write, self.output_id)
     }
 
+    /// Whether everything but the modules is as the cache records it, and the indexes in place
+    /// are the ones the run that wrote it installed (step 4 of the module's documentation, the
+    /// modules aside).
+    pub fn is_current(&self) -> bool {
+        self.current
+    }
+
     /// The checked cache, for the walk.
     pub fn cache(&self) -> Option<&Cache<'c>> {
         self.cache.as_ref()
@@ -437,20 +446,32 @@ pub fn same(info: &ModuleInfo, record: &Record<'_>) -> bool {
         && info.imports().map(|i| (i.name, i.crc, i.weak)).eq(record.imports())
 }
 
-/// Makes what was loaded into the modules' [`Loaded`] list (a recalled record's [`ModuleInfo`]
-/// is the record, read in place), and what the cache writer takes when the run writes a cache
-/// (`write`; otherwise nothing, which keeps a run without one as lean as before). Each file's
-/// [`ModuleInfo`] is moved once, from where it was loaded to the list.
-pub fn split<'c>(found: Found<'c>, write: bool) -> (Vec<Module>, Vec<Loaded>, Entries<'c>) {
+/// What was loaded, split: the modules, each one's [`Loaded`] (a recalled record's
+/// [`ModuleInfo`] is the record, read in place) and whether it was recalled, and what the
+/// cache writer takes.
+pub struct Split<'c> {
+    pub modules: Vec<Module>,
+    pub loaded: Vec<Loaded>,
+    pub recalled: Vec<bool>,
+    pub entries: Entries<'c>,
+}
+
+/// Makes what was loaded into the modules' [`Loaded`] list, and what the cache writer takes
+/// when the run writes a cache (`write`; otherwise nothing, which keeps a run without one as
+/// lean as before). Each file's [`ModuleInfo`] is moved once, from where it was loaded to the
+/// list.
+pub fn split<'c>(found: Found<'c>, write: bool) -> Split<'c> {
     let Found { modules, listings, slots, files } = found;
     let mut files: Vec<Option<FileFound<'c>>> = files.into_iter().map(Some).collect();
     let kept = if write { files.len() } else { 0 };
     let mut entries: Vec<Entry<'c>> =
         std::iter::repeat_with(|| Entry::Nothing).take(kept).collect();
     let mut loaded = Vec::with_capacity(modules.len());
+    let mut recalled = Vec::with_capacity(modules.len());
     for (module, &slot) in slots.iter().enumerate() {
         // Every module has its file, once.
         let Some((path, got)) = files.get_mut(slot).and_then(Option::take) else { continue };
+        recalled.push(matches!(got, Got::Recalled(..)));
         let (l, e) = match got {
             Got::Recalled(record) => (Ok(Box::new(record.info())), Entry::Keep(record)),
             Got::Read { loaded: Ok(info), stamp: Some(stamp) } => {
@@ -473,7 +494,7 @@ pub fn split<'c>(found: Found<'c>, write: bool) -> (Vec<Module>, Vec<Loaded>, En
             _ => {}
         }
     }
-    (modules, loaded, Entries { files: entries, listings })
+    Split { modules, loaded, recalled, entries: Entries { files: entries, listings } }
 }
 
 /// What decides the outputs besides the files the run reads: the options (but `-n` and the

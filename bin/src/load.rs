@@ -289,7 +289,7 @@ pub fn while_finding<'c>(
 /// 64 bits. The paths are the tree's own, so std's SipHash, which defends a map against keys
 /// chosen to collide, only cost time: 6.6% of the instructions of a re-run of an unchanged tree.
 #[derive(Default)]
-struct PathHasher(u64);
+pub struct PathHasher(u64);
 
 impl Hasher for PathHasher {
     fn finish(&self) -> u64 {

@@ -22,6 +22,7 @@ mod log;
 mod native;
 mod outputs;
 mod par;
+mod prior;
 mod quick;
 mod read;
 mod resolve;

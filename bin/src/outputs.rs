@@ -7,12 +7,14 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 
 use depmod_core::index::IndexError;
+use depmod_core::index::patch::PatchError;
 use depmod_core::output::{self, BinError, DevnameProblem, Index, Notice};
 
 use crate::cli::Dirs;
 use crate::install::Sink;
 use crate::log::{Failed, Log, log};
 use crate::par;
+use crate::prior::Prior;
 
 /// The outputs, in kmod's order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +91,17 @@ struct Made<'a> {
     messages: Vec<Message<'a>>,
     /// The index could not be written (a FATAL in kmod; nothing is installed).
     error: Option<BinError>,
+    /// It was patched from the previous run's.
+    patched: bool,
+}
+
+/// What making the outputs did.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Built {
+    /// Something was reported (shown or not at this verbosity).
+    pub said: bool,
+    /// How many indexes were patched from the previous run's.
+    pub patched: usize,
 }
 
 /// The inputs of the builtin indexes, read before the outputs are made.
@@ -107,9 +120,20 @@ impl Inputs {
     }
 }
 
-/// Generates one output.
-fn make<'a>(kind: Kind, index: &Index<'a>, inputs: &'a Inputs) -> Made<'a> {
+/// Generates one output: patched from the previous run's, where `prior` allows it, or built.
+fn make<'a>(kind: Kind, index: &Index<'a>, inputs: &'a Inputs, prior: Option<&Prior>) -> Made<'a> {
     let mut data = Vec::new();
+    if let Some((prior, old)) = prior.and_then(|p| Some((p, p.old(kind.name())?))) {
+        let patched = match kind {
+            Kind::AliasBin => output::patch_alias_bin(index, &prior.change, old, &mut data),
+            Kind::SymbolsBin => output::patch_symbols_bin(index, &prior.change, old, &mut data),
+            _ => Err(PatchError::Unreadable),
+        };
+        if patched.is_ok() {
+            return Made { data, messages: Vec::new(), error: None, patched: true };
+        }
+        data.clear();
+    }
     let mut messages = Vec::new();
     let mut notice = |n: Notice<'a>| messages.push(Message::Notice(n));
     let result = match kind {
@@ -157,22 +181,23 @@ fn make<'a>(kind: Kind, index: &Index<'a>, inputs: &'a Inputs) -> Made<'a> {
             Ok(())
         }
     };
-    Made { data, messages, error: result.err() }
+    Made { data, messages, error: result.err(), patched: false }
 }
 
-/// Generates every output (the text ones only, for `-n`) on up to `threads` threads; as each
-/// one and every one before it are made, reports its messages and hands it to `sink`, in kmod's
-/// order, and lets it go (the run never holds all of them at once:
-/// [`par::for_each_in_order`]). Fails when an output could not be made or written; otherwise
-/// says whether anything was reported (shown or not at this verbosity).
+/// Generates every output (the text ones only, for `-n`) on up to `threads` threads, patching
+/// those of the previous run that `prior` allows; as each one and every one before it are made,
+/// reports its messages and hands it to `sink`, in kmod's order, and lets it go (the run never
+/// holds all of them at once: [`par::for_each_in_order`]). Fails when an output could not be
+/// made or written.
 pub fn build(
     log: &Log,
     dirs: &Dirs,
     index: &Index<'_>,
+    prior: Option<&Prior>,
     dry_run: bool,
     threads: usize,
     sink: &mut Sink<'_>,
-) -> Result<bool, Failed> {
+) -> Result<Built, Failed> {
     let kinds: Vec<Kind> = ALL.into_iter().filter(|k| !dry_run || k.is_text()).collect();
     let inputs = if dry_run {
         Inputs { builtin: Ok(Vec::new()), modinfo: Ok(Vec::new()) }
@@ -180,11 +205,13 @@ pub fn build(
         Inputs::read(dirs)
     };
     let mut said = false;
+    let mut patched = 0;
     par::for_each_in_order(
         &kinds,
         threads,
-        |&kind| make(kind, index, &inputs),
+        |&kind| make(kind, index, &inputs, prior),
         |kind, made| {
+            patched += usize::from(made.patched);
             for m in made.messages {
                 said |= report(log, dirs, index.warn_duplicates, m);
             }
@@ -195,7 +222,7 @@ pub fn build(
             sink.put(kind.name(), &made.data)
         },
     )?;
-    Ok(said)
+    Ok(Built { said, patched })
 }
 
 /// Reports one message; whether it is one (a duplicate is one only with `-w`).
@@ -260,7 +287,7 @@ mod tests {
         let log = Log::capturing();
         with_index(false, |index| {
             let mut sink = Sink::open(&log, false, &dirs.output).unwrap();
-            build(&log, &dirs, index, false, 3, &mut sink).unwrap();
+            build(&log, &dirs, index, None, false, 3, &mut sink).unwrap();
             sink.finish().unwrap();
         });
         let mut expected: Vec<String> = ALL.iter().map(|k| k.name().to_string()).collect();
@@ -297,7 +324,7 @@ mod tests {
         let modules = [("kernel/a.ko", spec(&["alias=caf\u{e9}"], &[], &[]))];
         with_modules(&modules, false, |index| {
             let mut sink = Sink::open(&log, false, &dirs.output).unwrap();
-            assert_eq!(build(&log, &dirs, index, false, 2, &mut sink), Err(Failed));
+            assert_eq!(build(&log, &dirs, index, None, false, 2, &mut sink), Err(Failed));
         });
         assert_eq!(dir.names(), ["modules.builtin", "modules.builtin.modinfo"]);
         assert_eq!(

@@ -8,6 +8,7 @@ use crate::cli::{Dirs, Options};
 use crate::install::Sink;
 use crate::kernel_symbols;
 use crate::log::{Failed, Log, log};
+use crate::prior::Prior;
 use crate::{cache, config, find, load, outputs, par, quick, resolve, usable, walk};
 
 /// Runs depmod with parsed options.
@@ -72,7 +73,7 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
             return keep_indexes(log, dirs);
         }
     }
-    let (modules, loaded, entries) = cache::split(found, session.writes());
+    let cache::Split { modules, loaded, recalled, entries } = cache::split(found, session.writes());
     phases.mark("recall");
     let kept = usable::keep(log, modules, loaded);
     phases.mark("keep");
@@ -86,6 +87,10 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
         return keep_indexes(log, dirs);
     }
     let order = resolve::order(log, modules, &graph)?;
+    // Which modules of the array were recalled (those kept of the ones found).
+    let recalled: Vec<bool> =
+        kept.places.iter().zip(&recalled).filter(|(p, _)| p.is_some()).map(|(_, &r)| r).collect();
+    let prior = Prior::find(&session, dirs, modules, &recalled);
     let index = Index {
         modules,
         infos,
@@ -99,13 +104,18 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
     // The new cache is encoded beside the outputs, and written after the indexes.
     let (built, writer) = std::thread::scope(|s| {
         let writer = session.encode_beside(s, &entries, &kept);
-        let built = outputs::build(log, dirs, &index, opts.dry_run, threads, &mut sink);
-        phases.mark("outputs");
+        let built =
+            outputs::build(log, dirs, &index, prior.as_ref(), opts.dry_run, threads, &mut sink);
+        if phases.on() {
+            let patched = built.as_ref().map_or(0, |b| b.patched);
+            phases.mark(&format!("outputs ({patched} patched)"));
+        }
         let built = built.and_then(|said| Ok((said, sink.finish()?)));
         phases.mark("install");
         (built, writer.map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))))
     });
-    let (said, installed) = built?;
+    let (built, installed) = built?;
+    let said = built.said;
     session.write(log, writer.flatten(), &installed, said);
     phases.mark("cache written");
     Ok(())

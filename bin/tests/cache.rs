@@ -882,3 +882,90 @@ fn the_system_tree_gets_a_cache_from_its_second_run() {
     let n = t.warm.with_cache_of(format!("/lib/modules/{VERSION}").as_bytes(), |c| c.len());
     assert_eq!(n, 4, "the second run started a cache");
 }
+
+/// A deterministic generator (xorshift) for the series of changes below.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n.max(1) as u64) as usize
+    }
+}
+
+/// A module of the series: aliases and exports drawn from small pools, so that modules share
+/// aliases (a key with values from many modules) and exports (a symbol whose owner changes when
+/// its last exporter goes), or needs of those exports.
+fn series_module(rng: &mut Rng) -> Vec<u8> {
+    let aliases: Vec<String> = (0..rng.below(4))
+        .map(|_| match rng.below(3) {
+            0 => format!("alias=pci:v00008086d0000{:04X}sv*sd*bc*sc*i*", rng.below(12)),
+            1 => format!("alias=usb:v{:04X}p*d*dc*", rng.below(6)),
+            _ => format!("alias=platform:dev-{}", rng.below(8)),
+        })
+        .collect();
+    // A module exports or needs symbols, never both: no dependency cycles.
+    let symbols: Vec<String> =
+        (0..rng.below(3)).map(|_| format!("sym_{}", rng.below(10))).collect();
+    let (exports, imports) = match rng.below(2) {
+        0 => (symbols, vec![]),
+        _ => (vec![], symbols),
+    };
+    let modinfo: Vec<&str> = aliases.iter().map(String::as_str).collect();
+    let exports: Vec<&str> = exports.iter().map(String::as_str).collect();
+    let imports: Vec<&str> = imports.iter().map(String::as_str).collect();
+    spec(&modinfo, &exports, &imports).build()
+}
+
+/// A series of random changes (modules added, removed, replaced by other builds with other
+/// aliases and exports), each settled before the run: the warm runs patch `modules.alias.bin`
+/// and `modules.symbols.bin` from the previous run's, and every index equals the cold run's.
+#[test]
+fn a_series_of_changes_patches_the_indexes_as_a_full_run_builds_them() {
+    let mut t = Twin::new("series");
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let dir = format!("lib/modules/{VERSION}/kernel/series");
+    let mut present: Vec<usize> = Vec::new();
+    let mut next = 0;
+    let mut add = |t: &Twin, rng: &mut Rng, present: &mut Vec<usize>| {
+        let data = series_module(rng);
+        t.apply(|tree| tree.write(&format!("{dir}/s{next}.ko"), &data));
+        present.push(next);
+        next += 1;
+    };
+    for _ in 0..24 {
+        add(&t, &mut rng, &mut present);
+    }
+    fs::write(t.warm.cache_path(), b"").unwrap();
+    settle();
+    t.run(DEFAULT);
+    t.run(DEFAULT);
+    assert!(t.kept_indexes());
+    let mut patched = 0;
+    let rounds = 8;
+    for _ in 0..rounds {
+        for _ in 0..1 + rng.below(3) {
+            match rng.below(3) {
+                0 => add(&t, &mut rng, &mut present),
+                1 if !present.is_empty() => {
+                    let gone = present.remove(rng.below(present.len()));
+                    t.apply(|tree| {
+                        fs::remove_file(tree.root.join(format!("{dir}/s{gone}.ko"))).unwrap()
+                    });
+                }
+                _ if !present.is_empty() => {
+                    let m = present[rng.below(present.len())];
+                    let data = series_module(&mut rng);
+                    t.apply(|tree| tree.write(&format!("{dir}/s{m}.ko"), &data));
+                }
+                _ => {}
+            }
+        }
+        settle();
+        t.run(DEFAULT);
+        patched += usize::from(t.timing.iter().any(|l| l.contains("outputs (2 patched)")));
+    }
+    assert_eq!(patched, rounds, "every round patches both indexes: {:?}", t.timing);
+}

@@ -32,7 +32,7 @@ impl<'a> Symbols<'a> {
         Symbols { table: Table::new(SYMBOL_BUCKETS), prefix }
     }
 
-    fn strip_prefix(&self, name: &'a [u8]) -> &'a [u8] {
+    fn strip_prefix<'n>(&self, name: &'n [u8]) -> &'n [u8] {
         match (self.prefix, name.split_first()) {
             (Some(p), Some((&first, rest))) if first == p => rest,
             _ => name,
@@ -63,6 +63,16 @@ impl<'a> Symbols<'a> {
         let name = name.strip_prefix(b".").unwrap_or(name);
         let key = self.strip_prefix(name);
         self.table.get(key).map(|o| (key, *o))
+    }
+
+    /// The name a module's export `name` is kept under (its prefix stripped).
+    pub fn export_key<'n>(&self, name: &'n [u8]) -> &'n [u8] {
+        self.strip_prefix(name)
+    }
+
+    /// The owner of the symbol kept under `key` (as [`Symbols::export_key`] gives it).
+    pub fn owner(&self, key: &[u8]) -> Option<Owner> {
+        self.table.get(key).copied()
     }
 
     /// All symbols in kmod's hash order.

@@ -2,9 +2,11 @@
 //! prioritised values, serialised big-endian in kmod 34's node order.
 //!
 //! [`IndexBuilder`] collects entries with kmod's value ordering; [`IndexBuilder::write`] plans
-//! every node's offset and writes the file. [`reader::Index`] reads such a file back.
+//! every node's offset and writes the file. [`reader::Index`] reads such a file back, and
+//! [`patch::patch`] makes a new one from an old one and a few changed keys.
 
 mod fnmatch;
+pub mod patch;
 pub mod reader;
 mod sort;
 mod trie;

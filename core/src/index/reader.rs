@@ -68,12 +68,15 @@ pub struct Index<'a> {
 }
 
 /// One decoded node.
-struct Node<'a> {
-    prefix: &'a [u8],
-    first: u8,
+pub(super) struct Node<'a> {
+    pub(super) prefix: &'a [u8],
+    pub(super) first: u8,
     /// Child offset words for bytes `first..=last`.
-    children: &'a [u8],
-    values_at: Option<usize>,
+    pub(super) children: &'a [u8],
+    /// Where its values start (their count), if it has any; else where the node ends.
+    pub(super) values_at: Option<usize>,
+    /// Where the node ends when it has no values.
+    pub(super) end: usize,
     data: &'a [u8],
 }
 
@@ -84,7 +87,7 @@ impl<'a> Node<'a> {
         (word != 0).then_some(word)
     }
 
-    fn child_words(&self) -> impl Iterator<Item = (u8, u32)> + '_ {
+    pub(super) fn child_words(&self) -> impl Iterator<Item = (u8, u32)> + '_ {
         self.children.chunks_exact(4).enumerate().filter_map(move |(i, w)| {
             let word = Endian::Big.u32(w, 0)?;
             let byte = u8::try_from(usize::from(self.first) + i).ok()?;
@@ -124,6 +127,16 @@ fn add_sorted(out: &mut Vec<Value>, v: Value) {
 }
 
 impl<'a> Index<'a> {
+    /// The file's bytes.
+    pub(super) fn data(&self) -> &'a [u8] {
+        self.data
+    }
+
+    /// The root's word (offset and flags), from the header.
+    pub(super) fn root_word(&self) -> u32 {
+        self.root
+    }
+
     /// Checks the header of `data`.
     pub fn parse(data: &'a [u8]) -> Result<Self, ReadError> {
         let word = |at| Endian::Big.u32(data, at).ok_or(ReadError::Truncated { len: data.len() });
@@ -138,7 +151,7 @@ impl<'a> Index<'a> {
         Ok(Index { data, root: word(8)? })
     }
 
-    fn node(&self, word: u32) -> Result<Node<'a>, ReadError> {
+    pub(super) fn node(&self, word: u32) -> Result<Node<'a>, ReadError> {
         let offset = word & OFFSET_MASK;
         let oob = ReadError::NodeOutOfBounds { offset };
         let mut at = offset as usize;
@@ -163,7 +176,7 @@ impl<'a> Index<'a> {
             at += 2 + n;
         }
         let values_at = (word & FLAG_VALUES != 0).then_some(at);
-        Ok(Node { prefix, first, children, values_at, data: self.data })
+        Ok(Node { prefix, first, children, values_at, end: at, data: self.data })
     }
 
     /// The values stored under exactly `key`, best (lowest priority) first.

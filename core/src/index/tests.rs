@@ -113,16 +113,16 @@ fn edge_shapes_round_trip() {
 }
 
 /// A small deterministic generator (xorshift), so the oracle tests need no dependency.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
     fn word(&mut self, alphabet: &[u8], max: u64) -> Vec<u8> {

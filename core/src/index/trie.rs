@@ -265,8 +265,17 @@ impl<'b> Plan<'b> {
         put(out, &mut at, MAGIC);
         put(out, &mut at, VERSION);
         put(out, &mut at, 12 | Self::flags(&root, None));
+        let top = self.nodes.len() as u32 - 1;
+        self.write_subtree(out.get_mut(at..).unwrap_or_default(), top, None, at as u64);
+    }
+
+    /// Writes node `top` (under a parent whose path ends at `parent_end`; none: the root) and
+    /// its subtree, in pre-order, into `out`, which has the subtree's size, is zeroed, and
+    /// starts at offset `base` of the index.
+    fn write_subtree(&self, out: &mut [u8], top: u32, parent_end: Option<u32>, base: u64) {
+        let mut at = 0;
         // Nodes still to write, next on top: (node number, the parent's path end).
-        let mut stack: Vec<(u32, Option<u32>)> = alloc::vec![(self.nodes.len() as u32 - 1, None)];
+        let mut stack: Vec<(u32, Option<u32>)> = alloc::vec![(top, parent_end)];
         while let Some((n, parent_end)) = stack.pop() {
             let node = self.node(n);
             let offset = at as u64;
@@ -279,7 +288,7 @@ impl<'b> Plan<'b> {
             if node.kid_count > 0 {
                 bytes(out, &mut at, &[node.first, node.last]);
                 let table = at;
-                let mut child = offset + node.body;
+                let mut child = base + offset + node.body;
                 for &kid in kids {
                     let k = self.node(kid);
                     let mut slot = table + 4 * usize::from(k.byte.wrapping_sub(node.first));
@@ -319,4 +328,45 @@ pub(super) fn write(
     out.resize(start + total as usize, 0);
     plan.write(out.get_mut(start..).unwrap_or_default());
     Ok(())
+}
+
+/// A subtree planned from a builder whose keys all start with one byte: the root's only child,
+/// which a patch puts under that byte of a parent in another index ([`super::patch`]).
+pub(super) struct Subtree<'b> {
+    plan: Plan<'b>,
+    /// The child's node number; `None` when the builder is empty.
+    top: Option<u32>,
+}
+
+impl<'b> Subtree<'b> {
+    /// Plans the subtree of `builder`'s sorted entries, `splits` saying how each entry's key
+    /// differs from the previous one; `None` unless every key starts with the same byte.
+    pub(super) fn plan(builder: &'b IndexBuilder, splits: &[Split]) -> Option<Self> {
+        let plan = Plan::new(builder, splits);
+        let root = plan.root();
+        let top = match plan.children(&root) {
+            [] => None,
+            [top] if !root.has_values() => Some(*top),
+            _ => return None,
+        };
+        Some(Subtree { plan, top })
+    }
+
+    /// Bytes of the subtree.
+    pub(super) fn size(&self) -> u64 {
+        self.top.map_or(0, |t| self.plan.node(t).size())
+    }
+
+    /// The flags of the parent's word that leads to the subtree.
+    pub(super) fn flags(&self) -> u32 {
+        self.top.map_or(0, |t| Plan::flags(&self.plan.node(t), Some(0)))
+    }
+
+    /// Writes the subtree into `out`, which has its size, is zeroed, and starts at offset
+    /// `base` of the index.
+    pub(super) fn write(&self, out: &mut [u8], base: u64) {
+        if let Some(top) = self.top {
+            self.plan.write_subtree(out, top, Some(0), base);
+        }
+    }
 }

@@ -4,16 +4,18 @@
 //! `modules.symbols` walks the symbol table in kmod's hash order.
 
 mod builtin;
+mod change;
 mod dep;
 mod devname;
 mod modinfo;
 mod symbols;
 
 pub use builtin::{write_builtin_alias_bin, write_builtin_bin};
+pub use change::Change;
 pub use dep::{write_dep, write_dep_bin};
 pub use devname::{DevnameProblem, write_devname};
-pub use modinfo::{write_alias, write_alias_bin, write_softdep, write_weakdep};
-pub use symbols::{write_symbols, write_symbols_bin};
+pub use modinfo::{patch_alias_bin, write_alias, write_alias_bin, write_softdep, write_weakdep};
+pub use symbols::{patch_symbols_bin, write_symbols, write_symbols_bin};
 
 use alloc::vec::Vec;
 

@@ -2,8 +2,10 @@
 
 use alloc::vec::Vec;
 
-use super::{BinError, Index, Notice, finish, insert, key_and_value};
+use super::change::touch;
+use super::{BinError, Change, Index, Notice, finish, insert, key_and_value};
 use crate::index::IndexBuilder;
+use crate::index::patch::PatchError;
 use crate::name::alias_key_into;
 
 /// Appends `modules.alias`: `alias VALUE NAME` per alias.
@@ -37,6 +39,45 @@ pub fn write_alias_bin<'a>(
         }
     }
     finish(bin, index.warn_duplicates, "alias", key_and_value, brackets, notice, out)
+}
+
+/// Appends `modules.alias.bin` as [`write_alias_bin`] would, made from `old`, the one the
+/// previous run wrote, and `change`: the aliases of its modules that are gone and of this run's
+/// new ones are the touched keys, the new ones' aliases the added entries. An error (a new
+/// alias with unmatched brackets, which the full writer reports; `-w`, whose report needs every
+/// entry; an index that cannot be patched) leaves `out` as it was: the index is then built.
+pub fn patch_alias_bin(
+    index: &Index<'_>,
+    change: &Change,
+    old: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), PatchError> {
+    if index.warn_duplicates {
+        return Err(PatchError::Untouched);
+    }
+    let mut touched = Vec::new();
+    let mut key = Vec::new();
+    for alias in change.gone.iter().flat_map(|info| info.aliases()) {
+        if alias_key_into(alias, &mut key) {
+            touch(&mut touched, &key);
+        }
+    }
+    let mut added = Vec::new();
+    let new = index
+        .with_info()
+        .enumerate()
+        .filter(|(i, _)| !change.kept.get(*i).copied().unwrap_or(true));
+    for (i, (m, info)) in new {
+        for alias in info.aliases() {
+            if !alias_key_into(alias, &mut key) {
+                return Err(PatchError::Untouched);
+            }
+            touch(&mut touched, &key);
+            added.push((key.clone(), m.name(), i as u32));
+        }
+    }
+    let added: Vec<(&[u8], &[u8], u32)> = added.iter().map(|(k, v, p)| (&k[..], *v, *p)).collect();
+    change.patch(old, &touched, false, &added, out)
 }
 
 /// Appends `modules.softdep`: `softdep NAME VALUE` per softdep.

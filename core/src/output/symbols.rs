@@ -2,8 +2,10 @@
 
 use alloc::vec::Vec;
 
-use super::{BinError, Index, Notice, finish, insert, key_and_value};
+use super::change::touch;
+use super::{BinError, Change, Index, Notice, finish, insert, key_and_value};
 use crate::index::IndexBuilder;
+use crate::index::patch::PatchError;
 
 /// Appends `modules.symbols`: `alias symbol:NAME MODULE` for each module-owned symbol.
 pub fn write_symbols(index: &Index<'_>, out: &mut Vec<u8>) {
@@ -39,6 +41,43 @@ pub fn write_symbols_bin<'a>(
         insert(&mut bin, &key, module.name(), m)?;
     }
     finish(bin, index.warn_duplicates, "syms", key_and_value, Vec::new(), notice, out)
+}
+
+/// Appends `modules.symbols.bin` as [`write_symbols_bin`] would, made from `old`, the one the
+/// previous run wrote, and `change`: the exports of its modules that are gone and of this
+/// run's new ones are the touched keys, each written again with its owner in this run's table.
+/// An error (`-w`; an index that cannot be patched) leaves `out` as it was: the index is then
+/// built.
+pub fn patch_symbols_bin(
+    index: &Index<'_>,
+    change: &Change,
+    old: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), PatchError> {
+    if index.warn_duplicates {
+        return Err(PatchError::Untouched);
+    }
+    let new = index.infos.iter().enumerate();
+    let new = new.filter(|(i, _)| !change.kept.get(*i).copied().unwrap_or(true));
+    let exports = change.gone.iter().chain(new.map(|(_, info)| info)).flat_map(|i| i.exports());
+    let mut touched = Vec::new();
+    let mut key = Vec::new();
+    for (name, _) in exports {
+        key.clear();
+        key.extend_from_slice(b"symbol:");
+        key.extend_from_slice(index.symbols.export_key(name));
+        touch(&mut touched, &key);
+    }
+    // Each touched key with its owner now, if a module owns it.
+    let mut added = Vec::new();
+    for key in &touched {
+        let name = key.get(b"symbol:".len()..).unwrap_or_default();
+        let owner = index.symbols.owner(name).and_then(|o| o.module);
+        if let Some((m, module)) = owner.and_then(|m| Some((m, index.module(m)?))) {
+            added.push((&key[..], module.name(), m));
+        }
+    }
+    change.patch(old, &touched, true, &added, out)
 }
 
 #[cfg(test)]
