@@ -4,8 +4,9 @@
 use std::io::Write;
 
 use depmod_core::ModuleInfo;
+use depmod_core::cache::Cache;
 use depmod_core::graph::{self, CycleReport, Graph};
-use depmod_core::resolve::{self, Event, ResolveOptions, Symbols};
+use depmod_core::resolve::{self, Event, Owner, ResolveOptions, Symbols};
 use depmod_core::tree::Module;
 
 use crate::kernel_symbols::KernelFile;
@@ -41,22 +42,28 @@ pub fn symbols<'a>(
 }
 
 /// Each module's direct dependencies, resolved on `threads` threads in runs of modules; the
-/// graph, the warnings and the `-v` lines come out in module order, as from one thread.
+/// graph, the warnings and the `-v` lines come out in module order, as from one thread. The
+/// modules recalled from `cache` have their needed symbols looked up by the cache's numbers:
+/// each of its symbol names is looked up once, where a tree's modules need each symbol many
+/// times.
+#[allow(clippy::too_many_arguments)]
 pub fn dependencies<'a>(
     log: &Log,
     modules: &[Module],
     symbols: &Symbols<'a>,
+    cache: Option<&Cache<'a>>,
     infos: &'a [ModuleInfo],
     options: ResolveOptions,
     verbose: bool,
     threads: usize,
 ) -> Graph {
+    let known = cache.map(|c| known(symbols, c));
     let runs: Vec<&'a [ModuleInfo]> = infos.chunks(RUN).collect();
     let resolved = par::map_slice_with(
         &runs,
         threads,
         || (),
-        |_, r, run| resolve::resolve_run(symbols, run, (r * RUN) as u32, options),
+        |_, r, run| resolve::resolve_run(symbols, known.as_deref(), run, (r * RUN) as u32, options),
     );
     let path = |i: u32| modules.get(i as usize).map_or(&[][..], |m| m.path());
     let mut stdout = std::io::stdout().lock();
@@ -83,6 +90,11 @@ pub fn dependencies<'a>(
     }
     let _ = stdout.flush();
     graph
+}
+
+/// What `symbols` answers for each of `cache`'s symbol names, by number.
+fn known<'a>(symbols: &Symbols<'a>, cache: &Cache<'a>) -> Vec<Option<(&'a [u8], Owner)>> {
+    cache.symbol_names().map(|n| symbols.find(n)).collect()
 }
 
 /// kmod's topological order of the modules (`dep_sort_idx`), or its cycle report.

@@ -80,7 +80,16 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
     let (modules, infos) = (&kept.modules, &kept.infos);
     let symbols = resolve::symbols(&kernel, infos, opts.symbol_prefix);
     phases.mark("exports");
-    let graph = resolve::dependencies(log, modules, &symbols, infos, options, verbose, threads);
+    let graph = resolve::dependencies(
+        log,
+        modules,
+        &symbols,
+        session.cache(),
+        infos,
+        options,
+        verbose,
+        threads,
+    );
     phases.mark("resolve");
     if unchanged {
         phases.mark("indexes current");

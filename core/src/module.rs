@@ -247,6 +247,15 @@ impl ModuleInfo {
         }
     }
 
+    /// For a module recalled from a cache, the cache's numbers of its needed symbols, in the
+    /// order of [`ModuleInfo::imports`] ([`crate::cache::Cache::symbol_names`]).
+    pub fn recorded_import_ids(&self) -> Option<impl ExactSizeIterator<Item = u32> + '_> {
+        match &self.lists {
+            Lists::Read { .. } => None,
+            Lists::Recorded(held) => Some(held.record().import_ids()),
+        }
+    }
+
     /// Whether the file was read without any error or anomaly: only such a record may be
     /// kept by a cache (the others are read again on each run, which also repeats their
     /// messages).

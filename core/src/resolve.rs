@@ -146,10 +146,17 @@ impl Resolved<'_> {
     }
 }
 
+/// What [`Symbols::find`] answers for each of a module cache's symbol names, by number
+/// ([`crate::cache::Cache::symbol_names`]): a recalled module's needed symbols are looked up
+/// there, each name once for all modules.
+pub type Known<'a> = [Option<(&'a [u8], Owner)>];
+
 /// Resolves the needed symbols of `infos`, the modules at array indexes `first..`, into edges
-/// to their owners: each owner once per module, in order of first reference.
+/// to their owners: each owner once per module, in order of first reference. `known` answers
+/// for the needed symbols of modules recalled from the module cache it was made from.
 pub fn resolve_run<'a>(
     symbols: &Symbols<'a>,
+    known: Option<&Known<'a>>,
     infos: &'a [ModuleInfo],
     first: u32,
     options: ResolveOptions,
@@ -157,7 +164,7 @@ pub fn resolve_run<'a>(
     let mut run = Resolved::default();
     for (module, info) in (first..).zip(infos) {
         let before = run.deps.len();
-        resolve_one(symbols, info, module, options, &mut run);
+        resolve_one(symbols, known, info, module, options, &mut run);
         run.counts.push((run.deps.len() - before) as u32);
     }
     run
@@ -166,12 +173,29 @@ pub fn resolve_run<'a>(
 /// The dependency pass for one module (`module` is its array index), appended to `run`.
 fn resolve_one<'a>(
     symbols: &Symbols<'a>,
+    known: Option<&Known<'a>>,
     info: &'a ModuleInfo,
     module: u32,
     options: ResolveOptions,
     run: &mut Resolved<'a>,
 ) {
     let first = run.deps.len();
+    // Without `-e`, only the owners matter: a recalled module's are known by number (the
+    // cache's checks keep every number below the count of its names).
+    if let (Some(known), Some(ids), false) =
+        (known, info.recorded_import_ids(), options.print_unknown)
+    {
+        for id in ids {
+            let Some((key, owner)) = known.get(id as usize).copied().flatten() else { continue };
+            let Some(dep) = owner.module else { continue };
+            if run.deps.get(first..).is_some_and(|mine| mine.contains(&dep)) {
+                continue;
+            }
+            run.deps.push(dep);
+            run.events.push(Event::Needs { module, symbol: key, owner: dep });
+        }
+        return;
+    }
     for need in info.imports() {
         let Some((key, owner)) = symbols.find(need.name) else {
             if options.print_unknown && !need.weak {
@@ -263,7 +287,7 @@ mod tests {
         symbols.add_kernel(b"kernel_fn", 0);
         add_exports(&mut symbols, &infos);
         let quiet = ResolveOptions::default();
-        let run = resolve_run(&symbols, &infos, 0, quiet);
+        let run = resolve_run(&symbols, None, &infos, 0, quiet);
         let mut graph = Graph::new(infos.len());
         run.add_to(&mut graph);
         assert_eq!(graph.deps(2), [1, 0]);
@@ -295,7 +319,7 @@ mod tests {
         add_exports(&mut symbols, &infos);
         let e = ResolveOptions { print_unknown: true, check_symvers: false };
         let e_symvers = ResolveOptions { print_unknown: true, check_symvers: true };
-        let events = |options| resolve_run(&symbols, &infos[1..], 1, options).events;
+        let events = |options| resolve_run(&symbols, None, &infos[1..], 1, options).events;
         let needs_good = Event::Needs { module: 1, symbol: b"good", owner: 0 };
         let unknown = Event::Unknown { module: 1, symbol: b"nobody" };
         // The CRC of `good`'s owner is 0x100 (its first export), as its `__versions` says.
@@ -325,13 +349,13 @@ mod tests {
         let mut symbols = Symbols::new(None);
         add_exports(&mut symbols, &infos);
         let options = ResolveOptions::default();
-        let whole = resolve_run(&symbols, &infos, 0, options);
+        let whole = resolve_run(&symbols, None, &infos, 0, options);
         let mut one = Graph::new(infos.len());
         whole.add_to(&mut one);
         let mut pieces = Graph::new(infos.len());
         let mut events = vec![];
         for (i, run) in infos.chunks(3).enumerate() {
-            let part = resolve_run(&symbols, run, i as u32 * 3, options);
+            let part = resolve_run(&symbols, None, run, i as u32 * 3, options);
             part.add_to(&mut pieces);
             events.extend(part.events);
         }

@@ -276,6 +276,12 @@ impl<'a> Record<'a> {
         self.numbers(self.layout.exports).map(move |id| symbols.name(data, id))
     }
 
+    /// The cache's numbers of the needed symbols (see [`Cache::symbol_names`]), in the order of
+    /// [`Record::imports`].
+    pub(crate) fn import_ids(&self) -> impl ExactSizeIterator<Item = u32> + use<'a> {
+        self.numbers(self.layout.imports).map(|id| id & !WEAK)
+    }
+
     /// Needed symbols with their CRCs and whether they are weak, in kmod's order.
     pub fn imports(&self) -> impl ExactSizeIterator<Item = (&'a [u8], u64, bool)> + use<'a> {
         let (data, symbols) = (self.data(), self.symbols);
@@ -514,6 +520,14 @@ impl<'a> Cache<'a> {
         let data: &'a [u8] = self.file;
         let path_of = |m: u32| self.records.get(m as usize).map_or(&[][..], |l| path_at(data, l));
         self.record(self.table.find(word_hash(path, MODULES), |m| eq(path_of(m), path))?)
+    }
+
+    /// The names of the symbols the records share, by their numbers: a recalled module's
+    /// needed symbols are numbers into it ([`crate::ModuleInfo::recorded_import_ids`]), so that
+    /// the dependency pass can look each name up once for all modules.
+    pub fn symbol_names(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + use<'a> {
+        let (symbols, data): (_, &'a [u8]) = (self.symbols, self.file);
+        (0..symbols.count as u32).map(move |n| symbols.name(data, n).0)
     }
 
     /// Every record, in the order they were written.

@@ -649,3 +649,32 @@ fn reasons_read_well() {
         assert_eq!(format!("{r}"), text);
     }
 }
+
+/// Recalled modules have their needed symbols looked up by the cache's numbers, each name once:
+/// the same edges, in the same order, as looking every needed symbol up by name (a prefix to
+/// strip, a weak symbol, names the table lacks and names owned by the kernel included).
+#[test]
+fn needed_symbols_resolved_by_number_as_by_name() {
+    use crate::graph::Graph;
+    use crate::resolve::{ResolveOptions, Symbols, add_exports, resolve_run};
+    let all = modules(30);
+    let file = cache_of(&all);
+    let cache = Cache::parse(&file, ID).unwrap();
+    let recalled: Vec<ModuleInfo> = cache.records().map(|r| r.info()).collect();
+    for prefix in [None, Some(b'e')] {
+        let mut symbols = Symbols::new(prefix);
+        symbols.add_kernel(b"printk", 0);
+        add_exports(&mut symbols, &recalled);
+        let known: Vec<_> = cache.symbol_names().map(|n| symbols.find(n)).collect();
+        let graph = |known: Option<&crate::resolve::Known<'_>>| {
+            let mut graph = Graph::new(recalled.len());
+            let options = ResolveOptions::default();
+            let run = resolve_run(&symbols, known, &recalled, 0, options);
+            run.add_to(&mut graph);
+            (0..recalled.len() as u32).map(|m| graph.deps(m).to_vec()).collect::<Vec<_>>()
+        };
+        let by_name = graph(None);
+        assert!(by_name.iter().filter(|d| !d.is_empty()).count() > 10, "{by_name:?}");
+        assert_eq!(graph(Some(&known)), by_name);
+    }
+}

@@ -200,7 +200,7 @@ pub mod fixture {
         symbols.add_kernel(b"printk", 0);
         add_exports(&mut symbols, &infos);
         let mut graph = Graph::new(infos.len());
-        resolve_run(&symbols, &infos, 0, ResolveOptions::default()).add_to(&mut graph);
+        resolve_run(&symbols, None, &infos, 0, ResolveOptions::default()).add_to(&mut graph);
         let order = topo_order(&graph).unwrap_or_default();
         f(&Index {
             modules: &modules,
