@@ -190,18 +190,32 @@ fn child(node: &Node<'_>, byte: u8) -> Option<u32> {
 
 /// The values of a node, starting at `at` in `data`: calls `f` with each one's priority and
 /// text, in file order; returns where they end.
-fn values<'d>(
+fn texts<'d>(
     data: &'d [u8],
-    mut at: usize,
+    at: usize,
     mut f: impl FnMut(u32, &'d [u8]) -> Result<(), PatchError>,
+) -> Result<usize, PatchError> {
+    values(data, at, |at, priority| {
+        let text = cstr_at(data, at + 4).ok_or(PatchError::Unreadable)?;
+        f(priority, text)
+    })
+}
+
+/// The values of a node, starting at `at` in `data`: calls `f` with where each one's priority
+/// is and the priority, in file order; returns where they end.
+fn values(
+    data: &[u8],
+    mut at: usize,
+    mut f: impl FnMut(usize, u32) -> Result<(), PatchError>,
 ) -> Result<usize, PatchError> {
     let count = Endian::Big.u32(data, at).ok_or(PatchError::Unreadable)?;
     at += 4;
     for _ in 0..count {
         let priority = Endian::Big.u32(data, at).ok_or(PatchError::Unreadable)?;
-        let text = cstr_at(data, at + 4).ok_or(PatchError::Unreadable)?;
-        f(priority, text)?;
-        at += 4 + text.len() + 1;
+        f(at, priority)?;
+        // Values are short (module names, dependency lines): a byte loop beats a call.
+        let text = data.get(at + 4..).ok_or(PatchError::Unreadable)?;
+        at += 4 + text.iter().position(|&b| b == 0).ok_or(PatchError::Unreadable)? + 1;
     }
     Ok(at)
 }
@@ -235,7 +249,7 @@ fn collect(
         if let Some(values_at) = node.values_at {
             let touched = changes.is_touched(&key);
             kept.clear();
-            at = values(reader.data(), values_at, |priority, text| {
+            at = texts(reader.data(), values_at, |priority, text| {
                 match (changes.remap)(priority) {
                     Some(p) if !(touched && changes.drop_touched) => kept.push((p, text)),
                     Some(_) => {}
@@ -285,64 +299,69 @@ impl Copier<'_, '_> {
         Some((self.regions.get(i)?, self.subtrees.get(i)?))
     }
 
-    /// Writes the new index into `new`, which has its size and is zeroed.
+    /// Writes the new index into `new`, which has its size and is zeroed: the old bytes between
+    /// the regions copied whole and each region's subtree written, then the child words and
+    /// priorities of the copied nodes set, node by node in the old order.
     fn run(&self, new: &mut [u8]) -> Result<(), PatchError> {
-        let header = self.old.get(..12).ok_or(PatchError::Unreadable)?;
-        put(new, 0, header)?;
-        let mut at = 12;
+        let (mut from, mut to) = (0, 0);
+        for (region, subtree) in self.regions.iter().zip(self.subtrees) {
+            let gap = self.old.get(from..region.start).ok_or(PatchError::Unreadable)?;
+            to = put(new, to, gap)?;
+            let size = subtree.size() as usize;
+            subtree.write(new.get_mut(to..to + size).ok_or(PatchError::Unreadable)?, to as u64);
+            (from, to) = (region.end, to + size);
+        }
+        let rest = self.old.get(from..).ok_or(PatchError::Unreadable)?;
+        if put(new, to, rest)? != new.len() {
+            return Err(PatchError::Unreadable);
+        }
+        // Where the next node must start (the old layout: each node right after the one
+        // before it), and how far the copied nodes from there on have moved.
         let mut cursor = 12;
+        let mut shift: i64 = 0;
+        let mut next_region = 0;
         let mut stack: Vec<u32> = alloc::vec![self.reader.root_word()];
         while let Some(word) = stack.pop() {
             let start = (word & OFFSET_MASK) as usize;
             if start != cursor {
                 return Err(PatchError::Unreadable);
             }
-            if let Some((region, subtree)) = self.region(start) {
-                let size = subtree.size() as usize;
-                let out = new.get_mut(at..at + size).ok_or(PatchError::Unreadable)?;
-                subtree.write(out, at as u64);
-                at += size;
+            if let Some(region) = self.regions.get(next_region).filter(|r| r.start == start) {
                 cursor = region.end;
+                shift = self.moved.get(next_region).map_or(shift, |m| m.1);
+                next_region += 1;
                 continue;
             }
             let node = self.reader.node(word).map_err(|_| PatchError::Unreadable)?;
-            // The prefix and the child table's range, as they are.
+            let here = |old: usize| (old as i64 + shift) as usize;
             let table = node.end - node.children.len();
-            let head = self.old.get(start..table).ok_or(PatchError::Unreadable)?;
-            at = put(new, at, head)?;
-            for slot in node.children.chunks_exact(4) {
+            // Backwards: pushed on the stack, the children come off in byte order.
+            for (i, slot) in node.children.chunks_exact(4).enumerate().rev() {
                 let w = u32::from_be_bytes(slot.try_into().map_err(|_| PatchError::Unreadable)?);
-                let w = match w {
-                    0 => 0,
-                    w => {
-                        let target = (w & OFFSET_MASK) as usize;
-                        let flags = match self.region(target) {
-                            Some((_, subtree)) => subtree.flags(),
-                            None => w & !OFFSET_MASK,
-                        };
-                        self.moved(target) as u32 | flags
-                    }
+                if w == 0 {
+                    continue;
+                }
+                stack.push(w);
+                let target = (w & OFFSET_MASK) as usize;
+                let flags = match self.region(target) {
+                    Some((_, subtree)) => subtree.flags(),
+                    None => w & !OFFSET_MASK,
                 };
-                at = put(new, at, &w.to_be_bytes())?;
+                put_word(new, here(table + 4 * i), self.moved(target) as u32 | flags)?;
             }
             cursor = node.end;
             if let Some(values_at) = node.values_at {
-                let count = self.old.get(values_at..values_at + 4).ok_or(PatchError::Unreadable)?;
-                at = put(new, at, count)?;
                 let mut last = None;
-                cursor = values(self.old, values_at, |priority, text| {
+                cursor = values(self.old, values_at, |at, priority| {
                     let p = (self.changes.remap)(priority)
                         .filter(|&p| last.is_none_or(|l| l <= p))
                         .ok_or(PatchError::Unmapped { priority })?;
                     last = Some(p);
-                    at = put(new, at, &p.to_be_bytes())?;
-                    at = put(new, at, text)? + 1;
-                    Ok(())
+                    put_word(new, here(at), p)
                 })?;
             }
-            stack.extend(words_backwards(&node).map(|(_, w)| w));
         }
-        if cursor != self.old.len() || at != new.len() {
+        if cursor != self.old.len() || next_region != self.regions.len() {
             return Err(PatchError::Unreadable);
         }
         Ok(())
@@ -358,6 +377,14 @@ fn words_backwards<'n>(node: &'n Node<'_>) -> impl Iterator<Item = (u8, u32)> + 
         let byte = u8::try_from(usize::from(node.first) + i).ok()?;
         (word != 0).then_some((byte, word))
     })
+}
+
+/// Writes `word` big-endian at `at` in `out`.
+fn put_word(out: &mut [u8], at: usize, word: u32) -> Result<(), PatchError> {
+    let slot: &mut [u8; 4] =
+        out.get_mut(at..at + 4).and_then(|s| s.try_into().ok()).ok_or(PatchError::Unreadable)?;
+    *slot = word.to_be_bytes();
+    Ok(())
 }
 
 /// Writes `data` at `at` in `out`; returns where it ends.
