@@ -125,6 +125,7 @@ fn make<'a>(kind: Kind, index: &Index<'a>, inputs: &'a Inputs, prior: Option<&Pr
     let mut data = Vec::new();
     if let Some((prior, old)) = prior.and_then(|p| Some((p, p.old(kind.name())?))) {
         let patched = match kind {
+            Kind::Alias => output::patch_alias(index, &prior.change, old, &mut data),
             Kind::AliasBin => output::patch_alias_bin(index, &prior.change, old, &mut data),
             Kind::SymbolsBin => output::patch_symbols_bin(index, &prior.change, old, &mut data),
             _ => Err(PatchError::Unreadable),

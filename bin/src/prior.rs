@@ -27,7 +27,7 @@ use crate::load::PathHasher;
 use crate::read;
 
 /// The indexes a run may patch.
-pub const PATCHED: [&str; 2] = ["modules.alias.bin", "modules.symbols.bin"];
+pub const PATCHED: [&str; 3] = ["modules.alias", "modules.alias.bin", "modules.symbols.bin"];
 
 /// The previous run's indexes that can be patched, and the change since.
 pub struct Prior {

@@ -965,7 +965,7 @@ fn a_series_of_changes_patches_the_indexes_as_a_full_run_builds_them() {
         }
         settle();
         t.run(DEFAULT);
-        patched += usize::from(t.timing.iter().any(|l| l.contains("outputs (2 patched)")));
+        patched += usize::from(t.timing.iter().any(|l| l.contains("outputs (3 patched)")));
     }
     assert_eq!(patched, rounds, "every round patches both indexes: {:?}", t.timing);
 }

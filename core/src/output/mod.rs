@@ -14,7 +14,9 @@ pub use builtin::{write_builtin_alias_bin, write_builtin_bin};
 pub use change::Change;
 pub use dep::{write_dep, write_dep_bin};
 pub use devname::{DevnameProblem, write_devname};
-pub use modinfo::{patch_alias_bin, write_alias, write_alias_bin, write_softdep, write_weakdep};
+pub use modinfo::{
+    patch_alias, patch_alias_bin, write_alias, write_alias_bin, write_softdep, write_weakdep,
+};
 pub use symbols::{patch_symbols_bin, write_symbols, write_symbols_bin};
 
 use alloc::vec::Vec;

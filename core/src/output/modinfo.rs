@@ -10,7 +10,7 @@ use crate::name::alias_key_into;
 
 /// Appends `modules.alias`: `alias VALUE NAME` per alias.
 pub fn write_alias(index: &Index<'_>, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"# Aliases extracted from modules themselves.\n");
+    out.extend_from_slice(ALIAS_HEADER);
     for (m, info) in index.with_info() {
         for alias in info.aliases() {
             line(out, &[b"alias ", alias, b" ", m.name(), b"\n"]);
@@ -40,6 +40,89 @@ pub fn write_alias_bin<'a>(
     }
     finish(bin, index.warn_duplicates, "alias", key_and_value, brackets, notice, out)
 }
+
+/// Appends `modules.alias` as [`write_alias`] would, made from `old`, the one the previous run
+/// wrote, and `change`: each module's lines are one block in array order, so the blocks of the
+/// modules that stay are copied (runs of them at once) and the new ones' lines written. An
+/// error (`old` does not hold the lines `change` says it does) leaves `out` as it was.
+pub fn patch_alias(
+    index: &Index<'_>,
+    change: &Change,
+    old: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), PatchError> {
+    let base = out.len();
+    let result = splice(index, change, old, out);
+    if result.is_err() {
+        out.truncate(base);
+    }
+    result
+}
+
+fn splice(
+    index: &Index<'_>,
+    change: &Change,
+    old: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), PatchError> {
+    let body = old.strip_prefix(ALIAS_HEADER).ok_or(PatchError::Unreadable)?;
+    out.reserve(old.len());
+    out.extend_from_slice(ALIAS_HEADER);
+    // Where each line of the old text ends.
+    let mut ends = memchr::memchr_iter(b'\n', body);
+    let mut at = 0;
+    // Old bytes to copy, not yet copied: a run of blocks of modules that stay.
+    let mut run = 0..0;
+    let mut gone = change.gone.iter();
+    let mut next = 0;
+    let infos = index.infos;
+    let write_new = |out: &mut Vec<u8>, upto: usize, next: &mut usize| {
+        while *next < upto {
+            if let (Some(m), Some(info)) = (index.modules.get(*next), infos.get(*next)) {
+                for alias in info.aliases() {
+                    line(out, &[b"alias ", alias, b" ", m.name(), b"\n"]);
+                }
+            }
+            *next += 1;
+        }
+    };
+    for place in &change.remap {
+        let lines = match place {
+            Some(j) => infos.get(*j as usize).map(|i| i.aliases().len()),
+            None => gone.next().map(|i| i.aliases().len()),
+        }
+        .ok_or(PatchError::Unreadable)?;
+        let start = at;
+        if lines > 0 {
+            at = ends.nth(lines - 1).ok_or(PatchError::Unreadable)? + 1;
+        }
+        match place {
+            Some(j) => {
+                let j = *j as usize;
+                if next < j {
+                    out.extend_from_slice(body.get(run.clone()).unwrap_or_default());
+                    write_new(out, j, &mut next);
+                    run = start..start;
+                }
+                run.end = at;
+                next = j + 1;
+            }
+            None => {
+                out.extend_from_slice(body.get(run.clone()).unwrap_or_default());
+                run = at..at;
+            }
+        }
+    }
+    if ends.next().is_some() || at != body.len() {
+        return Err(PatchError::Unreadable);
+    }
+    out.extend_from_slice(body.get(run).unwrap_or_default());
+    write_new(out, index.modules.len(), &mut next);
+    Ok(())
+}
+
+/// The first line of `modules.alias`.
+const ALIAS_HEADER: &[u8] = b"# Aliases extracted from modules themselves.\n";
 
 /// Appends `modules.alias.bin` as [`write_alias_bin`] would, made from `old`, the one the
 /// previous run wrote, and `change`: the aliases of its modules that are gone and of this run's
