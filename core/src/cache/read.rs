@@ -302,14 +302,16 @@ impl<'a> Record<'a> {
     fn check(cur: &mut Cursor<'a>, symbols: Symbols) -> Result<Layout, Rejected> {
         let layout = Layout::read(cur)?;
         let data = cur.data;
-        for ((at, n), what) in [(layout.exports, "export"), (layout.imports, "import")] {
+        // An export never has the weak bit (the count is below it, so the bit fails the test).
+        for ((at, n), what, mask) in
+            [(layout.exports, "export", u32::MAX), (layout.imports, "import", !WEAK)]
+        {
             let at = at as usize;
-            for i in 0..n as usize {
-                let id = id_at(data, at + 4 * i);
-                let weak_export = what == "export" && id & WEAK != 0;
-                if weak_export || (id & !WEAK) as usize >= symbols.count {
-                    return Err(Rejected::Corrupt { at: (at + 4 * i) as u64, what });
-                }
+            let corrupt = |i: usize| Rejected::Corrupt { at: (at + 4 * i) as u64, what };
+            let ids = data.get(at..at + 4 * n as usize).ok_or_else(|| corrupt(0))?;
+            let id = |w: &[u8]| w.try_into().map_or(u32::MAX, u32::from_le_bytes) & mask;
+            if let Some(i) = ids.chunks_exact(4).position(|w| id(w) as usize >= symbols.count) {
+                return Err(corrupt(i));
             }
         }
         Ok(layout)
