@@ -261,10 +261,10 @@ impl<'c> Session<'c> {
     /// documentation): everything but the modules was, and the module files found are those
     /// recorded, in the order recorded, each recalled or read again with what its record says
     /// (another build of a module that declares the same: only its stamp changed).
-    pub fn unchanged(&self, found: &Found<'_>) -> bool {
+    pub fn unchanged(&self, files: &[FileFound<'_>]) -> bool {
         let Some(cache) = self.cache.as_ref().filter(|_| self.current) else { return false };
-        cache.len() == found.files.len()
-            && found.files.iter().zip(cache.records()).all(|((path, got), record)| {
+        cache.len() == files.len()
+            && files.iter().zip(cache.records()).all(|((path, got), record)| {
                 path[..] == *record.path()
                     && match got {
                         Got::Recalled(..) => true,
@@ -278,12 +278,11 @@ impl<'c> Session<'c> {
     /// and the directories listed again, so that the next run recalls them (the rest of the
     /// cache stays as it is). When one of the files cannot be recorded yet (it changed within
     /// the settling time), the cache is left as it is, and the next run reads it again.
-    pub fn refresh(&self, log: &Log, found: &Found<'_>) {
+    pub fn refresh(&self, log: &Log, files: &[FileFound<'_>], listings: &[DirListing]) {
         let Some(cache) = self.cache.as_ref().filter(|_| self.write) else { return };
         // The stamps of the files read again. Nothing to do without any, or when one cannot be
         // recorded yet (checked before any record is copied).
-        let mut stamps = found
-            .files
+        let mut stamps = files
             .iter()
             .filter_map(|(_, got)| match got {
                 Got::Recalled(..) => None,
@@ -291,7 +290,7 @@ impl<'c> Session<'c> {
             })
             .peekable();
         let settled = self.inputs.settled;
-        let listed = found.listings.iter().any(|l| l.fresh && l.stamp.is_settled(settled));
+        let listed = listings.iter().any(|l| l.fresh && l.stamp.is_settled(settled));
         if (stamps.peek().is_none() && !listed)
             || !stamps.all(|s| s.is_some_and(|s| s.is_settled(settled)))
         {
@@ -299,7 +298,7 @@ impl<'c> Session<'c> {
         }
         let identity = Identity { program: PROGRAM.as_bytes(), tree: &self.tree };
         let mut writer = CacheWriter::update(cache, identity, self.inputs.settled);
-        for (path, got) in &found.files {
+        for (path, got) in files {
             let kept = match got {
                 Got::Recalled(record) => writer.keep(record),
                 Got::Read { loaded: Ok(info), stamp: Some(stamp) } => {
@@ -311,7 +310,7 @@ impl<'c> Session<'c> {
                 return;
             }
         }
-        add_listings(&mut writer, &found.listings);
+        add_listings(&mut writer, listings);
         writer.set_options(cache.options());
         for (path, stamp) in cache.files() {
             if writer.add_file(path, stamp).is_err() {

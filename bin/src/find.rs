@@ -10,12 +10,20 @@ use depmod_core::tree::{self, Module, ModuleSet};
 
 use crate::cli::{self, Dirs};
 use crate::log::{Errno, Failed, Log, log};
-use crate::walk::{Found, FoundFile, Walk};
+use crate::walk::{Found, FoundFile, Paths, Walk};
 
-/// The modules to index (all of them, or the `explicit` files), telling `found` each file as it
-/// is found so that it can be read meanwhile. The walk lists directories on `threads` threads;
-/// its messages number top directories `root_fd` ([`crate::walk::first_free_fd`]).
-pub fn modules(
+/// The module files found, before the modules are made of them ([`modules`]).
+pub enum Listed {
+    /// The files the walk found, in order.
+    Walked(Paths),
+    /// The files named on the command line, as modules (in the order named).
+    Named(Vec<Module>),
+}
+
+/// The module files to index (all of them, or the `explicit` files), telling `found` each file
+/// as it is found so that it can be read meanwhile. The walk lists directories on `threads`
+/// threads; its messages number top directories `root_fd` ([`crate::walk::first_free_fd`]).
+pub fn files(
     log: &Log,
     dirs: &Dirs,
     config: &Config,
@@ -23,16 +31,40 @@ pub fn modules(
     found: Found<'_>,
     threads: usize,
     root_fd: i32,
-) -> Result<Vec<Module>, Failed> {
+) -> Result<Listed, Failed> {
+    match explicit {
+        None => walk_all(log, dirs, config, found, threads, root_fd).map(Listed::Walked),
+        Some(files) => add_files(log, dirs, config, files, found).map(Listed::Named),
+    }
+}
+
+/// The modules of the files found, in kmod's array order: kmod's choice among files of the
+/// same module name, its table order, then `modules.order`.
+pub fn modules(log: &Log, dirs: &Dirs, config: &Config, listed: Listed) -> Vec<Module> {
+    let mut modules = match listed {
+        Listed::Walked(paths) => {
+            let mut set = set(dirs, config);
+            for path in paths.iter() {
+                set.add(path.to_vec());
+            }
+            set.into_modules()
+        }
+        Listed::Named(modules) => modules,
+    };
+    apply_order(log, dirs, &mut modules);
+    modules
+}
+
+/// What [`modules`] says of `modules.order` (missing, or a corrupted line), for a run that
+/// needs no modules made (its indexes are current).
+pub fn order_messages(log: &Log, dirs: &Dirs) {
+    apply_order(log, dirs, &mut Vec::new());
+}
+
+fn set<'c>(dirs: &Dirs, config: &'c Config) -> ModuleSet<'c> {
     let mut set = ModuleSet::new(&dirs.input, config);
     set.set_cwd(cli::current_dir_name());
-    match explicit {
-        None => walk_all(log, dirs, config, &mut set, found, threads, root_fd)?,
-        Some(files) => add_files(log, files, &mut set, found)?,
-    }
-    let mut modules = set.into_modules();
-    apply_order(log, dirs, &mut modules);
-    Ok(modules)
+    set
 }
 
 /// The module directory, then the external directories (the last configured first; a missing
@@ -41,12 +73,12 @@ fn walk_all(
     log: &Log,
     dirs: &Dirs,
     config: &Config,
-    set: &mut ModuleSet<'_>,
     found: Found<'_>,
     threads: usize,
     root_fd: i32,
-) -> Result<(), Failed> {
-    let mut walk = Walk::new(log, &config.excludes, set, threads, root_fd);
+) -> Result<Paths, Failed> {
+    let mut paths = Paths::default();
+    let mut walk = Walk::new(log, &config.excludes, &mut paths, threads, root_fd);
     walk.found = Some(found);
     if let Err(e) = walk.run(&dirs.input) {
         log!(log, Fatal, "could not search modules: ", e);
@@ -60,16 +92,18 @@ fn walk_all(
             }
         }
     }
-    Ok(())
+    Ok(paths)
 }
 
 /// Module files named on the command line: absolute paths of existing files, one per name.
 fn add_files(
     log: &Log,
+    dirs: &Dirs,
+    config: &Config,
     files: &[Vec<u8>],
-    set: &mut ModuleSet<'_>,
     found: Found<'_>,
-) -> Result<(), Failed> {
+) -> Result<Vec<Module>, Failed> {
+    let mut set = set(dirs, config);
     for path in files {
         if path.first() != Some(&b'/') {
             log!(log, Fatal, &path[..], ": not absolute path.");
@@ -105,7 +139,7 @@ fn add_files(
             }
         }
     }
-    Ok(())
+    Ok(set.into_modules())
 }
 
 /// Applies `modules.order`, with kmod's messages when it is missing or corrupted.

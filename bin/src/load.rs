@@ -183,6 +183,17 @@ fn report_sparse(sparse: &Sparse, locals: Option<&LocalSymbols>) {
     }
 }
 
+/// What the walk found and what loading made of each file, before the modules are made from
+/// the files ([`Walked::place`]): `listed` is what the walk returned.
+#[derive(Debug)]
+pub struct Walked<'c, L> {
+    pub listed: L,
+    /// The directory listings a new cache records, in walk order (only when one is written).
+    pub listings: Vec<walk::DirListing>,
+    /// Every file loaded, in the order the walk found them, with what it gave.
+    pub files: Vec<FileFound<'c>>,
+}
+
 /// What the loading phase found: the modules to index, and every file it loaded.
 #[derive(Debug)]
 pub struct Found<'c> {
@@ -207,23 +218,22 @@ type FoundSoFar<'c> = Option<Record<'c>>;
 
 /// The loading phase: each module file `find` reports is recalled from `cache` on the spot
 /// (its stamp taken where the walk is, which is cheap) or else loaded on `threads` threads
-/// while `find` goes on. A module whose file was not reported, or under another path, is
-/// loaded afterwards. The walk takes the listings of unchanged directories from `cache`, and
+/// while `find` goes on. The walk takes the listings of unchanged directories from `cache`, and
 /// keeps those a new cache records when `record` says so (never that of the directory
 /// `unrecorded`).
-pub fn while_finding<'c>(
+pub fn while_finding<'c, L>(
     threads: usize,
     cache: Option<&Cache<'c>>,
     (record, unrecorded): (bool, Option<(u64, u64)>),
-    find: impl FnOnce(walk::Found<'_>) -> Result<Vec<Module>, Failed>,
-) -> Result<Found<'c>, Failed> {
+    find: impl FnOnce(walk::Found<'_>) -> Result<L, Failed>,
+) -> Result<Walked<'c, L>, Failed> {
     let listings: RefCell<Vec<walk::DirListing>> = RefCell::default();
     let listed = |listing: walk::DirListing| listings.borrow_mut().push(listing);
     let listed: Option<&dyn Fn(walk::DirListing)> = record.then_some(&listed);
     // Each file found, in order: its record when it was recalled (`None`: handed over to be
     // read, with its path).
     let found: RefCell<Vec<FoundSoFar<'c>>> = RefCell::default();
-    let (modules, reads) = par::map_with(
+    let (walked, reads) = par::map_with(
         threads,
         Loader::default,
         |loader, _, (i, path): (usize, Vec<u8>)| {
@@ -246,7 +256,7 @@ pub fn while_finding<'c>(
             find(walk::Found { tell: &tell, stamps, cache, listed, unrecorded })
         },
     );
-    let modules = modules?;
+    let listed = walked?;
     // Every file handed over came back, in the order it was handed over: each found file,
     // recalled (its path is its record's) or read.
     let mut reads = reads.into_iter().peekable();
@@ -262,27 +272,43 @@ pub fn while_finding<'c>(
         }
     }
     debug_assert!(reads.next().is_none(), "all merged");
-    let mut slots = Vec::with_capacity(modules.len());
-    let mut late = Vec::new();
-    {
-        let by_path: HashMap<&[u8], usize, BuildHasherDefault<PathHasher>> =
-            files.iter().enumerate().map(|(i, (path, _))| (&path[..], i)).collect();
-        for m in &modules {
-            match by_path.get(m.path()) {
-                Some(&i) => slots.push(i),
-                None => {
-                    slots.push(files.len() + late.len());
-                    late.push(m.path().to_vec());
+    Ok(Walked { listed, listings: listings.into_inner(), files })
+}
+
+impl<'c, L> Walked<'c, L> {
+    /// What the walk returned, apart from the files.
+    pub fn take_listed(self) -> (L, Walked<'c, ()>) {
+        let Walked { listed, listings, files } = self;
+        (listed, Walked { listed: (), listings, files })
+    }
+
+    /// Gives each of `modules` (made from what the walk found) its file: a module whose file
+    /// the walk did not report, or under another path, is loaded now (recalled from `cache`
+    /// when its record is still good).
+    pub fn place(self, modules: Vec<Module>, cache: Option<&Cache<'c>>) -> Found<'c> {
+        let Walked { listings, mut files, .. } = self;
+        let mut slots = Vec::with_capacity(modules.len());
+        let mut late = Vec::new();
+        {
+            let by_path: HashMap<&[u8], usize, BuildHasherDefault<PathHasher>> =
+                files.iter().enumerate().map(|(i, (path, _))| (&path[..], i)).collect();
+            for m in &modules {
+                match by_path.get(m.path()) {
+                    Some(&i) => slots.push(i),
+                    None => {
+                        slots.push(files.len() + late.len());
+                        late.push(m.path().to_vec());
+                    }
                 }
             }
         }
+        let mut loader = Loader::default();
+        for path in late {
+            let got = load_or_recall(&mut loader, cache, &path);
+            files.push((Cow::Owned(path), got));
+        }
+        Found { modules, listings, slots, files }
     }
-    let mut loader = Loader::default();
-    for path in late {
-        let got = load_or_recall(&mut loader, cache, &path);
-        files.push((Cow::Owned(path), got));
-    }
-    Ok(Found { modules, listings: listings.into_inner(), slots, files })
 }
 
 /// The hash of the map from the files' paths to their places: kmod's SuperFastHash, spread over
@@ -407,12 +433,13 @@ mod tests {
         let b = dir.write("b.ko", &module(&[], &["b"], &[]));
         let c = dir.write("c.ko", b"not elf");
         let module_of = |p: &std::path::Path| Module::new(p.as_os_str().as_bytes().to_vec(), b"/");
-        let found = while_finding(2, None, (false, None), |found| {
+        let walked = while_finding(2, None, (false, None), |found| {
             (found.tell)(FoundFile { path: c.as_os_str().as_bytes(), stamp: None });
             (found.tell)(FoundFile { path: a.as_os_str().as_bytes(), stamp: None });
-            Ok(vec![module_of(&a), module_of(&b), module_of(&c)])
+            Ok(())
         })
         .unwrap();
+        let found = walked.place(vec![module_of(&a), module_of(&b), module_of(&c)], None);
         assert_eq!(found.modules.len(), 3);
         assert_eq!(found.slots, [1, 2, 0]);
         let loaded: Vec<&ModuleInfo> = found
@@ -429,6 +456,6 @@ mod tests {
             .collect();
         assert_eq!(exports, [b"a".to_vec(), b"b".to_vec(), vec![]]);
         assert!(loaded[2].elf_error.is_some());
-        assert!(while_finding(1, None, (false, None), |_| Err(Failed)).is_err());
+        assert!(while_finding(1, None, (false, None), |_| Err::<(), _>(Failed)).is_err());
     }
 }

@@ -53,21 +53,32 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
     // Before the readers start, which open files while the walk goes on.
     let root_fd = walk::first_free_fd();
     let listings = session.listings();
-    let found = load::while_finding(threads, session.cache(), listings, |found| {
-        find::modules(log, dirs, &config, explicit, found, threads, root_fd)
+    let walked = load::while_finding(threads, session.cache(), listings, |found| {
+        find::files(log, dirs, &config, explicit, found, threads, root_fd)
     })?;
     if phases.on() {
-        let recalled = found.files.iter().filter(|(_, got)| matches!(got, load::Got::Recalled(..)));
+        let recalled =
+            walked.files.iter().filter(|(_, got)| matches!(got, load::Got::Recalled(..)));
         let recalled = recalled.count();
-        let read = found.files.len() - recalled;
+        let read = walked.files.len() - recalled;
         phases.mark(&format!("walk and load ({recalled} files recalled, {read} read)"));
-        let fresh = found.listings.iter().filter(|l| l.fresh).count();
-        let kept = found.listings.len() - fresh;
+        let fresh = walked.listings.iter().filter(|l| l.fresh).count();
+        let kept = walked.listings.len() - fresh;
         phases.mark(&format!("directory listings ({kept} recalled, {fresh} read)"));
     }
-    let unchanged = session.unchanged(&found);
+    // Found current from the files alone, the run makes no modules.
+    if !messages && session.unchanged(&walked.files) {
+        find::order_messages(log, dirs);
+        session.refresh(log, &walked.files, &walked.listings);
+        phases.mark("indexes current");
+        return keep_indexes(log, dirs);
+    }
+    let (listed, walked) = walked.take_listed();
+    let modules = find::modules(log, dirs, &config, listed);
+    let found = walked.place(modules, session.cache());
+    let unchanged = session.unchanged(&found.files);
     if unchanged {
-        session.refresh(log, &found);
+        session.refresh(log, &found.files, &found.listings);
         if !messages {
             phases.mark("indexes current");
             return keep_indexes(log, dirs);

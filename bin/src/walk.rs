@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use depmod_core::cache::listing::{self, Listed, ListingBuf};
 use depmod_core::cache::{Cache, Stamp};
-use depmod_core::tree::ModuleSet;
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, RawDir};
 
@@ -77,11 +76,31 @@ pub struct DirListing {
     pub fresh: bool,
 }
 
-/// Walks one directory tree, adding module files to a [`ModuleSet`].
-pub struct Walk<'a, 'c> {
+/// Module files' paths, in the order found, one after the other in one buffer.
+#[derive(Debug, Default)]
+pub struct Paths {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Paths {
+    fn push(&mut self, path: &[u8]) {
+        self.bytes.extend_from_slice(path);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// The paths, in the order found.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(start, &end)| self.bytes.get(start..end).unwrap_or_default())
+    }
+}
+
+/// Walks one directory tree, collecting the paths of module files.
+pub struct Walk<'a> {
     pub log: &'a Log,
     pub excludes: &'a [Vec<u8>],
-    pub set: &'a mut ModuleSet<'c>,
+    pub paths: &'a mut Paths,
     /// Told every module file found, in order, as soon as it is found (to start reading it).
     pub found: Option<Found<'a>>,
     /// Threads listing directories, the caller's among them.
@@ -169,17 +188,17 @@ enum Unlisted {
     Loop(usize),
 }
 
-impl<'a, 'c> Walk<'a, 'c> {
+impl<'a> Walk<'a> {
     /// A walk on `threads` threads whose messages number the top directory `root_fd` (from
     /// [`first_free_fd`]).
     pub fn new(
         log: &'a Log,
         excludes: &'a [Vec<u8>],
-        set: &'a mut ModuleSet<'c>,
+        paths: &'a mut Paths,
         threads: usize,
         root_fd: i32,
     ) -> Self {
-        Walk { log, excludes, set, found: None, threads, root_fd }
+        Walk { log, excludes, paths, found: None, threads, root_fd }
     }
 
     /// Walks `root`. Failing to open `root` itself is the only error returned (after kmod's
@@ -250,7 +269,7 @@ impl<'a, 'c> Walk<'a, 'c> {
                     if let Some(found) = self.found {
                         (found.tell)(FoundFile { path, stamp: *stamp });
                     }
-                    self.set.add(path.clone());
+                    self.paths.push(path);
                 }
                 Entry::Dir => {
                     let Some((mut sub, first)) = get(child) else { continue };
@@ -510,10 +529,9 @@ mod tests {
         let root_fd = first_free_fd();
         // Another thread's file, open while the walk opens its directories.
         let held = std::fs::File::open("/").unwrap();
-        let config = depmod_core::config::Config::default();
-        let mut set = ModuleSet::new(&tree.bytes(), &config);
+        let mut paths = Paths::default();
         let log = Log::capturing();
-        Walk::new(&log, &[], &mut set, 1, root_fd).run(&tree.bytes()).unwrap();
+        Walk::new(&log, &[], &mut paths, 1, root_fd).run(&tree.bytes()).unwrap();
         drop(held);
         let messages = String::from_utf8(log.take_bytes()).unwrap();
         let expected = format!("fstatat({}, dangling): No such file or directory", root_fd + 1);
