@@ -57,29 +57,34 @@ pub fn superfast(key: &[u8]) -> u32 {
     hash
 }
 
-/// A map with kmod's bucket structure: `bucket = superfast(key) & (buckets - 1)`, and each bucket
-/// sorted by key bytes. Adding an existing key replaces its value, as `hash_add` does.
-///
-/// kmod's buckets give only the order: a lookup goes through a `Numbers` table on a cheaper
-/// hash (`word_hash`), which finds a key in one or two probes, and a key that is not there
-/// (most of the symbols a module needs, when no `System.map` is given) without reading any, where
-/// kmod's SuperFastHash and a walk along its bucket cost twice the instructions.
+/// Keys to values, for lookups: the entries in the order added, found through a `Numbers`
+/// table on [`word_hash`]. Adding an existing key replaces its value. [`Table`] adds kmod's
+/// iteration order.
 #[derive(Clone, Debug)]
-pub struct Table<K, V> {
-    /// Each bucket's entries (numbers in `entries`), sorted by key bytes.
-    buckets: Vec<Vec<u32>>,
+pub struct Map<K, V> {
     /// The entries, in the order they were added.
     entries: Vec<(K, V)>,
     lookup: Numbers,
 }
 
-impl<K: AsRef<[u8]>, V> Table<K, V> {
-    /// An empty table; `buckets` must be a power of two.
-    pub fn new(buckets: usize) -> Self {
-        debug_assert!(buckets.is_power_of_two());
-        let mut v = Vec::with_capacity(buckets);
-        v.resize_with(buckets, Vec::new);
-        Table { buckets: v, entries: Vec::new(), lookup: Numbers::default() }
+impl<K: AsRef<[u8]>, V> Default for Map<K, V> {
+    fn default() -> Self {
+        Map { entries: Vec::new(), lookup: Numbers::default() }
+    }
+}
+
+/// Where [`Map::insert`] put a value.
+enum Put<V> {
+    /// Under a key that was there: the value it replaced.
+    Replaced(V),
+    /// Under a new key: its entry's number.
+    New(u32),
+}
+
+impl<K: AsRef<[u8]>, V> Map<K, V> {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// The number of the entry whose key is `key`, whose [`word_hash`] is `h`.
@@ -91,22 +96,22 @@ impl<K: AsRef<[u8]>, V> Table<K, V> {
 
     /// Inserts or replaces; returns the previous value.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        match self.put(key, value)? {
+            Put::Replaced(old) => Some(old),
+            Put::New(_) => None,
+        }
+    }
+
+    fn put(&mut self, key: K, value: V) -> Option<Put<V>> {
         let h = word_hash(key.as_ref(), 0);
         if let Some(n) = self.find(key.as_ref(), h) {
             let (_, old) = self.entries.get_mut(n as usize)?;
-            return Some(core::mem::replace(old, value));
+            return Some(Put::Replaced(core::mem::replace(old, value)));
         }
         let n = u32::try_from(self.entries.len()).ok()?;
-        let b = superfast(key.as_ref()) as usize & (self.buckets.len() - 1);
-        let (entries, bucket) = (&self.entries, self.buckets.get_mut(b)?);
-        let at = bucket.partition_point(|&m| {
-            let k = entries.get(m as usize).map_or(&[][..], |(k, _)| k.as_ref());
-            crate::bytes::cmp(k, key.as_ref()).is_lt()
-        });
-        bucket.insert(at, n);
         self.lookup.insert(h, n);
         self.entries.push((key, value));
-        None
+        Some(Put::New(n))
     }
 
     /// The value stored under `key`.
@@ -126,21 +131,84 @@ impl<K: AsRef<[u8]>, V> Table<K, V> {
         self.entries.len()
     }
 
-    /// Whether the table is empty.
+    /// Whether the map is empty.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+/// A map with kmod's bucket structure: `bucket = superfast(key) & (buckets - 1)`, and each bucket
+/// sorted by key bytes. Adding an existing key replaces its value, as `hash_add` does.
+///
+/// kmod's buckets give only the order: a lookup goes through the [`Map`], whose `Numbers` table
+/// on a cheaper hash (`word_hash`) finds a key in one or two probes, and a key that is not there
+/// (most of the symbols a module needs, when no `System.map` is given) without reading any, where
+/// kmod's SuperFastHash and a walk along its bucket cost twice the instructions.
+#[derive(Clone, Debug)]
+pub struct Table<K, V> {
+    /// Each bucket's entries (numbers in the map), sorted by key bytes.
+    buckets: Vec<Vec<u32>>,
+    map: Map<K, V>,
+}
+
+impl<K: AsRef<[u8]>, V> Table<K, V> {
+    /// An empty table; `buckets` must be a power of two.
+    pub fn new(buckets: usize) -> Self {
+        debug_assert!(buckets.is_power_of_two());
+        let mut v = Vec::with_capacity(buckets);
+        v.resize_with(buckets, Vec::new);
+        Table { buckets: v, map: Map::new() }
+    }
+
+    /// Inserts or replaces; returns the previous value.
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        let b = superfast(key.as_ref()) as usize & (self.buckets.len() - 1);
+        let n = match self.map.put(key, value)? {
+            Put::Replaced(old) => return Some(old),
+            Put::New(n) => n,
+        };
+        let entries = &self.map.entries;
+        let key = entries.get(n as usize).map_or(&[][..], |(k, _)| k.as_ref());
+        let bucket = self.buckets.get_mut(b)?;
+        let at = bucket.partition_point(|&m| {
+            let k = entries.get(m as usize).map_or(&[][..], |(k, _)| k.as_ref());
+            crate::bytes::cmp(k, key).is_lt()
+        });
+        bucket.insert(at, n);
+        None
+    }
+
+    /// The value stored under `key`.
+    pub fn get(&self, key: &[u8]) -> Option<&V> {
+        self.map.get(key)
+    }
+
+    /// The value stored under `key`, mutably.
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
+        self.map.get_mut(key)
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
     }
 
     /// Entries in kmod's iteration order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        let entries = &self.entries;
+        let entries = &self.map.entries;
         let entry = |&n: &u32| entries.get(n as usize).map(|(k, v)| (k, v));
         self.buckets.iter().flatten().filter_map(entry)
     }
 
     /// Entries in kmod's iteration order, consuming the table.
     pub fn into_values(self) -> impl Iterator<Item = V> {
-        let mut values: Vec<Option<V>> = self.entries.into_iter().map(|(_, v)| Some(v)).collect();
+        let mut values: Vec<Option<V>> =
+            self.map.entries.into_iter().map(|(_, v)| Some(v)).collect();
         let order = self.buckets.into_iter().flatten();
         order.filter_map(move |n| values.get_mut(n as usize).and_then(Option::take))
     }

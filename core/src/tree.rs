@@ -3,7 +3,7 @@
 use alloc::vec::Vec;
 
 use crate::config::{Candidate, Config};
-use crate::hash::{MODULE_BUCKETS, Table};
+use crate::hash::{MODULE_BUCKETS, Map, Table};
 use crate::name::{basename, module_name};
 
 /// One module file chosen for indexing.
@@ -175,7 +175,7 @@ pub fn sort_by_order(modules: &mut Vec<Module>, order: &[u8]) -> Result<(), Corr
             return Err(CorruptedOrder { line: i + 1 });
         }
     }
-    let mut by_key: Table<&[u8], usize> = Table::new(MODULE_BUCKETS);
+    let mut by_key: Map<&[u8], usize> = Map::new();
     for (i, m) in modules.iter().enumerate() {
         if let Some(key) = m.order_key() {
             by_key.insert(key, i);
