@@ -144,6 +144,13 @@ fn main() {
         b"\x01ask=a\0\x02ate=b\0\x00on=c\0\x00once=d\0\x05one=e\0\x00pci:v*d*=w\0\x03o?e=q\0\x01[ab]x=r\0\x00one=e",
     );
 
+    write(
+        &out,
+        "index_patch",
+        "modules",
+        b"\x6b\x00pci:v00008086d0000abcd*\0\x01pci:v00008086d0000abce*\0\x02usb:v1p2*\0\x03pci:v00008086d0000abcd*\0\x05symbol:fn_a\0\x80pci:v00008086d0000abcf*\0\x80symbol:fn_a",
+    );
+
     // Module caches of the synthetic modules (the identity is the cache target's); the first
     // byte says whether the target stores the checksum again (even) or not (odd).
     let id = Identity { program: b"depmod-rs fuzz", tree: b"/lib/modules/1.0" };

@@ -41,12 +41,8 @@ fn lists(r: &Record<'_>) -> Lists {
 
 /// Everything a cache says that a writer keeps, comparable: its options, its file entries, its
 /// directory listings and its records.
-type Contents = (
-    Vec<u8>,
-    Vec<(Vec<u8>, Stamp)>,
-    Vec<(Vec<u8>, Stamp, Vec<u8>)>,
-    Vec<(Vec<u8>, Stamp, Lists)>,
-);
+type Contents =
+    (Vec<u8>, Vec<(Vec<u8>, Stamp)>, Vec<(Vec<u8>, Stamp, Vec<u8>)>, Vec<(Vec<u8>, Stamp, Lists)>);
 
 /// The [`Contents`] of `cache`.
 fn contents(cache: &Cache<'_>) -> Contents {
@@ -127,7 +123,11 @@ fuzz_target!(|data: &[u8]| {
     }
     for (path, stamp, entries) in cache.listings() {
         assert!(inside(&file, path) && inside(&file, entries));
-        assert_eq!(cache.listing(path), Some((stamp, entries)), "each listing is found by its path");
+        assert_eq!(
+            cache.listing(path),
+            Some((stamp, entries)),
+            "each listing is found by its path"
+        );
         assert!(listing::check(entries).is_ok());
         for (_, name) in listing::entries(entries) {
             assert!(!name.is_empty() && name != b"." && name != b"..");
