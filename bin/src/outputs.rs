@@ -7,7 +7,6 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 
 use depmod_core::index::IndexError;
-use depmod_core::index::patch::PatchError;
 use depmod_core::output::{self, BinError, DevnameProblem, Index, Notice};
 
 use crate::cli::Dirs;
@@ -125,12 +124,14 @@ fn make<'a>(kind: Kind, index: &Index<'a>, inputs: &'a Inputs, prior: Option<&Pr
     let mut data = Vec::new();
     if let Some((prior, old)) = prior.and_then(|p| Some((p, p.old(kind.name())?))) {
         let patched = match kind {
-            Kind::Alias => output::patch_alias(index, &prior.change, old, &mut data),
-            Kind::AliasBin => output::patch_alias_bin(index, &prior.change, old, &mut data),
-            Kind::SymbolsBin => output::patch_symbols_bin(index, &prior.change, old, &mut data),
-            _ => Err(PatchError::Unreadable),
+            Kind::Alias => Some(output::patch_alias(index, &prior.change, old, &mut data)),
+            Kind::AliasBin => Some(output::patch_alias_bin(index, &prior.change, old, &mut data)),
+            Kind::SymbolsBin => {
+                Some(output::patch_symbols_bin(index, &prior.change, old, &mut data))
+            }
+            _ => None,
         };
-        if patched.is_ok() {
+        if let Some(Ok(())) = patched {
             return Made { data, messages: Vec::new(), error: None, patched: true };
         }
         data.clear();

@@ -40,6 +40,9 @@ pub enum PatchError {
     Untouched,
     /// A change reaches the root node.
     AtRoot,
+    /// The index has something to report that only a full build sees (`-w`'s duplicates, a new
+    /// alias with unmatched brackets).
+    Reports,
     /// An added entry cannot be written, or the index would be too large.
     Index(IndexError),
 }
@@ -53,6 +56,7 @@ impl core::fmt::Display for PatchError {
             }
             PatchError::Untouched => f.write_str("an added key is not among the touched keys"),
             PatchError::AtRoot => f.write_str("a change reaches the root node"),
+            PatchError::Reports => f.write_str("the index has messages only a full build gives"),
             PatchError::Index(e) => e.fmt(f),
         }
     }

@@ -136,7 +136,7 @@ pub fn patch_alias_bin(
     out: &mut Vec<u8>,
 ) -> Result<(), PatchError> {
     if index.warn_duplicates {
-        return Err(PatchError::Untouched);
+        return Err(PatchError::Reports);
     }
     let mut touched = Vec::new();
     let mut key = Vec::new();
@@ -153,7 +153,7 @@ pub fn patch_alias_bin(
     for (i, (m, info)) in new {
         for alias in info.aliases() {
             if !alias_key_into(alias, &mut key) {
-                return Err(PatchError::Untouched);
+                return Err(PatchError::Reports);
             }
             touch(&mut touched, &key);
             added.push((key.clone(), m.name(), i as u32));

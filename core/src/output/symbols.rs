@@ -55,7 +55,7 @@ pub fn patch_symbols_bin(
     out: &mut Vec<u8>,
 ) -> Result<(), PatchError> {
     if index.warn_duplicates {
-        return Err(PatchError::Untouched);
+        return Err(PatchError::Reports);
     }
     let new = index.infos.iter().enumerate();
     let new = new.filter(|(i, _)| !change.kept.get(*i).copied().unwrap_or(true));
