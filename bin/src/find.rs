@@ -10,12 +10,14 @@ use depmod_core::tree::{self, Module, ModuleSet};
 
 use crate::cli::{self, Dirs};
 use crate::log::{Errno, Failed, Log, log};
-use crate::walk::{Found, FoundFile, Paths, Walk};
+use crate::walk::{Collect, Found, FoundFile, Paths, Walk};
 
-/// The module files found, before the modules are made of them ([`modules`]).
-pub enum Listed {
-    /// The files the walk found, in order.
+/// The module files found, before the modules are put in kmod's array order ([`modules`]).
+pub enum Listed<'c> {
+    /// The paths the walk found, in order (kmod's module table not made yet).
     Walked(Paths),
+    /// The files the walk found, in kmod's module table.
+    Set(ModuleSet<'c>),
     /// The files named on the command line, as modules (in the order named).
     Named(Vec<Module>),
 }
@@ -23,24 +25,37 @@ pub enum Listed {
 /// The module files to index (all of them, or the `explicit` files), telling `found` each file
 /// as it is found so that it can be read meanwhile. The walk lists directories on `threads`
 /// threads; its messages number top directories `root_fd` ([`crate::walk::first_free_fd`]).
-pub fn files(
+/// With `defer`, kmod's module table is made after the walk, if at all ([`modules`]): a run that
+/// may find its indexes current from the files alone; otherwise during it, beside the reading.
+#[allow(clippy::too_many_arguments)]
+pub fn files<'c>(
     log: &Log,
     dirs: &Dirs,
-    config: &Config,
+    config: &'c Config,
     explicit: Option<&[Vec<u8>]>,
     found: Found<'_>,
     threads: usize,
     root_fd: i32,
-) -> Result<Listed, Failed> {
-    match explicit {
-        None => walk_all(log, dirs, config, found, threads, root_fd).map(Listed::Walked),
-        Some(files) => add_files(log, dirs, config, files, found).map(Listed::Named),
+    defer: bool,
+) -> Result<Listed<'c>, Failed> {
+    if let Some(files) = explicit {
+        return add_files(log, dirs, config, files, found).map(Listed::Named);
+    }
+    let walk = |into| walk_all(log, config, dirs, into, found, threads, root_fd);
+    if defer {
+        let mut paths = Paths::default();
+        walk(Collect::Paths(&mut paths))?;
+        Ok(Listed::Walked(paths))
+    } else {
+        let mut set = set(dirs, config);
+        walk(Collect::Set(&mut set))?;
+        Ok(Listed::Set(set))
     }
 }
 
 /// The modules of the files found, in kmod's array order: kmod's choice among files of the
 /// same module name, its table order, then `modules.order`.
-pub fn modules(log: &Log, dirs: &Dirs, config: &Config, listed: Listed) -> Vec<Module> {
+pub fn modules(log: &Log, dirs: &Dirs, config: &Config, listed: Listed<'_>) -> Vec<Module> {
     let mut modules = match listed {
         Listed::Walked(paths) => {
             let mut set = set(dirs, config);
@@ -49,6 +64,7 @@ pub fn modules(log: &Log, dirs: &Dirs, config: &Config, listed: Listed) -> Vec<M
             }
             set.into_modules()
         }
+        Listed::Set(set) => set.into_modules(),
         Listed::Named(modules) => modules,
     };
     apply_order(log, dirs, &mut modules);
@@ -71,14 +87,14 @@ fn set<'c>(dirs: &Dirs, config: &'c Config) -> ModuleSet<'c> {
 /// one is only reported).
 fn walk_all(
     log: &Log,
-    dirs: &Dirs,
     config: &Config,
+    dirs: &Dirs,
+    into: Collect<'_, '_>,
     found: Found<'_>,
     threads: usize,
     root_fd: i32,
-) -> Result<Paths, Failed> {
-    let mut paths = Paths::default();
-    let mut walk = Walk::new(log, &config.excludes, &mut paths, threads, root_fd);
+) -> Result<(), Failed> {
+    let mut walk = Walk::new(log, &config.excludes, into, threads, root_fd);
     walk.found = Some(found);
     if let Err(e) = walk.run(&dirs.input) {
         log!(log, Fatal, "could not search modules: ", e);
@@ -92,7 +108,7 @@ fn walk_all(
             }
         }
     }
-    Ok(paths)
+    Ok(())
 }
 
 /// Module files named on the command line: absolute paths of existing files, one per name.

@@ -54,7 +54,8 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
     let root_fd = walk::first_free_fd();
     let listings = session.listings();
     let walked = load::while_finding(threads, session.cache(), listings, |found| {
-        find::files(log, dirs, &config, explicit, found, threads, root_fd)
+        let defer = session.is_current() && !messages;
+        find::files(log, dirs, &config, explicit, found, threads, root_fd, defer)
     })?;
     if phases.on() {
         let recalled =

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use depmod_core::cache::listing::{self, Listed, ListingBuf};
 use depmod_core::cache::{Cache, Stamp};
+use depmod_core::tree::ModuleSet;
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, RawDir};
 
@@ -96,11 +97,20 @@ impl Paths {
     }
 }
 
-/// Walks one directory tree, collecting the paths of module files.
-pub struct Walk<'a> {
+/// Where a walk puts the module files it finds.
+pub enum Collect<'a, 'c> {
+    /// Straight into kmod's module table.
+    Set(&'a mut ModuleSet<'c>),
+    /// Their paths, for a table made later, if at all (a run that may find its indexes current
+    /// from the files alone).
+    Paths(&'a mut Paths),
+}
+
+/// Walks one directory tree, collecting module files.
+pub struct Walk<'a, 'c> {
     pub log: &'a Log,
     pub excludes: &'a [Vec<u8>],
-    pub paths: &'a mut Paths,
+    pub into: Collect<'a, 'c>,
     /// Told every module file found, in order, as soon as it is found (to start reading it).
     pub found: Option<Found<'a>>,
     /// Threads listing directories, the caller's among them.
@@ -188,17 +198,17 @@ enum Unlisted {
     Loop(usize),
 }
 
-impl<'a> Walk<'a> {
+impl<'a, 'c> Walk<'a, 'c> {
     /// A walk on `threads` threads whose messages number the top directory `root_fd` (from
     /// [`first_free_fd`]).
     pub fn new(
         log: &'a Log,
         excludes: &'a [Vec<u8>],
-        paths: &'a mut Paths,
+        into: Collect<'a, 'c>,
         threads: usize,
         root_fd: i32,
     ) -> Self {
-        Walk { log, excludes, paths, found: None, threads, root_fd }
+        Walk { log, excludes, into, found: None, threads, root_fd }
     }
 
     /// Walks `root`. Failing to open `root` itself is the only error returned (after kmod's
@@ -269,7 +279,10 @@ impl<'a> Walk<'a> {
                     if let Some(found) = self.found {
                         (found.tell)(FoundFile { path, stamp: *stamp });
                     }
-                    self.paths.push(path);
+                    match &mut self.into {
+                        Collect::Set(set) => drop(set.add(path.clone())),
+                        Collect::Paths(paths) => paths.push(path),
+                    }
                 }
                 Entry::Dir => {
                     let Some((mut sub, first)) = get(child) else { continue };
@@ -531,7 +544,7 @@ mod tests {
         let held = std::fs::File::open("/").unwrap();
         let mut paths = Paths::default();
         let log = Log::capturing();
-        Walk::new(&log, &[], &mut paths, 1, root_fd).run(&tree.bytes()).unwrap();
+        Walk::new(&log, &[], Collect::Paths(&mut paths), 1, root_fd).run(&tree.bytes()).unwrap();
         drop(held);
         let messages = String::from_utf8(log.take_bytes()).unwrap();
         let expected = format!("fstatat({}, dangling): No such file or directory", root_fd + 1);
