@@ -58,7 +58,7 @@ pub fn superfast(key: &[u8]) -> u32 {
 }
 
 /// Keys to values, for lookups: the entries in the order added, found through a `Numbers`
-/// table on [`word_hash`]. Adding an existing key replaces its value. [`Table`] adds kmod's
+/// table on `word_hash`. Adding an existing key replaces its value. [`Table`] adds kmod's
 /// iteration order.
 #[derive(Clone, Debug)]
 pub struct Map<K, V> {
