@@ -141,18 +141,10 @@ impl File {
     }
 }
 
-/// The file at `path`, mapped with its pages: `MAP_POPULATE` maps those the page cache holds in
-/// one call (reading the 3 MB cache of a large tree into memory cost 880 page faults and a
-/// copy). The records recalled point into it.
+/// The file at `path`, mapped with its pages (reading the 3 MB cache of a large tree into memory
+/// cost 880 page faults and a copy). The records recalled point into it.
 fn map(path: &[u8]) -> io::Result<Shared> {
-    let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC;
-    let fd = rustix::fs::open(OsStr::from_bytes(path), flags, rustix::fs::Mode::empty())?;
-    let st = rustix::fs::fstat(&fd)?;
-    if rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir() {
-        return Err(rustix::io::Errno::ISDIR.into());
-    }
-    let len = usize::try_from(st.st_size).map_err(|_| io::ErrorKind::FileTooLarge)?;
-    Ok(Shared::new(read::map(&fd, len, true)?))
+    read::map_path(path).map(Shared::new)
 }
 
 /// The cache's path.
@@ -174,6 +166,8 @@ pub struct Session<'c> {
     /// Everything but the modules is as the cache records it (step 4 of the module's
     /// documentation, the modules aside).
     current: bool,
+    /// The `modules.dep` in place, when `current` (read to check it, kept for [`crate::prior`]).
+    dep: Option<memmap2::Mmap>,
     /// The output directory's (device, inode), when a cache is written: its listing is never
     /// recorded (each run changes it).
     output_id: Option<(u64, u64)>,
@@ -215,8 +209,8 @@ impl<'c> Session<'c> {
             rustix::fs::stat(OsStr::from_bytes(&dep)).is_ok()
         };
         let write = !disabled(opts) && files && (file.present || (system && indexed()));
-        let current =
-            files && cache.as_ref().is_some_and(|c| Recorded::current(c, &summary, &inputs, dirs));
+        let dep = cache.as_ref().filter(|_| files);
+        let dep = dep.and_then(|c| Recorded::current(c, &summary, &inputs, dirs));
         let output_id = write
             .then(|| rustix::fs::stat(OsStr::from_bytes(&dirs.output)).ok())
             .flatten()
@@ -229,7 +223,8 @@ impl<'c> Session<'c> {
             summary,
             inputs,
             write,
-            current,
+            current: dep.is_some(),
+            dep,
             output_id,
         }
     }
@@ -245,6 +240,11 @@ impl<'c> Session<'c> {
     /// modules aside).
     pub fn is_current(&self) -> bool {
         self.current
+    }
+
+    /// The previous run's `modules.dep`, as the check for [`Session::is_current`] read it.
+    pub fn previous_dep(&self) -> Option<&[u8]> {
+        self.dep.as_deref()
     }
 
     /// The checked cache, for the walk.
@@ -590,37 +590,43 @@ impl Recorded {
     }
 
     /// Whether everything but the modules is as `cache` records it.
-    fn current(cache: &Cache<'_>, summary: &[u8], inputs: &Inputs, dirs: &Dirs) -> bool {
+    /// Whether everything but the modules is as `cache` records it; if so, the contents of the
+    /// `modules.dep` in place (which the check reads), mapped.
+    fn current(
+        cache: &Cache<'_>,
+        summary: &[u8],
+        inputs: &Inputs,
+        dirs: &Dirs,
+    ) -> Option<memmap2::Mmap> {
         let recorded = cache.options();
-        let Some(rest) = recorded
+        let rest = recorded
             .strip_prefix(&(summary.len() as u32).to_le_bytes()[..])
             .and_then(|r| r.strip_prefix(summary))
-            .and_then(|r| r.strip_prefix(&[1][..]))
-        else {
-            return false;
-        };
+            .and_then(|r| r.strip_prefix(&[1][..]))?;
         let files: Vec<(&[u8], Stamp)> = cache.files().collect();
         let same_inputs = files.len() == inputs.files.len()
             && files.iter().zip(&inputs.files).all(|(a, b)| a.0 == &b.0[..] && a.1 == b.1);
         let names = outputs::names();
         if !same_inputs || rest.len() != names.len() * STAMP + 4 {
-            return false;
+            return None;
         }
         let (stamps, crc) = rest.split_at(names.len() * STAMP);
         let dep_crc = crc.try_into().map_or(0, u32::from_le_bytes);
-        names.iter().zip(stamps.chunks_exact(STAMP)).all(|(name, s)| {
+        let mut dep = None;
+        for (name, s) in names.iter().zip(stamps.chunks_exact(STAMP)) {
             let path = [&dirs.output[..], b"/", name.as_bytes()].concat();
-            let Ok(st) = rustix::fs::lstat(OsStr::from_bytes(&path)) else { return false };
-            let now = load::stamp(&st);
+            let now = load::stamp(&rustix::fs::lstat(OsStr::from_bytes(&path)).ok()?);
             let then = decode_stamp(s);
             if *name != "modules.dep" {
-                return now == then;
+                (now == then).then_some(())?;
+                continue;
             }
             // Each run sets its time: its contents are compared instead.
-            (now.dev, now.ino, now.size) == (then.dev, then.ino, then.size)
-                && std::fs::read(OsStr::from_bytes(&path))
-                    .is_ok_and(|d| crc32fast::hash(&d) == dep_crc)
-        })
+            ((now.dev, now.ino, now.size) == (then.dev, then.ino, then.size)).then_some(())?;
+            dep = read::map_path(&path).ok().filter(|d| crc32fast::hash(d) == dep_crc);
+            dep.as_ref()?;
+        }
+        dep
     }
 }
 

@@ -276,17 +276,16 @@ pub fn while_finding<'c, L>(
 }
 
 impl<'c, L> Walked<'c, L> {
-    /// What the walk returned, apart from the files.
-    pub fn take_listed(self) -> (L, Walked<'c, ()>) {
-        let Walked { listed, listings, files } = self;
-        (listed, Walked { listed: (), listings, files })
-    }
-
-    /// Gives each of `modules` (made from what the walk found) its file: a module whose file
-    /// the walk did not report, or under another path, is loaded now (recalled from `cache`
-    /// when its record is still good).
-    pub fn place(self, modules: Vec<Module>, cache: Option<&Cache<'c>>) -> Found<'c> {
-        let Walked { listings, mut files, .. } = self;
+    /// Gives each of the modules `make` makes of what the walk returned its file: a module
+    /// whose file the walk did not report, or under another path, is loaded now (recalled from
+    /// `cache` when its record is still good).
+    pub fn place(
+        self,
+        make: impl FnOnce(L) -> Vec<Module>,
+        cache: Option<&Cache<'c>>,
+    ) -> Found<'c> {
+        let Walked { listed, listings, mut files } = self;
+        let modules = make(listed);
         let mut slots = Vec::with_capacity(modules.len());
         let mut late = Vec::new();
         {
@@ -439,7 +438,7 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let found = walked.place(vec![module_of(&a), module_of(&b), module_of(&c)], None);
+        let found = walked.place(|()| vec![module_of(&a), module_of(&b), module_of(&c)], None);
         assert_eq!(found.modules.len(), 3);
         assert_eq!(found.slots, [1, 2, 0]);
         let loaded: Vec<&ModuleInfo> = found

@@ -12,14 +12,11 @@
 //! not found, a record missing, places out of order) means no patching: every index is built.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::hash::BuildHasherDefault;
-use std::os::unix::ffi::OsStrExt;
 
 use depmod_core::ModuleInfo;
 use depmod_core::output::Change;
 use depmod_core::tree::Module;
-use rustix::fs::{Mode, OFlags};
 
 use crate::cache::Session;
 use crate::cli::Dirs;
@@ -50,8 +47,7 @@ impl Prior {
             return None;
         }
         let cache = session.cache()?;
-        let dep = std::fs::read(OsStr::from_bytes(&[&dirs.output[..], b"/modules.dep"].concat()));
-        let dep = dep.ok()?;
+        let dep = session.previous_dep()?;
         let places: HashMap<&[u8], usize, BuildHasherDefault<PathHasher>> =
             modules.iter().enumerate().map(|(j, m)| (m.output_path(), j)).collect();
         let mut remap = Vec::new();
@@ -80,7 +76,8 @@ impl Prior {
         if !change.is_consistent(modules.len()) {
             return None;
         }
-        let old = PATCHED.iter().map(|name| map(dirs, name)).collect();
+        let path = |name: &str| [&dirs.output[..], b"/", name.as_bytes()].concat();
+        let old = PATCHED.iter().map(|name| read::map_path(&path(name)).ok()).collect();
         Some(Prior { change, old })
     }
 
@@ -89,13 +86,4 @@ impl Prior {
         let at = PATCHED.iter().position(|&n| n == name)?;
         self.old.get(at)?.as_deref()
     }
-}
-
-/// The index `name` in the output directory, mapped.
-fn map(dirs: &Dirs, name: &str) -> Option<memmap2::Mmap> {
-    let path = [&dirs.output[..], b"/", name.as_bytes()].concat();
-    let flags = OFlags::RDONLY | OFlags::CLOEXEC;
-    let fd = rustix::fs::open(OsStr::from_bytes(&path), flags, Mode::empty()).ok()?;
-    let len = usize::try_from(rustix::fs::fstat(&fd).ok()?.st_size).ok()?;
-    read::map(&fd, len, true).ok()
 }

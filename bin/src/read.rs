@@ -4,6 +4,7 @@
 use std::io;
 use std::ops::Range;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 
 use depmod_core::read_plan::{self, RangeSet};
 
@@ -39,6 +40,20 @@ pub fn map(file: &OwnedFd, len: usize, populate: bool) -> io::Result<memmap2::Mm
     // by renaming new ones into place, which leaves this mapping intact (kmod maps module files
     // the same way), and depmod replaces its module cache by renaming too.
     unsafe { options.map_copy_read_only(file.as_raw_fd()) }
+}
+
+/// The file at `path` (not a directory), mapped with its pages (`MAP_POPULATE` maps those the
+/// page cache holds in one call): the module cache, and the indexes a re-run patches.
+pub fn map_path(path: &[u8]) -> io::Result<memmap2::Mmap> {
+    let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC;
+    let path = std::ffi::OsStr::from_bytes(path);
+    let fd = rustix::fs::open(path, flags, rustix::fs::Mode::empty())?;
+    let st = rustix::fs::fstat(&fd)?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir() {
+        return Err(rustix::io::Errno::ISDIR.into());
+    }
+    let len = usize::try_from(st.st_size).map_err(|_| io::ErrorKind::FileTooLarge)?;
+    map(&fd, len, true)
 }
 
 /// Reads the first bytes of a file of `len` bytes (all of a small one) into `buf`; returns them.

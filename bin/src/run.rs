@@ -74,9 +74,7 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
         phases.mark("indexes current");
         return keep_indexes(log, dirs);
     }
-    let (listed, walked) = walked.take_listed();
-    let modules = find::modules(log, dirs, &config, listed);
-    let found = walked.place(modules, session.cache());
+    let found = walked.place(|listed| find::modules(log, dirs, &config, listed), session.cache());
     let unchanged = session.unchanged(&found.files);
     if unchanged {
         session.refresh(log, &found.files, &found.listings);

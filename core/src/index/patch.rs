@@ -20,10 +20,9 @@
 
 use alloc::vec::Vec;
 
-use super::reader::{Index as Reader, Node};
+use super::reader::{Index as Reader, each_value};
 use super::trie::Subtree;
 use super::{IndexBuilder, IndexError, OFFSET_MASK};
-use crate::bytes::{Endian, cstr_at};
 
 /// Why an index could not be patched (it is then built in full).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,7 +173,7 @@ fn path(reader: &Reader<'_>, key: &[u8]) -> Result<Vec<(u32, usize)>, PatchError
         let node = reader.node(word).map_err(|_| PatchError::Unreadable)?;
         consumed += node.prefix.len();
         let Some(&c) = key.get(consumed) else { break };
-        let Some(child) = child(&node, c) else { break };
+        let Some(child) = node.child(c) else { break };
         let next = reader.node(child).map_err(|_| PatchError::Unreadable)?;
         if !key.get(consumed + 1..).unwrap_or_default().starts_with(next.prefix) {
             break;
@@ -186,42 +185,17 @@ fn path(reader: &Reader<'_>, key: &[u8]) -> Result<Vec<(u32, usize)>, PatchError
     Ok(path)
 }
 
-/// The word of `node`'s child under `byte`.
-fn child(node: &Node<'_>, byte: u8) -> Option<u32> {
-    let slot = usize::from(byte.checked_sub(node.first)?);
-    Endian::Big.u32(node.children, slot * 4).filter(|&w| w != 0)
-}
-
-/// The values of a node, starting at `at` in `data`: calls `f` with each one's priority and
-/// text, in file order; returns where they end.
-fn texts<'d>(
+/// [`each_value`] with the patch's errors: `f`'s, or [`PatchError::Unreadable`].
+fn values<'d>(
     data: &'d [u8],
     at: usize,
-    mut f: impl FnMut(u32, &'d [u8]) -> Result<(), PatchError>,
+    mut f: impl FnMut(usize, u32, &'d [u8]) -> Result<(), PatchError>,
 ) -> Result<usize, PatchError> {
-    values(data, at, |at, priority| {
-        let text = cstr_at(data, at + 4).ok_or(PatchError::Unreadable)?;
-        f(priority, text)
-    })
-}
-
-/// The values of a node, starting at `at` in `data`: calls `f` with where each one's priority
-/// is and the priority, in file order; returns where they end.
-fn values(
-    data: &[u8],
-    mut at: usize,
-    mut f: impl FnMut(usize, u32) -> Result<(), PatchError>,
-) -> Result<usize, PatchError> {
-    let count = Endian::Big.u32(data, at).ok_or(PatchError::Unreadable)?;
-    at += 4;
-    for _ in 0..count {
-        let priority = Endian::Big.u32(data, at).ok_or(PatchError::Unreadable)?;
-        f(at, priority)?;
-        // Values are short (module names, dependency lines): a byte loop beats a call.
-        let text = data.get(at + 4..).ok_or(PatchError::Unreadable)?;
-        at += 4 + text.iter().position(|&b| b == 0).ok_or(PatchError::Unreadable)? + 1;
-    }
-    Ok(at)
+    let mut failed = None;
+    let end = each_value(data, at, |at, priority, text| {
+        f(at, priority, text).map_err(|e| failed = Some(e))
+    });
+    end.map_err(|()| failed.unwrap_or(PatchError::Unreadable))
 }
 
 /// The new entries of the subtree under `word`, whose keys start with `lead` (the bytes before
@@ -253,7 +227,7 @@ fn collect(
         if let Some(values_at) = node.values_at {
             let touched = changes.is_touched(&key);
             kept.clear();
-            at = texts(reader.data(), values_at, |priority, text| {
+            at = values(reader.data(), values_at, |_, priority, text| {
                 match (changes.remap)(priority) {
                     Some(p) if !(touched && changes.drop_touched) => kept.push((p, text)),
                     Some(_) => {}
@@ -268,7 +242,8 @@ fn collect(
             }
         }
         let len = key.len();
-        stack.extend(words_backwards(&node).map(|(b, w)| (w, len, Some(b))));
+        // Backwards: pushed on the stack, the children come off in byte order.
+        stack.extend(node.child_words().rev().map(|(b, w)| (w, len, Some(b))));
     }
     for &(k, v, p) in changes.added {
         if k.starts_with(lead) {
@@ -356,7 +331,7 @@ impl Copier<'_, '_> {
             cursor = node.end;
             if let Some(values_at) = node.values_at {
                 let mut last = None;
-                cursor = values(self.old, values_at, |at, priority| {
+                cursor = values(self.old, values_at, |at, priority, _| {
                     let p = (self.changes.remap)(priority)
                         .filter(|&p| last.is_none_or(|l| l <= p))
                         .ok_or(PatchError::Unmapped { priority })?;
@@ -370,17 +345,6 @@ impl Copier<'_, '_> {
         }
         Ok(())
     }
-}
-
-/// The words of `node`'s children with their bytes, the last byte's first (pushed on a stack,
-/// they come off in byte order).
-fn words_backwards<'n>(node: &'n Node<'_>) -> impl Iterator<Item = (u8, u32)> + 'n {
-    let words = node.children.chunks_exact(4).enumerate().rev();
-    words.filter_map(move |(i, w)| {
-        let word = u32::from_be_bytes(w.try_into().ok()?);
-        let byte = u8::try_from(usize::from(node.first) + i).ok()?;
-        (word != 0).then_some((byte, word))
-    })
 }
 
 /// Writes `word` big-endian at `at` in `out`.

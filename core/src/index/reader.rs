@@ -81,13 +81,13 @@ pub(super) struct Node<'a> {
 }
 
 impl<'a> Node<'a> {
-    fn child(&self, byte: u8) -> Option<u32> {
+    pub(super) fn child(&self, byte: u8) -> Option<u32> {
         let slot = usize::from(byte.checked_sub(self.first)?);
         let word = Endian::Big.u32(self.children, slot * 4)?;
         (word != 0).then_some(word)
     }
 
-    pub(super) fn child_words(&self) -> impl Iterator<Item = (u8, u32)> + '_ {
+    pub(super) fn child_words(&self) -> impl DoubleEndedIterator<Item = (u8, u32)> + '_ {
         self.children.chunks_exact(4).enumerate().filter_map(move |(i, w)| {
             let word = Endian::Big.u32(w, 0)?;
             let byte = u8::try_from(usize::from(self.first) + i).ok()?;
@@ -97,20 +97,35 @@ impl<'a> Node<'a> {
 
     fn values(&self) -> Result<Vec<Value>, ReadError> {
         let mut out = Vec::new();
-        let Some(mut at) = self.values_at else {
-            return Ok(out);
-        };
-        let oob = ReadError::NodeOutOfBounds { offset: at as u32 };
-        let count = Endian::Big.u32(self.data, at).ok_or(oob)?;
-        at += 4;
-        for _ in 0..count {
-            let priority = Endian::Big.u32(self.data, at).ok_or(oob)?;
-            let text = cstr_at(self.data, at + 4).ok_or(oob)?;
-            at += 4 + text.len() + 1;
-            out.push(Value { priority, text: text.to_vec() });
+        if let Some(at) = self.values_at {
+            let oob = ReadError::NodeOutOfBounds { offset: at as u32 };
+            each_value(self.data, at, |_, priority, text| {
+                out.push(Value { priority, text: text.to_vec() });
+                Ok(())
+            })
+            .map_err(|()| oob)?;
         }
         Ok(out)
     }
+}
+
+/// The values of a node, which start at `at` in `data`: calls `f` with where each one starts (its
+/// priority), its priority and its text, in file order; returns where they end. `Err(())` for
+/// values outside `data`, or when `f` says so.
+pub(super) fn each_value<'d>(
+    data: &'d [u8],
+    mut at: usize,
+    mut f: impl FnMut(usize, u32, &'d [u8]) -> Result<(), ()>,
+) -> Result<usize, ()> {
+    let count = Endian::Big.u32(data, at).ok_or(())?;
+    at += 4;
+    for _ in 0..count {
+        let priority = Endian::Big.u32(data, at).ok_or(())?;
+        let text = cstr_at(data, at + 4).ok_or(())?;
+        f(at, priority, text)?;
+        at += 4 + text.len() + 1;
+    }
+    Ok(at)
 }
 
 /// Counts a node reached by a walk against `budget` (the file's size): each node of a file kmod

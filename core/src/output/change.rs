@@ -3,8 +3,10 @@
 
 use alloc::vec::Vec;
 
+use super::Index;
 use crate::index::patch::{Changes, PatchError, patch};
 use crate::module::ModuleInfo;
+use crate::tree::Module;
 
 /// The previous run's modules against this run's: which continue unchanged, and what the
 /// others held.
@@ -38,16 +40,32 @@ impl Change {
         self.kept.len() == count && self.kept.iter().filter(|&&k| k).count() == images
     }
 
-    /// The old index `old` patched into `out`: `touched` (see [`touch`]) and `added` as
-    /// [`Changes`] has them, priorities mapped by `remap`.
+    /// This run's modules that are none of the previous run's (at their places), with their
+    /// metadata.
+    pub(crate) fn added<'a>(
+        &'a self,
+        index: &Index<'a>,
+    ) -> impl Iterator<Item = (u32, &'a Module, &'a ModuleInfo)> + 'a {
+        let new = index.modules.iter().zip(index.infos).enumerate();
+        let new = new.filter(|(i, _)| !self.kept.get(*i).copied().unwrap_or(true));
+        new.map(|(i, (m, info))| (i as u32, m, info))
+    }
+
+    /// The old index `old` of `index` patched into `out`: `touched` (see [`touch`]) and `added`
+    /// as [`Changes`] has them, priorities mapped by `remap`. Not with `-w`, whose report needs
+    /// every entry.
     pub(crate) fn patch(
         &self,
+        index: &Index<'_>,
         old: &[u8],
         touched: &[Vec<u8>],
         drop_touched: bool,
         added: &[(&[u8], &[u8], u32)],
         out: &mut Vec<u8>,
     ) -> Result<(), PatchError> {
+        if index.warn_duplicates {
+            return Err(PatchError::Reports);
+        }
         let touched: Vec<&[u8]> = touched.iter().map(|k| &k[..]).collect();
         let remap = |p: u32| self.remap.get(p as usize).copied().flatten();
         patch(old, &Changes { touched: &touched, drop_touched, remap: &remap, added }, out)

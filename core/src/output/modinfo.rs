@@ -6,15 +6,22 @@ use super::change::touch;
 use super::{BinError, Change, Index, Notice, finish, insert, key_and_value};
 use crate::index::IndexBuilder;
 use crate::index::patch::PatchError;
+use crate::module::ModuleInfo;
 use crate::name::alias_key_into;
+use crate::tree::Module;
 
 /// Appends `modules.alias`: `alias VALUE NAME` per alias.
 pub fn write_alias(index: &Index<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(ALIAS_HEADER);
     for (m, info) in index.with_info() {
-        for alias in info.aliases() {
-            line(out, &[b"alias ", alias, b" ", m.name(), b"\n"]);
-        }
+        alias_lines(out, m, info);
+    }
+}
+
+/// Appends module `m`'s lines of `modules.alias`: `alias VALUE NAME` per alias.
+fn alias_lines(out: &mut Vec<u8>, m: &Module, info: &ModuleInfo) {
+    for alias in info.aliases() {
+        line(out, &[b"alias ", alias, b" ", m.name(), b"\n"]);
     }
 }
 
@@ -79,9 +86,7 @@ fn splice(
     let write_new = |out: &mut Vec<u8>, upto: usize, next: &mut usize| {
         while *next < upto {
             if let (Some(m), Some(info)) = (index.modules.get(*next), infos.get(*next)) {
-                for alias in info.aliases() {
-                    line(out, &[b"alias ", alias, b" ", m.name(), b"\n"]);
-                }
+                alias_lines(out, m, info);
             }
             *next += 1;
         }
@@ -135,9 +140,6 @@ pub fn patch_alias_bin(
     old: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), PatchError> {
-    if index.warn_duplicates {
-        return Err(PatchError::Reports);
-    }
     let mut touched = Vec::new();
     let mut key = Vec::new();
     for alias in change.gone.iter().flat_map(|info| info.aliases()) {
@@ -146,21 +148,17 @@ pub fn patch_alias_bin(
         }
     }
     let mut added = Vec::new();
-    let new = index
-        .with_info()
-        .enumerate()
-        .filter(|(i, _)| !change.kept.get(*i).copied().unwrap_or(true));
-    for (i, (m, info)) in new {
+    for (i, m, info) in change.added(index) {
         for alias in info.aliases() {
             if !alias_key_into(alias, &mut key) {
                 return Err(PatchError::Reports);
             }
             touch(&mut touched, &key);
-            added.push((key.clone(), m.name(), i as u32));
+            added.push((key.clone(), m.name(), i));
         }
     }
     let added: Vec<(&[u8], &[u8], u32)> = added.iter().map(|(k, v, p)| (&k[..], *v, *p)).collect();
-    change.patch(old, &touched, false, &added, out)
+    change.patch(index, old, &touched, false, &added, out)
 }
 
 /// Appends `modules.softdep`: `softdep NAME VALUE` per softdep.

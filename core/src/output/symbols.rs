@@ -54,12 +54,8 @@ pub fn patch_symbols_bin(
     old: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), PatchError> {
-    if index.warn_duplicates {
-        return Err(PatchError::Reports);
-    }
-    let new = index.infos.iter().enumerate();
-    let new = new.filter(|(i, _)| !change.kept.get(*i).copied().unwrap_or(true));
-    let exports = change.gone.iter().chain(new.map(|(_, info)| info)).flat_map(|i| i.exports());
+    let new = change.added(index).map(|(_, _, info)| info);
+    let exports = change.gone.iter().chain(new).flat_map(|i| i.exports());
     let mut touched = Vec::new();
     let mut key = Vec::new();
     for (name, _) in exports {
@@ -77,7 +73,7 @@ pub fn patch_symbols_bin(
             added.push((&key[..], module.name(), m));
         }
     }
-    change.patch(old, &touched, true, &added, out)
+    change.patch(index, old, &touched, true, &added, out)
 }
 
 #[cfg(test)]
