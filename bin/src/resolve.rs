@@ -35,7 +35,9 @@ pub fn symbols<'a>(
     infos: &'a [ModuleInfo],
     prefix: Option<u8>,
 ) -> Symbols<'a> {
-    let mut symbols = Symbols::new(prefix);
+    // Room for every export (the kernel's symbols, if any, make the table grow).
+    let exports = infos.iter().map(|i| i.exports().len()).sum();
+    let mut symbols = Symbols::with_capacity(prefix, exports);
     kernel.add_to(&mut symbols, prefix);
     resolve::add_exports(&mut symbols, infos);
     symbols

@@ -77,8 +77,8 @@ impl<K: AsRef<[u8]>, V> Default for Map<K, V> {
 enum Put<V> {
     /// Under a key that was there: the value it replaced.
     Replaced(V),
-    /// Under a new key: its entry's number.
-    New(u32),
+    /// Under a new key.
+    New,
 }
 
 impl<K: AsRef<[u8]>, V> Map<K, V> {
@@ -98,7 +98,7 @@ impl<K: AsRef<[u8]>, V> Map<K, V> {
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         match self.put(key, value)? {
             Put::Replaced(old) => Some(old),
-            Put::New(_) => None,
+            Put::New => None,
         }
     }
 
@@ -111,7 +111,7 @@ impl<K: AsRef<[u8]>, V> Map<K, V> {
         let n = u32::try_from(self.entries.len()).ok()?;
         self.lookup.insert(h, n);
         self.entries.push((key, value));
-        Some(Put::New(n))
+        Some(Put::New)
     }
 
     /// The value stored under `key`.
@@ -143,39 +143,43 @@ impl<K: AsRef<[u8]>, V> Map<K, V> {
 /// kmod's buckets give only the order: a lookup goes through the [`Map`], whose `Numbers` table
 /// on a cheaper hash (`word_hash`) finds a key in one or two probes, and a key that is not there
 /// (most of the symbols a module needs, when no `System.map` is given) without reading any, where
-/// kmod's SuperFastHash and a walk along its bucket cost twice the instructions.
+/// kmod's SuperFastHash and a walk along its bucket cost twice the instructions. The order is
+/// made when the table is iterated (each entry's bucket noted as it was added, then the
+/// entries counted into their buckets and each bucket sorted), not kept as keys come: most
+/// buckets hold a few keys, and a vector for each would be grown and shifted at every key.
 #[derive(Clone, Debug)]
 pub struct Table<K, V> {
-    /// Each bucket's entries (numbers in the map), sorted by key bytes.
-    buckets: Vec<Vec<u32>>,
+    /// Each entry's bucket, by its number in the map.
+    buckets: Vec<u32>,
+    /// The number of buckets, less one.
+    mask: u32,
     map: Map<K, V>,
 }
 
 impl<K: AsRef<[u8]>, V> Table<K, V> {
     /// An empty table; `buckets` must be a power of two.
     pub fn new(buckets: usize) -> Self {
+        Self::with_capacity(buckets, 0)
+    }
+
+    /// An empty table that holds `count` keys without growing; `buckets` must be a power of
+    /// two.
+    pub fn with_capacity(buckets: usize, count: usize) -> Self {
         debug_assert!(buckets.is_power_of_two());
-        let mut v = Vec::with_capacity(buckets);
-        v.resize_with(buckets, Vec::new);
-        Table { buckets: v, map: Map::new() }
+        let map = Map { entries: Vec::with_capacity(count), lookup: Numbers::with_capacity(count) };
+        Table { buckets: Vec::with_capacity(count), mask: buckets as u32 - 1, map }
     }
 
     /// Inserts or replaces; returns the previous value.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        let b = superfast(key.as_ref()) as usize & (self.buckets.len() - 1);
-        let n = match self.map.put(key, value)? {
-            Put::Replaced(old) => return Some(old),
-            Put::New(n) => n,
-        };
-        let entries = &self.map.entries;
-        let key = entries.get(n as usize).map_or(&[][..], |(k, _)| k.as_ref());
-        let bucket = self.buckets.get_mut(b)?;
-        let at = bucket.partition_point(|&m| {
-            let k = entries.get(m as usize).map_or(&[][..], |(k, _)| k.as_ref());
-            crate::bytes::cmp(k, key).is_lt()
-        });
-        bucket.insert(at, n);
-        None
+        let bucket = superfast(key.as_ref()) & self.mask;
+        match self.map.put(key, value)? {
+            Put::Replaced(old) => Some(old),
+            Put::New => {
+                self.buckets.push(bucket);
+                None
+            }
+        }
     }
 
     /// The value stored under `key`.
@@ -198,20 +202,72 @@ impl<K: AsRef<[u8]>, V> Table<K, V> {
         self.map.is_empty()
     }
 
+    /// The entries' numbers in kmod's order ([`bucket_order`]).
+    fn order(&self) -> Vec<u32> {
+        let entries = &self.map.entries;
+        let key = |n: u32| entries.get(n as usize).map_or(&[][..], |(k, _)| k.as_ref());
+        bucket_order(&self.buckets, self.mask, &key)
+    }
+
     /// Entries in kmod's iteration order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         let entries = &self.map.entries;
-        let entry = |&n: &u32| entries.get(n as usize).map(|(k, v)| (k, v));
-        self.buckets.iter().flatten().filter_map(entry)
+        let entry = move |n: u32| entries.get(n as usize).map(|(k, v)| (k, v));
+        self.order().into_iter().filter_map(entry)
     }
 
     /// Entries in kmod's iteration order, consuming the table.
     pub fn into_values(self) -> impl Iterator<Item = V> {
+        let order = self.order();
         let mut values: Vec<Option<V>> =
             self.map.entries.into_iter().map(|(_, v)| Some(v)).collect();
-        let order = self.buckets.into_iter().flatten();
-        order.filter_map(move |n| values.get_mut(n as usize).and_then(Option::take))
+        order.into_iter().filter_map(move |n| values.get_mut(n as usize).and_then(Option::take))
     }
+}
+
+/// Numbers `0..buckets.len()` in kmod's order: by bucket (`buckets[n]`, at most `mask`), then
+/// by key bytes within each. Counted into their buckets, then each bucket sorted by insertion
+/// (a few keys each; kmod inserts into its sorted arrays one key at a time). One copy for every
+/// table: a generic sort took 65 KB of the static binary.
+fn bucket_order<'k>(buckets: &[u32], mask: u32, key: &dyn Fn(u32) -> &'k [u8]) -> Vec<u32> {
+    let mut starts = alloc::vec![0u32; mask as usize + 2];
+    for &b in buckets {
+        if let Some(s) = starts.get_mut(b as usize + 1) {
+            *s += 1;
+        }
+    }
+    for i in 1..starts.len() {
+        let before = starts.get(i - 1).copied().unwrap_or(0);
+        if let Some(s) = starts.get_mut(i) {
+            *s += before;
+        }
+    }
+    let mut order = alloc::vec![0u32; buckets.len()];
+    let mut ends = starts.clone();
+    for (n, &b) in buckets.iter().enumerate() {
+        if let Some(at) = ends.get_mut(b as usize) {
+            if let Some(slot) = order.get_mut(*at as usize) {
+                *slot = n as u32;
+            }
+            *at += 1;
+        }
+    }
+    for pair in starts.windows(2) {
+        let (Some(&start), Some(&end)) = (pair.first(), pair.get(1)) else { continue };
+        let Some(run) = order.get_mut(start as usize..end as usize) else { continue };
+        for i in 1..run.len() {
+            let mut j = i;
+            while j > 0 {
+                let (Some(&a), Some(&b)) = (run.get(j - 1), run.get(j)) else { break };
+                if crate::bytes::cmp(key(a), key(b)).is_le() {
+                    break;
+                }
+                run.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+    }
+    order
 }
 
 /// A hash of `bytes` and `seed`, eight bytes at a time (lookup tables only; nothing depends on

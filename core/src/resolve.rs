@@ -29,7 +29,12 @@ pub struct Symbols<'a> {
 impl<'a> Symbols<'a> {
     /// An empty table. `prefix` is `-P`'s character, stripped once from the front of names.
     pub fn new(prefix: Option<u8>) -> Self {
-        Symbols { table: Table::new(SYMBOL_BUCKETS), prefix }
+        Self::with_capacity(prefix, 0)
+    }
+
+    /// An empty table with room for `count` symbols.
+    pub fn with_capacity(prefix: Option<u8>, count: usize) -> Self {
+        Symbols { table: Table::with_capacity(SYMBOL_BUCKETS, count), prefix }
     }
 
     fn strip_prefix<'n>(&self, name: &'n [u8]) -> &'n [u8] {
