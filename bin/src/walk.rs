@@ -339,11 +339,7 @@ impl<'a, 'c> Walk<'a, 'c> {
 /// stamp is the one of its listing in the cache is not read: the listing stands for it. `buffer`
 /// (empty) takes the entries as they are read.
 fn list(mut dir: Dir, lister: Lister<'_>, buffer: &mut Vec<u8>) -> (Listing, Vec<Dir>) {
-    let mut listing = Listing {
-        names: Vec::with_capacity(NAMES),
-        entries: Vec::with_capacity(ENTRIES),
-        ..Listing::default()
-    };
+    let mut listing = Listing::default();
     let mut children = Vec::new();
     let recorded = lister.cache.and_then(|c| c.listing(&dir.path));
     let (opened, path_only) = match dir.open.take() {
@@ -376,6 +372,9 @@ fn list(mut dir: Dir, lister: Lister<'_>, buffer: &mut Vec<u8>) -> (Listing, Vec
     };
     if let (Some((then, entries)), Some(now)) = (recorded, stamp) {
         if then == now {
+            // Room for exactly the recorded entries (their names take less than the record).
+            listing.entries.reserve_exact(listing::entries(entries).count());
+            listing.names.reserve_exact(entries.len());
             for (kind, name) in listing::entries(entries) {
                 if lister.excluded(name) {
                     continue;
@@ -410,6 +409,8 @@ fn list(mut dir: Dir, lister: Lister<'_>, buffer: &mut Vec<u8>) -> (Listing, Vec
         },
         false => fd,
     };
+    listing.entries.reserve(ENTRIES);
+    listing.names.reserve(NAMES);
     let mut record = ListingBuf::new();
     let mut entries = RawDir::new(fd.as_fd(), buffer.spare_capacity_mut());
     while let Some(entry) = entries.next() {
