@@ -24,25 +24,28 @@ use crate::load::PathHasher;
 use crate::read;
 
 /// The indexes a run may patch.
-pub const PATCHED: [&str; 3] = ["modules.alias", "modules.alias.bin", "modules.symbols.bin"];
+pub const PATCHED: [&str; 4] =
+    ["modules.dep.bin", "modules.alias", "modules.alias.bin", "modules.symbols.bin"];
 
 /// The previous run's indexes that can be patched, and the change since.
-pub struct Prior {
+pub struct Prior<'s> {
     pub change: Change,
+    /// The previous run's `modules.dep`, which the module cache vouches for.
+    pub dep: &'s [u8],
     /// The old indexes of [`PATCHED`], each as it is in place (`None`: it could not be read).
     old: Vec<Option<memmap2::Mmap>>,
 }
 
-impl Prior {
+impl<'s> Prior<'s> {
     /// The previous run's indexes and the change since, when the cache vouches for them;
     /// `modules` are this run's (those it indexes), `recalled` says of each whether its file
     /// was recalled from the cache.
     pub fn find(
-        session: &Session<'_>,
+        session: &'s Session<'_>,
         dirs: &Dirs,
         modules: &[Module],
         recalled: &[bool],
-    ) -> Option<Prior> {
+    ) -> Option<Prior<'s>> {
         if !session.is_current() || modules.len() != recalled.len() {
             return None;
         }
@@ -78,7 +81,7 @@ impl Prior {
         }
         let path = |name: &str| [&dirs.output[..], b"/", name.as_bytes()].concat();
         let old = PATCHED.iter().map(|name| read::map_path(&path(name)).ok()).collect();
-        Some(Prior { change, old })
+        Some(Prior { change, dep, old })
     }
 
     /// The old index `name` (one of [`PATCHED`]), as it is in place.

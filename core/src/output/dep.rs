@@ -2,8 +2,11 @@
 
 use alloc::vec::Vec;
 
-use super::{BinError, Index, Notice, finish, insert, value_only};
+use super::change::touch;
+use super::{BinError, Change, Index, Notice, finish, insert, value_only};
 use crate::index::IndexBuilder;
+use crate::index::patch::PatchError;
+use crate::name::module_name;
 use crate::tree::Module;
 
 /// Appends `modules.dep` to `out`. No header; a module without dependencies ends in `:`.
@@ -38,6 +41,55 @@ pub fn write_dep_bin<'a>(
     finish(bin, index.warn_duplicates, "deps", value_only, Vec::new(), notice, out)
 }
 
+/// Appends `modules.dep.bin` as [`write_dep_bin`] would, made from `old`, the one the previous
+/// run wrote, its `modules.dep` (`old_dep`: one line per module of its array, in order) and
+/// `change`: the touched keys are the names of the modules gone, new, or whose line is not the
+/// one they had; each of these is written again with its line now. An error (`-w`; an index
+/// that cannot be patched) leaves `out` as it was: the index is then built.
+pub fn patch_dep_bin(
+    index: &Index<'_>,
+    change: &Change,
+    old: &[u8],
+    old_dep: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), PatchError> {
+    // The old line of each of this run's modules that was in the previous run's array.
+    let mut old_lines: Vec<Option<&[u8]>> = alloc::vec![None; index.modules.len()];
+    let mut touched = Vec::new();
+    let mut lines = old_dep.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+    for place in &change.remap {
+        let line = lines.next().ok_or(PatchError::Unreadable)?;
+        match place {
+            Some(i) => *old_lines.get_mut(*i as usize).ok_or(PatchError::Unreadable)? = Some(line),
+            None => {
+                let path = line.split(|&b| b == b':').next().unwrap_or_default();
+                touch(&mut touched, &module_name(path));
+            }
+        }
+    }
+    // The lines now that are not the old ones, one after the other, and where each ends.
+    let mut text = Vec::new();
+    let mut changed: Vec<(u32, usize)> = Vec::new();
+    index.for_each_dep_list(|i, m, deps| {
+        let start = text.len();
+        line(index, m, deps, &mut text);
+        if old_lines.get(i).copied().flatten() == text.get(start..) {
+            text.truncate(start);
+        } else {
+            touch(&mut touched, m.name());
+            changed.push((i as u32, text.len()));
+        }
+    });
+    let mut added = Vec::with_capacity(changed.len());
+    let mut start = 0;
+    for &(i, end) in &changed {
+        let m = index.module(i).ok_or(PatchError::Unreadable)?;
+        added.push((m.name(), text.get(start..end).unwrap_or_default(), i));
+        start = end;
+    }
+    change.patch(index, old, &touched, true, &added, out)
+}
+
 /// Appends module `m`'s line, without its newline: `PATH: DEP DEP...`.
 fn line(index: &Index<'_>, m: &Module, deps: &[u32], out: &mut Vec<u8>) {
     out.extend_from_slice(m.output_path());
@@ -51,7 +103,8 @@ fn line(index: &Index<'_>, m: &Module, deps: &[u32], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::fixture::{entries, with_index};
+    use crate::module::ModuleInfo;
+    use crate::output::fixture::{entries, spec, with_index, with_modules};
     use alloc::string::ToString;
     use alloc::vec;
 
@@ -80,5 +133,55 @@ mod tests {
                 ]
             );
         });
+    }
+
+    /// A module removed, then put back: the patched `modules.dep.bin` is the one built in full,
+    /// the lines of the modules that needed it (their dependencies changed) written again.
+    #[test]
+    fn patched_as_built_when_a_module_goes_and_comes_back() {
+        let b = || spec(&[], &["fb"], &["fa"]);
+        // Names under two first letters, each shared by more than one module whatever changes:
+        // no change reaches the root node (see `patch`).
+        let all = [
+            ("kernel/snd-a.ko", spec(&[], &["fa"], &[])),
+            ("kernel/snd-b.ko", b()),
+            ("kernel/snd-e.ko", spec(&[], &[], &[])),
+            ("kernel/usb-c.ko", spec(&[], &[], &["fb"])),
+            ("kernel/usb-d.ko", spec(&[], &[], &["fa"])),
+        ];
+        let without_b: Vec<_> = all.iter().filter(|(p, _)| !p.contains("-b")).cloned().collect();
+        // (modules.dep, modules.dep.bin) of a tree.
+        let built = |modules: &[(&str, _)]| {
+            let mut made = (Vec::new(), Vec::new());
+            with_modules(modules, false, |index| {
+                write_dep(index, &mut made.0);
+                write_dep_bin(index, &mut made.1, &mut |n| panic!("{n:?}")).unwrap();
+            });
+            made
+        };
+        let (with, without) = (built(&all), built(&without_b));
+        let gone = Change {
+            remap: vec![Some(0), None, Some(1), Some(2), Some(3)],
+            kept: vec![true; 4],
+            gone: vec![ModuleInfo::parse(&b().build())],
+        };
+        let back = Change {
+            remap: vec![Some(0), Some(2), Some(3), Some(4)],
+            kept: vec![true, false, true, true, true],
+            gone: vec![],
+        };
+        for (modules, change, old, new) in
+            [(&without_b[..], gone, &with, &without), (&all[..], back, &without, &with)]
+        {
+            with_modules(modules, false, |index| {
+                let mut out = vec![0xAA];
+                patch_dep_bin(index, &change, &old.1, &old.0, &mut out).unwrap();
+                assert_eq!(&out[1..], &new.1[..]);
+                // usb-c's line changed (it needs snd-b, then does not): written again.
+                assert!(change.is_consistent(modules.len()));
+                let c = entries(&out[1..]).into_iter().find(|(k, _)| k == "usb_c").unwrap();
+                assert_eq!(c.1[0].1.contains("snd-b.ko"), modules.len() == all.len());
+            });
+        }
     }
 }
