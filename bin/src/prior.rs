@@ -28,29 +28,29 @@ pub const PATCHED: [&str; 4] =
     ["modules.dep.bin", "modules.alias", "modules.alias.bin", "modules.symbols.bin"];
 
 /// The previous run's indexes that can be patched, and the change since.
-pub struct Prior<'s> {
+pub struct Prior {
     pub change: Change,
     /// The previous run's `modules.dep`, which the module cache vouches for.
-    pub dep: &'s [u8],
+    dep: memmap2::Mmap,
     /// The old indexes of [`PATCHED`], each as it is in place (`None`: it could not be read).
     old: Vec<Option<memmap2::Mmap>>,
 }
 
-impl<'s> Prior<'s> {
+impl Prior {
     /// The previous run's indexes and the change since, when the cache vouches for them;
     /// `modules` are this run's (those it indexes), `recalled` says of each whether its file
     /// was recalled from the cache.
     pub fn find(
-        session: &'s Session<'_>,
+        session: &mut Session<'_>,
         dirs: &Dirs,
         modules: &[Module],
         recalled: &[bool],
-    ) -> Option<Prior<'s>> {
+    ) -> Option<Prior> {
         if !session.is_current() || modules.len() != recalled.len() {
             return None;
         }
+        let dep = session.take_previous_dep()?;
         let cache = session.cache()?;
-        let dep = session.previous_dep()?;
         let places: HashMap<&[u8], usize, BuildHasherDefault<PathHasher>> =
             modules.iter().enumerate().map(|(j, m)| (m.output_path(), j)).collect();
         let mut remap = Vec::new();
@@ -82,6 +82,11 @@ impl<'s> Prior<'s> {
         let path = |name: &str| [&dirs.output[..], b"/", name.as_bytes()].concat();
         let old = PATCHED.iter().map(|name| read::map_path(&path(name)).ok()).collect();
         Some(Prior { change, dep, old })
+    }
+
+    /// The previous run's `modules.dep`.
+    pub fn dep(&self) -> &[u8] {
+        &self.dep
     }
 
     /// The old index `name` (one of [`PATCHED`]), as it is in place.
