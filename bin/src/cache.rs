@@ -242,10 +242,9 @@ impl<'c> Session<'c> {
         self.current
     }
 
-    /// The previous run's `modules.dep`, as the check for [`Session::is_current`] read it
-    /// (mapped), taken from the session.
-    pub fn take_previous_dep(&mut self) -> Option<memmap2::Mmap> {
-        self.dep.take()
+    /// The previous run's `modules.dep`, as the check for [`Session::is_current`] read it.
+    pub fn previous_dep(&self) -> Option<&[u8]> {
+        self.dep.as_deref()
     }
 
     /// The checked cache, for the walk.

@@ -120,12 +120,17 @@ impl Inputs {
 }
 
 /// Generates one output: patched from the previous run's, where `prior` allows it, or built.
-fn make<'a>(kind: Kind, index: &Index<'a>, inputs: &'a Inputs, prior: Option<&Prior>) -> Made<'a> {
+fn make<'a>(
+    kind: Kind,
+    index: &Index<'a>,
+    inputs: &'a Inputs,
+    prior: Option<&Prior<'_>>,
+) -> Made<'a> {
     let mut data = Vec::new();
     if let Some((prior, old)) = prior.and_then(|p| Some((p, p.old(kind.name())?))) {
         let patched = match kind {
             Kind::DepBin => {
-                Some(output::patch_dep_bin(index, &prior.change, old, prior.dep(), &mut data))
+                Some(output::patch_dep_bin(index, &prior.change, old, prior.dep, &mut data))
             }
             Kind::Alias => Some(output::patch_alias(index, &prior.change, old, &mut data)),
             Kind::AliasBin => Some(output::patch_alias_bin(index, &prior.change, old, &mut data)),
@@ -198,7 +203,7 @@ pub fn build(
     log: &Log,
     dirs: &Dirs,
     index: &Index<'_>,
-    prior: Option<&Prior>,
+    prior: Option<&Prior<'_>>,
     dry_run: bool,
     threads: usize,
     sink: &mut Sink<'_>,

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
 use depmod_core::ModuleInfo;
-use depmod_core::output::Change;
+use depmod_core::output::{self, Change};
 use depmod_core::tree::Module;
 
 use crate::cache::Session;
@@ -28,37 +28,36 @@ pub const PATCHED: [&str; 4] =
     ["modules.dep.bin", "modules.alias", "modules.alias.bin", "modules.symbols.bin"];
 
 /// The previous run's indexes that can be patched, and the change since.
-pub struct Prior {
+pub struct Prior<'s> {
     pub change: Change,
     /// The previous run's `modules.dep`, which the module cache vouches for.
-    dep: memmap2::Mmap,
+    pub dep: &'s [u8],
     /// The old indexes of [`PATCHED`], each as it is in place (`None`: it could not be read).
     old: Vec<Option<memmap2::Mmap>>,
 }
 
-impl Prior {
+impl<'s> Prior<'s> {
     /// The previous run's indexes and the change since, when the cache vouches for them;
     /// `modules` are this run's (those it indexes), `recalled` says of each whether its file
     /// was recalled from the cache.
     pub fn find(
-        session: &mut Session<'_>,
+        session: &'s Session<'_>,
         dirs: &Dirs,
         modules: &[Module],
         recalled: &[bool],
-    ) -> Option<Prior> {
+    ) -> Option<Prior<'s>> {
         if !session.is_current() || modules.len() != recalled.len() {
             return None;
         }
-        let dep = session.take_previous_dep()?;
         let cache = session.cache()?;
+        let dep = session.previous_dep()?;
         let places: HashMap<&[u8], usize, BuildHasherDefault<PathHasher>> =
             modules.iter().enumerate().map(|(j, m)| (m.output_path(), j)).collect();
         let mut remap = Vec::new();
         let mut kept = vec![false; modules.len()];
         let mut gone: Vec<ModuleInfo> = Vec::new();
-        for line in dep.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let end = line.iter().position(|&b| b == b':')?;
-            let path = line.get(..end)?;
+        for line in output::dep_lines(dep) {
+            let (path, _) = line?;
             let new = places.get(path).copied().filter(|&j| recalled.get(j) == Some(&true));
             match new {
                 Some(j) => {
@@ -82,11 +81,6 @@ impl Prior {
         let path = |name: &str| [&dirs.output[..], b"/", name.as_bytes()].concat();
         let old = PATCHED.iter().map(|name| read::map_path(&path(name)).ok()).collect();
         Some(Prior { change, dep, old })
-    }
-
-    /// The previous run's `modules.dep`.
-    pub fn dep(&self) -> &[u8] {
-        &self.dep
     }
 
     /// The old index `name` (one of [`PATCHED`]), as it is in place.

@@ -45,7 +45,7 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
     phases.mark("config");
     let file = cache::File::read(log, opts, dirs);
     phases.mark("cache read");
-    let mut session = cache::Session::new(log, opts, dirs, &config, &file, inputs);
+    let session = cache::Session::new(log, opts, dirs, &config, &file, inputs);
     phases.mark("cache check");
     let verbose = opts.verbose > 0;
     // The dependency pass has messages to print, whatever the cache says.
@@ -109,7 +109,7 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
     // Which modules of the array were recalled (those kept of the ones found).
     let recalled: Vec<bool> =
         kept.places.iter().zip(&recalled).filter(|(p, _)| p.is_some()).map(|(_, &r)| r).collect();
-    let prior = Prior::find(&mut session, dirs, modules, &recalled);
+    let prior = Prior::find(&session, dirs, modules, &recalled);
     let index = Index {
         modules,
         infos,
@@ -135,14 +135,8 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
     });
     let (built, installed) = built?;
     let said = built.said;
-    // The previous run's indexes, replaced now: letting them go frees their pages, which takes
-    // milliseconds on some file systems (ext4), done beside the rest of the run.
-    let released = prior.map(|prior| std::thread::spawn(move || drop(prior)));
     session.write(log, writer.flatten(), &installed, said);
     phases.mark("cache written");
-    if let Some(released) = released {
-        let _ = released.join();
-    }
     Ok(())
 }
 

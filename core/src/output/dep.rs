@@ -41,6 +41,14 @@ pub fn write_dep_bin<'a>(
     finish(bin, index.warn_duplicates, "deps", value_only, Vec::new(), notice, out)
 }
 
+/// The lines of a `modules.dep` (written by this program or by kmod), one per module of its
+/// array in order, each with its module's path (the text before the colon); `None` for a line
+/// without a colon.
+pub fn dep_lines(text: &[u8]) -> impl Iterator<Item = Option<(&[u8], &[u8])>> {
+    let lines = text.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+    lines.map(|line| Some((line.get(..line.iter().position(|&b| b == b':')?)?, line)))
+}
+
 /// Appends `modules.dep.bin` as [`write_dep_bin`] would, made from `old`, the one the previous
 /// run wrote, its `modules.dep` (`old_dep`: one line per module of its array, in order) and
 /// `change`: the touched keys are the names of the modules gone, new, or whose line is not the
@@ -56,15 +64,12 @@ pub fn patch_dep_bin(
     // The old line of each of this run's modules that was in the previous run's array.
     let mut old_lines: Vec<Option<&[u8]>> = alloc::vec![None; index.modules.len()];
     let mut touched = Vec::new();
-    let mut lines = old_dep.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+    let mut lines = dep_lines(old_dep);
     for place in &change.remap {
-        let line = lines.next().ok_or(PatchError::Unreadable)?;
+        let (path, line) = lines.next().flatten().ok_or(PatchError::Unreadable)?;
         match place {
             Some(i) => *old_lines.get_mut(*i as usize).ok_or(PatchError::Unreadable)? = Some(line),
-            None => {
-                let path = line.split(|&b| b == b':').next().unwrap_or_default();
-                touch(&mut touched, &module_name(path));
-            }
+            None => touch(&mut touched, &module_name(path)),
         }
     }
     // The lines now that are not the old ones, one after the other, and where each ends.
@@ -173,14 +178,15 @@ mod tests {
         for (modules, change, old, new) in
             [(&without_b[..], gone, &with, &without), (&all[..], back, &without, &with)]
         {
+            assert!(change.is_consistent(modules.len()));
+            // The change reaches a line of a module that stays: usb-c needs snd-b, then not.
+            let c = entries(&new.1).into_iter().find(|(k, _)| k == "usb_c").unwrap();
+            assert_eq!(c.1[0].1.contains("snd-b.ko"), modules.len() == all.len());
             with_modules(modules, false, |index| {
+                // Appended after what `out` holds.
                 let mut out = vec![0xAA];
                 patch_dep_bin(index, &change, &old.1, &old.0, &mut out).unwrap();
                 assert_eq!(&out[1..], &new.1[..]);
-                // usb-c's line changed (it needs snd-b, then does not): written again.
-                assert!(change.is_consistent(modules.len()));
-                let c = entries(&out[1..]).into_iter().find(|(k, _)| k == "usb_c").unwrap();
-                assert_eq!(c.1[0].1.contains("snd-b.ko"), modules.len() == all.len());
             });
         }
     }

@@ -12,7 +12,7 @@ mod symbols;
 
 pub use builtin::{write_builtin_alias_bin, write_builtin_bin};
 pub use change::Change;
-pub use dep::{patch_dep_bin, write_dep, write_dep_bin};
+pub use dep::{dep_lines, patch_dep_bin, write_dep, write_dep_bin};
 pub use devname::{DevnameProblem, write_devname};
 pub use modinfo::{
     patch_alias, patch_alias_bin, write_alias, write_alias_bin, write_softdep, write_weakdep,
