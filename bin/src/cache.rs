@@ -25,8 +25,8 @@
 //! 5. Otherwise the run goes on; a new cache is encoded beside the outputs ([`Session::encode`])
 //!    and written after the indexes are installed ([`Session::write`]), unless nothing in it
 //!    changed. When only modules changed since the cache was written (everything else as in
-//!    step 4), the indexes in place are the previous run's, and some are patched rather than
-//!    built again ([`crate::prior`]).
+//!    step 4), the indexes in place are the previous run's: some are patched rather than built
+//!    again, and those the change does not reach are left in place ([`crate::prior`]).
 //!
 //! Where a cache is started: only in the system's own module directory (no `-b`), and only
 //! once it has indexes (`modules.dep`) from an earlier run. Image builders index a staging tree

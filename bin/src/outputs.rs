@@ -1,13 +1,21 @@
 //! Generating the outputs: all of them at once on the available threads, then, in kmod's order,
 //! their messages, each handed to the [`Sink`] (files, or stdout with `-n`). What the user sees
 //! is what a one-at-a-time generation would show.
+//!
+//! After a change of modules only ([`Prior`]), an output the change cannot reach is not made:
+//! the file in place is kept ([`Sink::unchanged`]). That is the builtin indexes, and the text
+//! indexes that list one kind of entry of each module, naming it but not its place
+//! (`modules.alias`, `.softdep`, `.weakdep`, `.symbols`, `.devname`), when neither the modules
+//! gone nor those added have any such entry. After one module without aliases or exports is
+//! removed from Debian 12's amd64 tree, that is seven of the eleven: 11% fewer instructions and
+//! page faults in the run.
 
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 
 use depmod_core::index::IndexError;
-use depmod_core::output::{self, BinError, DevnameProblem, Index, Notice};
+use depmod_core::output::{self, BinError, DevnameProblem, Entries, Index, Notice};
 
 use crate::cli::Dirs;
 use crate::install::Sink;
@@ -67,6 +75,21 @@ impl Kind {
         }
     }
 
+    /// Whether the output is the one in place after the change `prior` tells of: it is made of
+    /// the builtin inputs only (which `prior` vouches are unchanged), or lists only entries
+    /// that neither the modules gone nor those added have ([`output::Change::leaves`]).
+    fn stays(self, index: &Index<'_>, prior: &Prior<'_>) -> bool {
+        let entries = match self {
+            Kind::BuiltinBin | Kind::BuiltinAliasBin => return true,
+            Kind::Alias | Kind::Devname => Entries::Aliases,
+            Kind::Softdep => Entries::Softdeps,
+            Kind::Weakdep => Entries::Weakdeps,
+            Kind::Symbols => Entries::Exports,
+            Kind::Dep | Kind::DepBin | Kind::AliasBin | Kind::SymbolsBin => return false,
+        };
+        prior.change.leaves(index, entries)
+    }
+
     /// kmod's `-n` prints only the text outputs (its `.bin` writers do nothing then).
     fn is_text(self) -> bool {
         matches!(
@@ -85,6 +108,13 @@ enum Message<'a> {
 }
 
 /// One generated output.
+enum Output<'a> {
+    Made(Made<'a>),
+    /// The file in place, which the output would equal (not made).
+    InPlace,
+}
+
+/// One output made.
 struct Made<'a> {
     data: Vec<u8>,
     messages: Vec<Message<'a>>,
@@ -101,6 +131,10 @@ pub struct Built {
     pub said: bool,
     /// How many indexes were patched from the previous run's.
     pub patched: usize,
+    /// How many indexes were known to be the ones in place, and left there.
+    pub in_place: usize,
+    /// The indexes built in full, in kmod's order.
+    pub built: Vec<&'static str>,
 }
 
 /// The inputs of the builtin indexes, read before the outputs are made.
@@ -119,8 +153,24 @@ impl Inputs {
     }
 }
 
-/// Generates one output: patched from the previous run's, where `prior` allows it, or built.
+/// Generates one output: the one in place when `prior` tells it stays, and `in_place` allows
+/// that (the outputs go to files); else patched from the previous run's, where `prior` allows
+/// it, or built.
 fn make<'a>(
+    kind: Kind,
+    index: &Index<'a>,
+    inputs: &'a Inputs,
+    prior: Option<&Prior<'_>>,
+    in_place: bool,
+) -> Output<'a> {
+    if in_place && prior.is_some_and(|p| kind.stays(index, p)) {
+        return Output::InPlace;
+    }
+    Output::Made(build_one(kind, index, inputs, prior))
+}
+
+/// Generates one output: patched from the previous run's, where `prior` allows it, or built.
+fn build_one<'a>(
     kind: Kind,
     index: &Index<'a>,
     inputs: &'a Inputs,
@@ -215,13 +265,24 @@ pub fn build(
         Inputs::read(dirs)
     };
     let mut said = false;
-    let mut patched = 0;
+    let (mut patched, mut in_place, mut built) = (0, 0, Vec::new());
     par::for_each_in_order(
         &kinds,
         threads,
-        |&kind| make(kind, index, &inputs, prior),
-        |kind, made| {
-            patched += usize::from(made.patched);
+        |&kind| make(kind, index, &inputs, prior, !dry_run),
+        |kind, output| {
+            let made = match output {
+                Output::Made(made) => made,
+                Output::InPlace => {
+                    in_place += 1;
+                    sink.unchanged(&[kind.name()]);
+                    return Ok(());
+                }
+            };
+            match made.patched {
+                true => patched += 1,
+                false => built.push(kind.name()),
+            }
             for m in made.messages {
                 said |= report(log, dirs, index.warn_duplicates, m);
             }
@@ -232,7 +293,7 @@ pub fn build(
             sink.put(kind.name(), &made.data)
         },
     )?;
-    Ok(Built { said, patched })
+    Ok(Built { said, patched, in_place, built })
 }
 
 /// Reports one message; whether it is one (a duplicate is one only with `-w`).

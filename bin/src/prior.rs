@@ -1,6 +1,7 @@
 //! The indexes the previous run wrote, and what changed since, so that a re-run after a few
 //! modules changed patches its indexes instead of building them again
-//! ([`depmod_core::index::patch`]).
+//! ([`depmod_core::index::patch`]), and leaves in place those the change does not reach
+//! ([`crate::outputs`]).
 //!
 //! Only when the module cache vouches for them ([`Session::is_current`]): the indexes in
 //! place are the files the previous run installed, made from the modules its cache records

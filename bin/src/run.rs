@@ -126,8 +126,11 @@ fn index(log: &Log, opts: &Options, dirs: &Dirs, version: &[u8]) -> Result<(), F
         let built =
             outputs::build(log, dirs, &index, prior.as_ref(), opts.dry_run, threads, &mut sink);
         if phases.on() {
-            let patched = built.as_ref().map_or(0, |b| b.patched);
-            phases.mark(&format!("outputs ({patched} patched)"));
+            if let Ok(b) = &built {
+                let (patched, kept, built) = (b.patched, b.in_place, b.built.join(" "));
+                phases
+                    .mark(&format!("outputs ({patched} patched, {kept} in place; built: {built})"));
+            }
         }
         let built = built.and_then(|said| Ok((said, sink.finish()?)));
         phases.mark("install");

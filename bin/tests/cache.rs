@@ -921,8 +921,9 @@ fn series_module(rng: &mut Rng) -> Vec<u8> {
 
 /// A series of random changes (modules added, removed, replaced by other builds with other
 /// aliases and exports), each settled before the run: the warm runs patch `modules.dep.bin`,
-/// `modules.alias`, `modules.alias.bin` and `modules.symbols.bin` from the previous run's, and
-/// every index equals the cold run's.
+/// `modules.alias`, `modules.alias.bin` and `modules.symbols.bin` from the previous run's (or
+/// leave one in place, when the change does not reach it), and every index equals the cold
+/// run's.
 #[test]
 fn a_series_of_changes_patches_the_indexes_as_a_full_run_builds_them() {
     let mut t = Twin::new("series");
@@ -946,6 +947,8 @@ fn a_series_of_changes_patches_the_indexes_as_a_full_run_builds_them() {
     assert!(t.kept_indexes());
     let mut patched = 0;
     let rounds = 8;
+    let patchable =
+        ["modules.dep.bin", "modules.alias", "modules.alias.bin", "modules.symbols.bin"];
     for _ in 0..rounds {
         for _ in 0..1 + rng.below(3) {
             match rng.below(3) {
@@ -966,7 +969,40 @@ fn a_series_of_changes_patches_the_indexes_as_a_full_run_builds_them() {
         }
         settle();
         t.run(DEFAULT);
-        patched += usize::from(t.timing.iter().any(|l| l.contains("outputs (4 patched)")));
+        let line = t.timing.iter().find(|l| l.contains("outputs (")).expect("an outputs line");
+        let built = &line[line.find("built: ").unwrap() + 7..line.rfind(')').unwrap()];
+        patched += usize::from(built.split(' ').all(|name| !patchable.contains(&name)));
     }
     assert_eq!(patched, rounds, "every round patches the four indexes: {:?}", t.timing);
+}
+
+/// The indexes a change of modules leaves as they are (the modules added or gone have none of
+/// their entries, or they come from the builtin inputs only) stay in place, not made again; the
+/// others are patched or built; every index equals the cold run's.
+#[test]
+fn indexes_the_change_does_not_reach_stay_in_place() {
+    let mut t = Twin::new("in-place");
+    t.start_cache();
+    let in_place = |t: &Twin| {
+        let line = t.timing.iter().find(|l| l.contains("outputs (")).expect("an outputs line");
+        // Which are patched depends on the shape of each index (a change at its root is not).
+        line[line.find(", ").unwrap() + 2..line.find(';').unwrap()].to_string()
+    };
+    let dir = format!("lib/modules/{VERSION}");
+    // A module with no aliases, dependencies or exports: only its place and its needs are new.
+    let plain = spec(&["license=GPL"], &[], &["a_fn"]).build();
+    t.apply(|tree| tree.write(&format!("{dir}/kernel/e.ko"), &plain));
+    settle();
+    t.run(DEFAULT);
+    assert_eq!(in_place(&t), "7 in place");
+    // Soft and weak dependencies and device-node aliases go; no export does.
+    t.apply(|tree| fs::remove_file(tree.moddir().join("kernel/sub/d.ko")).unwrap());
+    settle();
+    t.run(DEFAULT);
+    assert_eq!(in_place(&t), "3 in place");
+    // Exports and aliases go; no soft or weak dependency is left to go.
+    t.apply(|tree| fs::remove_file(tree.moddir().join("kernel/a.ko")).unwrap());
+    settle();
+    t.run(DEFAULT);
+    assert_eq!(in_place(&t), "4 in place");
 }

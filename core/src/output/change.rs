@@ -8,6 +8,19 @@ use crate::index::patch::{Changes, PatchError, patch};
 use crate::module::ModuleInfo;
 use crate::tree::Module;
 
+/// What of each module an index made of the modules' own entries lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entries {
+    /// `modules.alias`, and `modules.devname` (which device-node aliases make).
+    Aliases,
+    /// `modules.softdep`.
+    Softdeps,
+    /// `modules.weakdep`.
+    Weakdeps,
+    /// `modules.symbols` (kmod's order for it is the symbol table's, by key, not by module).
+    Exports,
+}
+
 /// The previous run's modules against this run's: which continue unchanged, and what the
 /// others held.
 #[derive(Debug)]
@@ -38,6 +51,19 @@ impl Change {
             images += 1;
         }
         self.kept.len() == count && self.kept.iter().filter(|&&k| k).count() == images
+    }
+
+    /// Whether neither the modules gone nor those added have any `entries`. An index that lists
+    /// only such entries, each line naming its module but not its place, is then the old one
+    /// byte for byte: the modules kept keep their order and their entries.
+    pub fn leaves(&self, index: &Index<'_>, entries: Entries) -> bool {
+        let has = |info: &ModuleInfo| match entries {
+            Entries::Aliases => info.aliases().len() > 0,
+            Entries::Softdeps => info.softdeps().len() > 0,
+            Entries::Weakdeps => info.weakdeps().len() > 0,
+            Entries::Exports => info.exports().len() > 0,
+        };
+        !self.gone.iter().any(has) && !self.added(index).any(|(_, _, info)| has(info))
     }
 
     /// This run's modules that are none of the previous run's (at their places), with their

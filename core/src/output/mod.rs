@@ -11,7 +11,7 @@ mod modinfo;
 mod symbols;
 
 pub use builtin::{write_builtin_alias_bin, write_builtin_bin};
-pub use change::Change;
+pub use change::{Change, Entries};
 pub use dep::{dep_lines, patch_dep_bin, write_dep, write_dep_bin};
 pub use devname::{DevnameProblem, write_devname};
 pub use modinfo::{
