@@ -384,17 +384,18 @@ impl<'c> Session<'c> {
     /// Writes the cache `writer` makes, unless the file in place holds exactly it.
     fn put(&self, log: &Log, writer: CacheWriter<'_>) {
         let path = [&self.output[..], b"/", NAME.as_bytes()].concat();
-        let bytes = match writer.finish() {
-            Ok(bytes) => bytes,
+        let sealed = match writer.seal() {
+            Ok(sealed) => sealed,
             Err(e) => {
                 log!(log, Notice, "could not write ", &path[..], ": ", e.to_string());
                 return;
             }
         };
-        if self.old == Some(&bytes[..]) {
+        if self.old.is_some_and(|old| sealed.is(old)) {
             return;
         }
-        if let Err(e) = install::write_unflushed(&self.output, NAME, &bytes) {
+        let parts: Vec<&[u8]> = sealed.parts().collect();
+        if let Err(e) = install::write_unflushed(&self.output, NAME, &parts) {
             log!(log, Notice, "could not write ", &path[..], ": ", e, " (the indexes are written)");
         }
     }

@@ -189,7 +189,7 @@ impl<'l> Installer<'l> {
         name: &str,
         data: &[u8],
     ) -> Result<(PathBuf, File), (Option<PathBuf>, io::Error)> {
-        write_tmp(&self.dir, name, &mut self.counter, data)
+        write_tmp(&self.dir, name, &mut self.counter, &[data])
     }
 
     /// Waits for every written output to be flushed to disk, then renames each into place, in
@@ -355,12 +355,12 @@ fn libc_o_nofollow() -> i32 {
 }
 
 /// Creates a fresh temporary file for `name` in `dir` (numbered from `counter`) and writes
-/// `data` through it (not flushed).
+/// `parts` through it, one after the other (not flushed).
 fn write_tmp(
     dir: &Path,
     name: &str,
     counter: &mut u32,
-    data: &[u8],
+    parts: &[&[u8]],
 ) -> Result<(PathBuf, File), (Option<PathBuf>, io::Error)> {
     let pid = std::process::id();
     loop {
@@ -372,19 +372,19 @@ fn write_tmp(
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && *counter < 1000 => continue,
             Err(e) => return Err((None, e)),
         };
-        return match file.write_all(data) {
+        return match parts.iter().try_for_each(|part| file.write_all(part)) {
             Ok(()) => Ok((tmp, file)),
             Err(e) => Err((Some(tmp), e)),
         };
     }
 }
 
-/// Writes `data` as `dir/name` through a temporary file renamed over it, without flushing it
-/// (the module cache: a file cut short by a crash is detected when it is read). Nothing is
-/// left behind on failure.
-pub fn write_unflushed(dir: &[u8], name: &str, data: &[u8]) -> io::Result<()> {
+/// Writes `parts`, one after the other, as `dir/name` through a temporary file renamed over it,
+/// without flushing it (the module cache: a file cut short by a crash is detected when it is
+/// read). Nothing is left behind on failure.
+pub fn write_unflushed(dir: &[u8], name: &str, parts: &[&[u8]]) -> io::Result<()> {
     let dir = Path::new(OsStr::from_bytes(dir));
-    let (tmp, file) = write_tmp(dir, name, &mut 0, data).map_err(|(tmp, e)| {
+    let (tmp, file) = write_tmp(dir, name, &mut 0, parts).map_err(|(tmp, e)| {
         if let Some(tmp) = tmp {
             let _ = fs::remove_file(tmp);
         }

@@ -121,7 +121,7 @@ use core::ops::Range;
 use crate::ModuleInfo;
 
 pub use read::{Cache, Record, Rejected};
-pub use write::{CacheWriter, NotCached, TooLarge};
+pub use write::{CacheWriter, NotCached, Sealed, TooLarge};
 
 /// The first eight bytes of a cache file.
 pub const MAGIC: [u8; 8] = *b"DMRSCACH";

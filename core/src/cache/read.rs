@@ -221,10 +221,9 @@ impl<'a> Record<'a> {
         cur.stamp().unwrap_or_default()
     }
 
-    /// The record's bytes in the file.
-    pub(super) fn bytes(&self) -> &'a [u8] {
-        let (start, end) = (self.layout.start as usize, self.layout.end as usize);
-        self.data().get(start..end).unwrap_or_default()
+    /// Where the record lies in its file.
+    pub(super) fn span(&self) -> core::ops::Range<usize> {
+        self.layout.start as usize..self.layout.end as usize
     }
 
     /// Where the record's symbol numbers start from its start, and how many exports and

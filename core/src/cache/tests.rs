@@ -151,6 +151,59 @@ fn contents(file: &Shared) -> Vec<(Vec<u8>, Stamp, Summary)> {
 /// left out, the file holds the same records as a new writer's (some unused symbols stay);
 /// with many, it is byte for byte a new writer's: symbols numbered in the order the records
 /// use them, those no record uses any more dropped.
+/// Records kept from the old cache stay in it until the file is written: the sealed file's
+/// parts are runs of the old file between the new bytes, they make the file [`finish`] makes,
+/// and a path already kept, in any run, is refused again.
+///
+/// [`finish`]: CacheWriter::finish
+#[test]
+fn kept_records_are_runs_of_the_old_file() {
+    let all = modules(26);
+    let old = cache_of(&all[..24]);
+    let cache = Cache::parse(&old, ID).unwrap();
+    // Kept 0-2 (one run), a new one, kept 4-21 (3 left out), a new one, kept 23 (22 left out):
+    // too few left out for the symbols to be numbered again (which copies every record).
+    let order: Vec<usize> = [0, 1, 2, 24].into_iter().chain(4..22).chain([25, 23]).collect();
+    let write = || {
+        let mut w = CacheWriter::update(&cache, ID, SETTLED);
+        for &n in &order {
+            let (p, s, info) = &all[n];
+            match cache.get(p) {
+                Some(record) => w.keep(&record).unwrap(),
+                None => w.add(p, *s, info).unwrap(),
+            }
+        }
+        for n in [0, 2, 5, 23, 24] {
+            let (p, s, info) = &all[n];
+            assert_eq!(w.add(p, *s, info), Err(NotCached::Duplicate), "m{n}");
+        }
+        w
+    };
+    let sealed = write().seal().unwrap();
+    let whole: Vec<u8> = sealed.parts().flatten().copied().collect();
+    assert_eq!(whole, write().finish().unwrap());
+    assert_eq!(sealed.len(), whole.len());
+    assert!(sealed.is(&whole));
+    assert!(!sealed.is(&whole[..whole.len() - 1]));
+    assert!(!sealed.is(&[&whole[..], b"!"].concat()));
+    // Three runs of the old file (0-2, 4-21, 23), each after new bytes (the header, m24, m25) and
+    // before the rest (empty after the last), then the tail's five counts and parts.
+    let parts: Vec<&[u8]> = sealed.parts().collect();
+    assert_eq!(parts.len(), 7 + 10);
+    for run in [1, 3, 5] {
+        assert!(old.windows(parts[run].len()).any(|w| w == parts[run]), "part {run}");
+    }
+    assert_eq!(parts[6], b"");
+    let file: Shared = whole.into();
+    let got = Cache::parse(&file, ID).unwrap();
+    let paths: Vec<&[u8]> = got.records().map(|r| r.path()).collect();
+    let expected: Vec<Vec<u8>> = order.iter().map(|&n| path(n)).collect();
+    assert_eq!(paths, expected.iter().map(|p| &p[..]).collect::<Vec<_>>());
+    for (n, r) in order.iter().zip(got.records()) {
+        assert_eq!(summary(&r.info()), summary(&all[*n].2), "m{n}");
+    }
+}
+
 #[test]
 fn updated_cache_equals_a_new_one() {
     let all = modules(30);
